@@ -1,0 +1,1 @@
+"""Adapters: the ports of :mod:`celltable.domain.ports` implemented on real libraries."""

@@ -1,0 +1,180 @@
+"""The DuckDB query engine: stages source tables into a DuckDB file per plate, then reads chunks.
+
+Staging reads each source table once (SQLite through DuckDB's SQLite extension, shipped as a
+pinned wheel so it works offline; CSV through DuckDB's reader). Chunk queries then filter on the
+image key, which DuckDB answers from the zone maps of the staged tables without rescanning them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pyarrow.compute as pc
+import structlog
+
+from celltable.adapters.duckdb_sql import MISSING, data_type, ident, literal, render_chunk
+from celltable.domain.errors import SchemaError, SourceReadError
+from celltable.domain.join import ChunkQuery
+from celltable.domain.plan import Chunk
+from celltable.domain.presets import Preset, SourceFormat
+from celltable.domain.schema import Column, DataType, TableSchema
+from celltable.domain.sources import ChunkOutput, SourceUnit, StagedTable, StagedUnit, TableLocation
+
+log = structlog.get_logger("celltable.duckdb")
+
+
+@cache
+def sqlite_extension() -> str:
+    """Path of the SQLite extension matching the installed DuckDB, from its pinned wheel."""
+    try:
+        import duckdb_extension_sqlite_scanner as pkg
+    except ImportError as e:  # pragma: no cover - a broken install
+        raise SourceReadError(
+            "the package duckdb-extension-sqlite-scanner is missing; reinstall celltable"
+        ) from e
+    folder = Path(pkg.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    found = sorted(folder.glob("sqlite_scanner.duckdb_extension"))
+    if not found:
+        raise SourceReadError(
+            f"no SQLite extension for DuckDB {duckdb.__version__} in {folder.parent}; install "
+            f"duckdb-extension-sqlite-scanner=={duckdb.__version__}"
+        )
+    return str(found[0])
+
+
+@dataclass(frozen=True, slots=True)
+class DuckDBEngine:
+    """Implements :class:`celltable.domain.ports.QueryEngine`. Holds settings only, so it can be
+    shipped to worker processes; connections are opened inside each task."""
+
+    threads: int = 1
+    memory_limit: str | None = None
+
+    def _connect(self, database: str = ":memory:", *, read_only: bool = False,
+                 temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+        config: dict[str, object] = {
+            "threads": self.threads,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        if temp_dir:
+            config["temp_directory"] = temp_dir
+        return duckdb.connect(database, read_only=read_only, config=config)
+
+    # staging -------------------------------------------------------------------------------
+
+    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str) -> StagedUnit:
+        digest = hashlib.sha1(f"{unit.key}\0{unit.path}".encode()).hexdigest()[:16]
+        db = Path(staging_dir) / f"plate-{digest}.duckdb"
+        with self._connect(str(db), temp_dir=str(Path(staging_dir) / f"spill-{digest}")) as con:
+            if unit.format is SourceFormat.SQLITE:
+                self._attach_sqlite(con, unit.path)
+            tables = tuple(self._stage_table(con, unit, loc, preset) for loc in unit.tables)
+            con.execute("CHECKPOINT")
+        log.info("plate_staged", plate=unit.key, rows={t.table: t.rows for t in tables})
+        return StagedUnit(unit, str(db), tables)
+
+    @staticmethod
+    def _attach_sqlite(con: duckdb.DuckDBPyConnection, path: str) -> None:
+        con.execute(f"LOAD {literal(sqlite_extension())}")
+        try:
+            con.execute(f"ATTACH {literal(path)} AS src (TYPE sqlite, READ_ONLY)")
+        except duckdb.Error as e:
+            raise SourceReadError(f"cannot open SQLite file {path}: {e}") from e
+
+    def _stage_table(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
+                     preset: Preset) -> StagedTable:
+        target = ident(loc.table)
+        if unit.format is SourceFormat.SQLITE:
+            sources = [f"src.{ident(loc.name_in_source)}"]
+        else:
+            # The sniffer types columns from a sample; if a later value contradicts it, read
+            # again with the whole file as the sample.
+            sources = [f"read_csv({literal(loc.path)}, header = true)",
+                       f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
+        for i, source in enumerate(sources):
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
+                break
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
+                if i + 1 == len(sources):
+                    raise SourceReadError(f"cannot read {self._where(unit, loc)}: {e}") from e
+            except duckdb.Error as e:
+                raise SourceReadError(f"cannot read {self._where(unit, loc)}: {e}") from e
+        schema = TableSchema(
+            loc.table,
+            tuple(Column(name, data_type(t)) for name, t, *_ in con.execute(f"DESCRIBE {target}").fetchall()),
+        )
+        rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+        key = preset.image_key
+        if key not in schema.names:
+            by_image: tuple[tuple[int, int], ...] = ((0, rows),) if rows else ()
+            nulls = 0
+        elif schema.type_of(key) is not DataType.INT64:
+            raise SchemaError(
+                f"{self._where(unit, loc)}: column {key} holds {schema.type_of(key).value} "
+                "values, not whole numbers; the image key must be an integer"
+            )
+        else:
+            counted = con.execute(
+                f"SELECT {ident(key)}, count(*) FROM {target} GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+            by_image = tuple((k, n) for k, n in counted if k is not None)
+            nulls = sum(n for k, n in counted if k is None)
+            if nulls:  # rows without a key travel with the first chunk
+                first = by_image[0][0] if by_image else 0
+                by_image = ((first, nulls), *by_image)
+        return StagedTable(loc.table, schema, rows, by_image, null_keys=nulls)
+
+    @staticmethod
+    def _where(unit: SourceUnit, loc: TableLocation) -> str:
+        if unit.format is SourceFormat.SQLITE:
+            return f"table {loc.name_in_source} of {loc.path}"
+        return loc.path
+
+    # reading -------------------------------------------------------------------------------
+
+    def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
+        table = staged.table(query.table)
+        key_present = table is not None and query.image_key in table.schema.names
+        sql = render_chunk(query, key_present)
+        with self._connect(staged.handle, read_only=True) as con:
+            result = con.execute(sql).fetch_arrow_table()
+        flags = [n for n in result.column_names if n.startswith(MISSING)]
+        rows_in = query.chunk.rows  # base rows of these images, counted when staged
+        if not flags:
+            return ChunkOutput(query.chunk, result, result.num_rows, rows_in)
+        assert query.join is not None
+        missing = []
+        any_missing = None
+        for name, step in zip(flags, query.join.steps):
+            flag = result.column(name)
+            missing.append((step.describe(), int(pc.sum(flag).as_py() or 0)))
+            any_missing = flag if any_missing is None else pc.or_(any_missing, flag)
+        kept = result.filter(pc.invert(any_missing)).drop_columns(flags)
+        return ChunkOutput(
+            query.chunk, kept, kept.num_rows, rows_in,
+            dropped=result.num_rows - kept.num_rows, missing=tuple(missing),
+        )
+
+    def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
+        with self._connect(staged.handle, read_only=True) as con:
+            try:
+                result = con.execute(
+                    f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
+                    f"FROM ({sql}) AS q"
+                ).fetch_arrow_table()
+            except duckdb.Error as e:
+                raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {e}") from e
+        chunk = Chunk(staged.unit.key, 0, None, None, 0)
+        return ChunkOutput(chunk, result, result.num_rows, rows_in=0)
+
+    def release(self, staged: StagedUnit) -> None:
+        Path(staged.handle).unlink(missing_ok=True)
+        Path(staged.handle + ".wal").unlink(missing_ok=True)

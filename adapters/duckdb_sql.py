@@ -1,0 +1,106 @@
+"""Rendering the domain's queries as DuckDB SQL. Every name is quoted; no name is pasted raw."""
+
+from __future__ import annotations
+
+from celltable.domain.join import ChunkQuery, SelectColumn
+from celltable.domain.schema import DataType
+
+SQL_TYPES = {
+    DataType.BOOL: "BOOLEAN",
+    DataType.INT64: "BIGINT",
+    DataType.FLOAT64: "DOUBLE",
+    DataType.STRING: "VARCHAR",
+    DataType.NULL: "VARCHAR",
+}
+
+_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+         "UINTEGER", "UBIGINT", "UHUGEINT"}
+_FLOATS = {"FLOAT", "DOUBLE", "REAL"}
+
+MISSING = "__celltable_missing_"
+
+
+def ident(name: str) -> str:
+    """A quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A quoted string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def data_type(duckdb_type: str) -> DataType:
+    """The logical type of a DuckDB column type."""
+    t = duckdb_type.upper()
+    if t in _INTS:
+        return DataType.INT64
+    if t in _FLOATS or t.startswith("DECIMAL"):
+        return DataType.FLOAT64
+    if t == "BOOLEAN":
+        return DataType.BOOL
+    if t == '"NULL"' or t == "NULL":
+        return DataType.NULL
+    return DataType.STRING
+
+
+def _select(col: SelectColumn, aliases: dict[str, str]) -> str:
+    sql_type = SQL_TYPES[col.type]
+    if col.constant is not None:
+        value = literal(col.constant)
+    elif col.source is None or col.table is None:
+        value = "NULL"
+    else:
+        value = f"{aliases[col.table]}.{ident(col.source)}"
+    return f"CAST({value} AS {sql_type}) AS {ident(col.output)}"
+
+
+def _in_chunk(alias: str, key: str, query: ChunkQuery, *, with_nulls: bool) -> list[str]:
+    """Conditions keeping rows of the chunk's images; rows with a NULL key go to the first chunk."""
+    column = f"{alias}.{ident(key)}"
+    chunk = query.chunk
+    conds = []
+    if chunk.lower is not None:
+        conds.append(f"{column} >= {int(chunk.lower)}")
+    if chunk.upper is not None:
+        upper = f"{column} < {int(chunk.upper)}"
+        conds.append(f"({upper} OR {column} IS NULL)" if with_nulls and chunk.lower is None else upper)
+    return conds
+
+
+def render_chunk(query: ChunkQuery, key_present: bool = True) -> str:
+    """The SELECT of one chunk: a join when ``query.join`` is set, else one table.
+
+    A joined query LEFT JOINs every partner and adds a ``__celltable_missing_<i>`` flag per join
+    step, so rows without a partner are counted before they are dropped.
+    """
+    base = "t0"
+    aliases = {query.table: base}
+    joins = []
+    flags = []
+    if query.join is not None:
+        key = ident(query.join.image_key)
+        for i, step in enumerate(query.join.steps, start=1):
+            alias = f"t{i}"
+            aliases[step.parent] = alias
+            on = [
+                f"{alias}.{key} = {aliases[step.child]}.{key}",
+                f"{alias}.{ident(step.parent_object_number)} = {aliases[step.child]}.{ident(step.column)}",
+                *_in_chunk(alias, query.image_key, query, with_nulls=False),
+            ]
+            joins.append(f"LEFT JOIN {ident(step.parent)} AS {alias} ON " + " AND ".join(on))
+            flags.append(
+                f"{alias}.{ident(step.parent_object_number)} IS NULL AS {ident(MISSING + str(i - 1))}"
+            )
+        if query.join.with_image:
+            aliases["Image"] = "ti"
+            on = [f"ti.{key} = {base}.{key}", *_in_chunk("ti", query.image_key, query, with_nulls=False)]
+            joins.append(f"LEFT JOIN {ident('Image')} AS ti ON " + " AND ".join(on))
+    selects = [_select(c, aliases) for c in query.columns] + flags
+    where = _in_chunk(base, query.image_key, query, with_nulls=True) if key_present else []
+    sql = f"SELECT {', '.join(selects)} FROM {ident(query.table)} AS {base} " + " ".join(joins)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if query.order_by:
+        sql += " ORDER BY " + ", ".join(f"{base}.{ident(c)}" for c in query.order_by)
+    return sql

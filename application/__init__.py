@@ -1,0 +1,1 @@
+"""Use cases of celltable, written against the ports of :mod:`celltable.domain.ports`."""

@@ -1,0 +1,269 @@
+"""The convert use case: source tables in, one single-cell table (or one per table) out."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import structlog
+
+from celltable.application.tasks import run_ordered
+from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
+from celltable.domain.model import ConversionRequest, ConversionResult, TableReport
+from celltable.domain.naming import OBJECT_NUMBER, image_number
+from celltable.domain.output import OutputPlan, check_join_columns, plan_output
+from celltable.domain.plan import auto_chunk_size, plan_chunks
+from celltable.domain.ports import Destination, QueryEngine, SourceLocator, TableWriter, TaskRunner
+from celltable.domain.presets import IMAGE
+from celltable.domain.sources import StagedUnit
+
+log = structlog.get_logger("celltable.convert")
+
+JOINED_NAME = "joined"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The adapters a conversion runs on, built by the composition root."""
+
+    locator: SourceLocator
+    engine: QueryEngine
+    writer: TableWriter
+    destination: Destination
+    runner: TaskRunner
+    memory_budget: int
+    producer: str
+    version: str
+
+
+def convert(request: ConversionRequest, services: Services) -> ConversionResult:
+    """Convert ``request.source_path`` into ``request.dest_path``.
+
+    Nothing appears at the destination unless the whole conversion succeeds.
+
+    Raises:
+        CelltableError: Any named failure; the destination is left as it was.
+    """
+    started = time.perf_counter()
+    preset, opts = request.preset, request.options
+    spec = derive_join(preset) if opts.join else None
+    layout = services.locator.discover(request.source_path, preset)
+    log.info("source_found", source=layout.root, plates=len(layout.units), skipped=len(layout.skipped))
+    paths = services.destination.prepare(
+        request.dest_path, folder=not opts.join, overwrite=opts.overwrite
+    )
+    staged: list[StagedUnit] = []
+    try:
+        staged = list(
+            run_ordered(
+                services.runner,
+                services.engine.stage,
+                ((f"staging plate {u.key!r}", (u, preset, paths.scratch)) for u in layout.units),
+                window=max(1, services.runner.workers),
+            )
+        )
+        source_rows = Counter()
+        for s in staged:
+            for t in s.tables:
+                source_rows[t.table] += t.rows
+        log.info("source_staged", rows=dict(source_rows))
+        if opts.join_sql:
+            reports = [_convert_sql(request, services, staged, paths.output)]
+        elif spec is not None:
+            reports = [_convert_joined(request, services, spec, staged, paths.output)]
+        else:
+            reports = [
+                _convert_table(request, services, table, staged, f"{paths.output}/{table.lower()}.parquet")
+                for table in preset.tables
+                if any(s.table(table) is not None for s in staged)
+            ]
+        dest = services.destination.publish()
+    except BaseException:
+        services.destination.discard()
+        raise
+    finally:
+        for s in staged:
+            services.engine.release(s)
+    reports = [_at(r, dest, paths.output) for r in reports]
+    result = ConversionResult(
+        dest_path=dest,
+        preset=preset.name,
+        plates=tuple(u.key for u in layout.units),
+        source_rows=tuple(sorted(source_rows.items())),
+        tables=tuple(reports),
+        duration_s=time.perf_counter() - started,
+    )
+    log.info(
+        "conversion_done",
+        dest=dest,
+        rows_out=result.rows_out,
+        dropped=sum(t.dropped for t in reports),
+        seconds=round(result.duration_s, 3),
+    )
+    return result
+
+
+def _at(report: TableReport, dest: str, staged_output: str) -> TableReport:
+    path = dest + report.path[len(staged_output) :]
+    return TableReport(report.name, path, report.rows_in, report.rows_out, report.columns,
+                       report.dropped, report.missing)
+
+
+def _chunk_size(request: ConversionRequest, services: Services, plan: OutputPlan) -> int:
+    if request.options.chunk_size:
+        return request.options.chunk_size
+    budget = services.memory_budget // max(1, services.runner.workers)
+    return auto_chunk_size(len(plan.columns), budget)
+
+
+def _convert_joined(
+    request: ConversionRequest,
+    services: Services,
+    spec: JoinSpec,
+    staged: list[StagedUnit],
+    path: str,
+) -> TableReport:
+    preset = request.preset
+    specs = {s.unit.key: check_join_columns(preset, spec, s) for s in staged}
+    tables = (IMAGE, *spec.tables)
+    plan = plan_output(preset, JOINED_NAME, tables, staged, joined=True)
+    chunk_size = _chunk_size(request, services, plan)
+    base = preset.compartment(spec.base)
+    queries = []
+    for s in staged:
+        base_table = s.table(spec.base)
+        for chunk in plan_chunks(s.unit.key, base_table.rows_by_image, chunk_size):
+            queries.append(
+                ChunkQuery(
+                    chunk=chunk,
+                    columns=plan.selects_for(s.unit.key),
+                    table=spec.base,
+                    image_key=preset.image_key,
+                    join=specs[s.unit.key],
+                    order_by=(preset.image_key, base.object_number),
+                )
+            )
+    return _write(request, services, plan, staged, queries, path, chunk_size)
+
+
+def _convert_table(
+    request: ConversionRequest,
+    services: Services,
+    table: str,
+    staged: list[StagedUnit],
+    path: str,
+) -> TableReport:
+    preset = request.preset
+    plan = plan_output(preset, table, (table,), staged, joined=False)
+    chunk_size = _chunk_size(request, services, plan)
+    order = [preset.image_key]
+    if table != IMAGE:
+        order.append(preset.compartment(table).object_number)
+    queries = []
+    for s in staged:
+        st = s.table(table)
+        if st is None:
+            continue
+        present = tuple(c for c in order if c in st.schema.names)
+        for chunk in plan_chunks(s.unit.key, st.rows_by_image, chunk_size):
+            queries.append(
+                ChunkQuery(chunk, plan.selects_for(s.unit.key), table, preset.image_key,
+                           order_by=present)
+            )
+    return _write(request, services, plan, staged, queries, path, chunk_size)
+
+
+def _write(
+    request: ConversionRequest,
+    services: Services,
+    plan: OutputPlan,
+    staged: list[StagedUnit],
+    queries: list[ChunkQuery],
+    path: str,
+    chunk_size: int,
+) -> TableReport:
+    by_key = {s.unit.key: s for s in staged}
+    sink = services.writer.create(path, plan.columns)
+    rows_in = rows_out = dropped = 0
+    missing: Counter[str] = Counter()
+    log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=chunk_size,
+             columns=len(plan.columns))
+    jobs = ((q.chunk.describe(), (by_key[q.chunk.unit], q)) for q in queries)
+    window = 2 * max(1, services.runner.workers)
+    for out in run_ordered(services.runner, services.engine.read_chunk, jobs, window):
+        sink.write(out.data)
+        rows_in += out.rows_in
+        rows_out += out.rows_out
+        dropped += out.dropped
+        missing.update(dict(out.missing))
+        log.debug("chunk_written", table=plan.name, plate=out.chunk.unit, chunk=out.chunk.index,
+                  rows=out.rows_out)
+    report = TableReport(plan.name, path, rows_in, rows_out, len(plan.columns), dropped,
+                         tuple(sorted(missing.items())))
+    written = sink.close(_provenance(request, services, staged, report, chunk_size))
+    if written != rows_out:
+        raise AssertionError(f"{path}: wrote {written} rows, expected {rows_out}")
+    if dropped:
+        log.warning("rows_dropped", table=plan.name, dropped=dropped, by_relationship=dict(missing))
+    log.info("table_written", table=plan.name, rows_in=rows_in, rows_out=rows_out)
+    return report
+
+
+def _convert_sql(
+    request: ConversionRequest, services: Services, staged: list[StagedUnit], path: str
+) -> TableReport:
+    """The expert path: the user's SELECT, run once per plate, plates stacked."""
+    outputs = list(
+        run_ordered(
+            services.runner,
+            services.engine.read_sql,
+            ((f"join SQL on plate {s.unit.key!r}", (s, request.options.join_sql, s.unit.key))
+             for s in staged),
+            window=max(1, services.runner.workers),
+        )
+    )
+    columns = services.writer.columns_of(outputs[0].data) if outputs else ()
+    sink = services.writer.create(path, columns)
+    for out in outputs:
+        sink.write(out.data)
+    rows_out = sum(o.rows_out for o in outputs)
+    base = request.preset.base
+    rows_in = sum(t.rows for s in staged for t in s.tables if t.table == base)
+    report = TableReport(JOINED_NAME, path, rows_in, rows_out, len(columns))
+    sink.close(_provenance(request, services, staged, report, 0))
+    return report
+
+
+def _provenance(
+    request: ConversionRequest,
+    services: Services,
+    staged: list[StagedUnit],
+    report: TableReport,
+    chunk_size: int,
+) -> dict[str, str]:
+    sources = [
+        {"plate": s.unit.key, "path": s.unit.path,
+         "tables": {t.table: {"rows": t.rows, "columns": len(t.schema.columns)} for t in s.tables}}
+        for s in staged
+    ]
+    prov = {
+        "preset": request.preset.name,
+        "source_path": request.source_path,
+        "sources": sources,
+        "join": request.options.join,
+        "join_sql": request.options.join_sql,
+        "chunk_size": chunk_size,
+        "table": report.name,
+        "rows_in": report.rows_in,
+        "rows_out": report.rows_out,
+        "rows_dropped": report.dropped,
+        "missing_partners": dict(report.missing),
+        "keys": [image_number(request.preset), OBJECT_NUMBER],
+    }
+    return {
+        "data-producer": services.producer,
+        "data-producer-version": services.version,
+        "celltable.provenance": json.dumps(prov, sort_keys=True),
+    }

@@ -1,0 +1,39 @@
+"""The errors celltable raises. Every message says what to do next."""
+
+from __future__ import annotations
+
+
+class CelltableError(Exception):
+    """Root of every error celltable raises on purpose."""
+
+
+class SourceNotFoundError(CelltableError):
+    """The source path does not exist."""
+
+
+class NoTablesFoundError(CelltableError):
+    """The source exists but holds none of the tables the preset names."""
+
+
+class UnknownPresetError(CelltableError):
+    """The preset name is not one celltable knows."""
+
+
+class InvalidPresetError(CelltableError):
+    """A preset (built in or given by the user) contradicts itself."""
+
+
+class SourceReadError(CelltableError):
+    """A source file could not be read (corrupt SQLite, unreadable CSV ...)."""
+
+
+class SchemaError(CelltableError):
+    """A table lacks a column the preset needs (a key column, a parent reference ...)."""
+
+
+class DestinationError(CelltableError):
+    """The destination cannot be written (it exists, or it lies inside the source ...)."""
+
+
+class ExecutionError(CelltableError):
+    """A task of the conversion failed; the message names the plate and chunk."""

@@ -1,0 +1,137 @@
+"""Output column names and order.
+
+One naming rule for every preset, so the same plate exported as CSV or as SQLite gives the same
+columns, and pycytominer infers features from prefixes:
+
+* ``Metadata_TableNumber`` (the plate or source unit), ``Metadata_ImageNumber`` and
+  ``Metadata_ObjectNumber`` (of the base compartment) identify a row;
+* image metadata keeps its name without any ``Image_`` prefix: ``Metadata_Well``, ``Metadata_Plate``;
+* other image columns (file and path names, counts) become ``Image_*``;
+* parent references and other identifiers of a compartment become ``Metadata_<Compartment>_*``:
+  ``Metadata_Cytoplasm_Parent_Cells``;
+* every other compartment column is a feature named ``<Compartment>_*``; a source column already
+  carrying that prefix keeps it (``Cells_AreaShape_Area`` from SQLite, ``AreaShape_Area`` from CSV
+  both give ``Cells_AreaShape_Area``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from celltable.domain.presets import IMAGE, Compartment, Preset
+
+TABLE_NUMBER = "Metadata_TableNumber"
+OBJECT_NUMBER = "Metadata_ObjectNumber"
+
+
+class Role(str, Enum):
+    """What a column is to downstream tools."""
+
+    KEY = "key"
+    METADATA = "metadata"
+    FEATURE = "feature"
+
+
+@dataclass(frozen=True, slots=True)
+class NamedColumn:
+    """A source column and the name it takes in the output."""
+
+    source: str
+    output: str
+    role: Role
+
+
+def image_number(preset: Preset) -> str:
+    """The output name of the image key: ``Metadata_ImageNumber``."""
+    return f"Metadata_{preset.image_key}"
+
+
+def _strip(column: str, prefix: str) -> str:
+    head = prefix + "_"
+    return column[len(head) :] if column.startswith(head) else column
+
+
+def name_image_columns(
+    preset: Preset, columns: Iterable[str], *, joined: bool
+) -> tuple[NamedColumn, ...]:
+    """Names of the image table's columns.
+
+    In a joined table the image key comes from the base compartment, and only metadata and the
+    columns starting with one of ``preset.image_columns`` are carried.
+    """
+    named = []
+    for col in columns:
+        rest = _strip(col, IMAGE)
+        if col == preset.image_key:
+            if not joined:
+                named.append(NamedColumn(col, image_number(preset), Role.KEY))
+        elif rest.startswith("Metadata_"):
+            named.append(NamedColumn(col, rest, Role.METADATA))
+        elif not joined or rest.startswith(preset.image_columns):
+            named.append(NamedColumn(col, f"{IMAGE}_{rest}", Role.FEATURE))
+    return _deduplicate(named)
+
+
+def name_compartment_columns(
+    preset: Preset, compartment: Compartment, columns: Iterable[str], *, joined: bool
+) -> tuple[NamedColumn, ...]:
+    """Names of a compartment table's columns.
+
+    In a joined table only the base compartment contributes the image and object keys; the other
+    compartments' object numbers equal the base's parent references and are dropped, unless the
+    preset keeps them (pycytominer naming).
+    """
+    prefix = compartment.name
+    is_base = compartment.name == preset.base
+    references = {r.column for r in preset.relationships if r.child == compartment.name}
+    named = []
+    for col in columns:
+        rest = _strip(col, prefix)
+        if col == preset.image_key:
+            if is_base or not joined:
+                named.append(NamedColumn(col, image_number(preset), Role.KEY))
+        elif col == compartment.object_number:
+            if is_base or not joined:
+                named.append(NamedColumn(col, OBJECT_NUMBER, Role.KEY))
+            if joined and preset.keep_object_numbers:
+                named.append(NamedColumn(col, f"Metadata_{prefix}_{rest}", Role.METADATA))
+        elif col in references or rest.startswith("Parent_"):
+            named.append(NamedColumn(col, f"Metadata_{prefix}_{rest}", Role.METADATA))
+        elif rest.startswith("Metadata_"):
+            named.append(NamedColumn(col, f"Metadata_{prefix}_{_strip(rest, 'Metadata')}", Role.METADATA))
+        else:
+            named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE))
+    return _deduplicate(named)
+
+
+def _deduplicate(named: Sequence[NamedColumn]) -> tuple[NamedColumn, ...]:
+    """Two source columns that would share a name keep both: later ones get ``_2``, ``_3`` ...."""
+    seen: dict[str, int] = {}
+    out = []
+    for col in named:
+        n = seen.get(col.output, 0) + 1
+        seen[col.output] = n
+        out.append(col if n == 1 else NamedColumn(col.source, f"{col.output}_{n}", col.role))
+    return tuple(out)
+
+
+_FIXED_ORDER = ("metadata_tablenumber", "metadata_imagenumber", "metadata_objectnumber")
+
+
+def column_order_key(preset: Preset, name: str) -> tuple[int, int, str]:
+    """Sort key giving the incumbent's column order: keys, metadata, image, compartments, rest.
+
+    Compartments follow the preset's order (base first); names sort alphabetically within a group.
+    """
+    lower = name.lower()
+    if lower in _FIXED_ORDER:
+        return (0, _FIXED_ORDER.index(lower), "")
+    if "metadata" in lower:
+        return (1, 0, name)
+    groups = (IMAGE, *(c.name for c in preset.compartments))
+    for i, group in enumerate(groups):
+        if lower.startswith(group.lower()):
+            return (2, i, name)
+    return (3, 0, name)

@@ -1,0 +1,121 @@
+"""The columns of an output table across plates, and what each plate selects for them.
+
+Plates can differ (a column missing in one, typed int in one and float in another): the output
+holds the union of columns, each with the type that holds every plate's values
+(:func:`celltable.domain.schema.unify_types`); a plate lacking a column gives NULLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from celltable.domain.errors import SchemaError
+from celltable.domain.join import JoinSpec, SelectColumn
+from celltable.domain.naming import (
+    TABLE_NUMBER,
+    NamedColumn,
+    column_order_key,
+    name_compartment_columns,
+    name_image_columns,
+)
+from celltable.domain.presets import IMAGE, Preset
+from celltable.domain.schema import Column, DataType, unify_types
+from celltable.domain.sources import StagedUnit
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPlan:
+    """An output table: its columns, and per plate the select list that fills them."""
+
+    name: str
+    columns: tuple[Column, ...]
+    selects: tuple[tuple[str, tuple[SelectColumn, ...]], ...]
+
+    def selects_for(self, unit: str) -> tuple[SelectColumn, ...]:
+        return dict(self.selects)[unit]
+
+
+def _named(preset: Preset, table: str, columns: Sequence[str], joined: bool) -> tuple[NamedColumn, ...]:
+    if table == IMAGE:
+        return name_image_columns(preset, columns, joined=joined)
+    return name_compartment_columns(preset, preset.compartment(table), columns, joined=joined)
+
+
+def plan_output(
+    preset: Preset, name: str, tables: Sequence[str], units: Sequence[StagedUnit], *, joined: bool
+) -> OutputPlan:
+    """The output table ``name`` made of ``tables`` (a join, or one table) over ``units``."""
+    per_unit: dict[str, dict[str, tuple[str, str, DataType]]] = {}
+    types: dict[str, list[DataType]] = {}
+    for staged in units:
+        chosen: dict[str, tuple[str, str, DataType]] = {}
+        for table in tables:
+            st = staged.table(table)
+            if st is None:
+                continue
+            for col in _named(preset, table, st.schema.names, joined):
+                out = col.output
+                n = 1
+                while out in chosen:  # the same name from two tables of one plate
+                    n += 1
+                    out = f"{col.output}_{n}"
+                chosen[out] = (table, col.source, st.schema.type_of(col.source))
+                types.setdefault(out, []).append(chosen[out][2])
+        per_unit[staged.unit.key] = chosen
+    if TABLE_NUMBER in types:
+        raise SchemaError(
+            f"a source column is named {TABLE_NUMBER!r}, which celltable uses for the plate; "
+            "rename it in the source"
+        )
+    order = sorted(types, key=lambda n: column_order_key(preset, n))
+    columns = (Column(TABLE_NUMBER, DataType.STRING),) + tuple(
+        Column(n, unify_types(types[n])) for n in order
+    )
+    selects = []
+    for unit, chosen in per_unit.items():
+        row = [SelectColumn(TABLE_NUMBER, DataType.STRING, constant=unit)]
+        for col in columns[1:]:
+            if col.name in chosen:
+                table, source, _ = chosen[col.name]
+                row.append(SelectColumn(col.name, col.type, table=table, source=source))
+            else:
+                row.append(SelectColumn(col.name, col.type))
+        selects.append((unit, tuple(row)))
+    return OutputPlan(name, columns, tuple(selects))
+
+
+def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> JoinSpec:
+    """The join for one plate, after checking it has every table and key column the join needs.
+
+    A plate without an image table still joins (its image columns are NULL).
+
+    Raises:
+        SchemaError: A compartment table or a key column is missing; the message names the plate.
+    """
+    where = f"plate {staged.unit.key!r} ({staged.unit.path})"
+    needed: dict[str, set[str]] = {}
+    for table in spec.tables:
+        needed.setdefault(table, set()).update(
+            {preset.image_key, preset.compartment(table).object_number}
+        )
+    for step in spec.steps:
+        needed[step.child].add(step.column)
+    for table, cols in needed.items():
+        st = staged.table(table)
+        if st is None:
+            raise SchemaError(
+                f"{where} has no {table} table ({preset.compartment(table).table}); "
+                "convert with --no-join, or choose a preset without it"
+            )
+        missing = sorted(cols - set(st.schema.names))
+        if missing:
+            raise SchemaError(
+                f"{where}: table {table} lacks the key columns {missing} that preset "
+                f"{preset.name!r} joins on; is this the right preset?"
+            )
+    image = staged.table(IMAGE)
+    with_image = image is not None and preset.image_key in image.schema.names
+    if with_image == spec.with_image:
+        return spec
+    return JoinSpec(spec.base, spec.image_key, spec.steps, with_image)

@@ -1,0 +1,73 @@
+"""Chunk plans: which images each task converts.
+
+Chunks are ranges of the image key within one plate (source unit), so every object of an image,
+in every compartment, lands in the same chunk and joins never cross chunks. Ranges are half-open
+and the first and last are unbounded, so every possible key falls in exactly one chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MIN_CHUNK_ROWS = 1_000
+MAX_CHUNK_ROWS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Images ``lower <= key < upper`` of one source unit (``None``: unbounded)."""
+
+    unit: str
+    index: int
+    lower: int | None
+    upper: int | None
+    rows: int
+
+    def contains(self, key: int) -> bool:
+        return (self.lower is None or key >= self.lower) and (self.upper is None or key < self.upper)
+
+    def describe(self) -> str:
+        lo = "" if self.lower is None else str(self.lower)
+        hi = "" if self.upper is None else str(self.upper - 1)
+        return f"plate {self.unit!r} chunk {self.index} (images {lo or 'first'}..{hi or 'last'})"
+
+
+def plan_chunks(unit: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: int) -> tuple[Chunk, ...]:
+    """Group images into chunks of about ``chunk_size`` rows, never splitting an image.
+
+    Args:
+        unit: The source unit (plate) the keys belong to.
+        rows_by_key: ``(image key, rows)`` pairs; a key may repeat (its rows add up).
+        chunk_size: Rows per chunk to aim for; an image larger than this gets a chunk of its own.
+
+    Returns:
+        The chunks in key order; empty when there are no keys.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}")
+    totals: dict[int, int] = {}
+    for key, rows in rows_by_key:
+        totals[key] = totals.get(key, 0) + rows
+    keys = sorted(totals)
+    chunks: list[Chunk] = []
+    lower: int | None = None
+    acc = 0
+    for i, key in enumerate(keys):
+        acc += totals[key]
+        is_last = i == len(keys) - 1
+        if acc >= chunk_size or is_last:
+            upper = None if is_last else keys[i + 1]
+            chunks.append(Chunk(unit, len(chunks), lower, upper, acc))
+            lower, acc = upper, 0
+    return tuple(chunks)
+
+
+def auto_chunk_size(columns: int, memory_budget: int) -> int:
+    """Rows per chunk so that one chunk's data, with the join's working copies, fits the budget.
+
+    A row costs about 8 bytes a column; the join, the Arrow result and the Parquet encoder hold
+    roughly four copies at once.
+    """
+    per_row = max(1, columns) * 8 * 4
+    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, memory_budget // per_row))

@@ -1,0 +1,110 @@
+"""The ports: what the application needs from the outside world, one capability each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from celltable.domain.join import ChunkQuery
+from celltable.domain.presets import Preset
+from celltable.domain.schema import Column
+from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedUnit
+
+T = TypeVar("T")
+
+
+class SourceLocator(Protocol):
+    """Finds the plates and tables of a source."""
+
+    def discover(self, source_path: str, preset: Preset) -> SourceLayout:
+        """The units under ``source_path`` holding tables of ``preset``.
+
+        Raises:
+            SourceNotFoundError: Nothing exists at ``source_path``.
+            NoTablesFoundError: Nothing there matches the preset's tables.
+            SourceReadError: A file that should hold tables cannot be read.
+        """
+        ...
+
+
+class QueryEngine(Protocol):
+    """Stages source tables and reads chunks of joins from them."""
+
+    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str) -> StagedUnit:
+        """Read the unit's tables once into a form that chunk queries can read fast."""
+        ...
+
+    def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
+        """The rows of ``query`` for one chunk, with the counts the report needs."""
+        ...
+
+    def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
+        """The rows of a user's SELECT over the staged tables of one unit."""
+        ...
+
+    def release(self, staged: StagedUnit) -> None:
+        """Forget the staged tables of a unit and free their disk space."""
+        ...
+
+
+class TableSink(Protocol):
+    """An output table being written; nothing is visible at its path until ``close``."""
+
+    def write(self, data: object) -> None: ...
+
+    def close(self, metadata: Mapping[str, str]) -> int:
+        """Finish the file, record ``metadata`` with it, and return the rows it holds."""
+        ...
+
+
+class TableWriter(Protocol):
+    """Creates output tables."""
+
+    def create(self, path: str, columns: Sequence[Column]) -> TableSink: ...
+
+    def columns_of(self, data: object) -> Sequence[Column]:
+        """The columns of a table produced by an engine (used for user SQL output)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StagingPaths:
+    """Local paths for a conversion in progress: ``output`` becomes the destination when
+    published; ``scratch`` holds intermediate data and is removed either way."""
+
+    output: str
+    scratch: str
+
+
+class Destination(Protocol):
+    """Stages output and publishes it atomically at the destination path."""
+
+    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
+        """Fresh local staging paths for the output (a file, or a folder of files).
+
+        Raises:
+            DestinationError: The destination exists and ``overwrite`` is false, or it cannot be
+                written.
+        """
+        ...
+
+    def publish(self) -> str:
+        """Move the staged output to the destination in one step and return its path."""
+        ...
+
+    def discard(self) -> None:
+        """Remove the staged output (after a failure); the destination stays untouched."""
+        ...
+
+
+class TaskRunner(Protocol):
+    """Runs tasks, possibly elsewhere; the futures resolve to the tasks' results."""
+
+    @property
+    def workers(self) -> int:
+        """How many tasks run at once."""
+        ...
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...

@@ -1,0 +1,86 @@
+"""What a source holds: plates (source units) and their tables, found by a source locator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celltable.domain.plan import Chunk
+from celltable.domain.presets import SourceFormat
+from celltable.domain.schema import TableSchema
+
+
+@dataclass(frozen=True, slots=True)
+class TableLocation:
+    """Where the preset's table ``table`` lives: a CSV file, or a table inside a SQLite file."""
+
+    table: str
+    path: str
+    name_in_source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUnit:
+    """One plate: a folder of CSVs or one SQLite file. Image keys are unique within it.
+
+    ``key`` becomes ``Metadata_TableNumber``: the unit's path relative to the source root, or the
+    source's own name when the source is the unit.
+    """
+
+    key: str
+    format: SourceFormat
+    path: str
+    tables: tuple[TableLocation, ...]
+
+    def location(self, table: str) -> TableLocation | None:
+        for loc in self.tables:
+            if loc.table == table:
+                return loc
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLayout:
+    """The plates found under a source path, and the files passed over."""
+
+    root: str
+    units: tuple[SourceUnit, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StagedTable:
+    """A table of a unit made ready for chunked queries."""
+
+    table: str
+    schema: TableSchema
+    rows: int
+    rows_by_image: tuple[tuple[int, int], ...]
+    null_keys: int = 0
+    duplicate_keys: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StagedUnit:
+    """A unit whose tables are staged; ``handle`` is the query adapter's reference to them."""
+
+    unit: SourceUnit
+    handle: str
+    tables: tuple[StagedTable, ...]
+
+    def table(self, name: str) -> StagedTable | None:
+        for t in self.tables:
+            if t.table == name:
+                return t
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkOutput:
+    """The rows a task produced (an engine-specific table) and what it counted."""
+
+    chunk: Chunk
+    data: object
+    rows_out: int
+    rows_in: int
+    dropped: int = 0
+    missing: tuple[tuple[str, int], ...] = ()

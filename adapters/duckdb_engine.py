@@ -8,6 +8,7 @@ image key, which DuckDB answers from the zone maps of the staged tables without 
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,6 +26,12 @@ from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import ChunkOutput, SourceUnit, StagedTable, StagedUnit, TableLocation
 
 log = structlog.get_logger("celltable.duckdb")
+
+# One read-only connection per staged plate and process, shared by the tasks (each through its
+# own cursor): opening a DuckDB file and loading a catalog of thousands of columns for every
+# chunk would cost more than the chunk's query.
+_readers: dict[str, duckdb.DuckDBPyConnection] = {}
+_readers_lock = threading.Lock()
 
 
 @cache
@@ -44,6 +51,12 @@ def sqlite_extension() -> str:
             f"duckdb-extension-sqlite-scanner=={duckdb.__version__}"
         )
     return str(found[0])
+
+
+def _first_line(error: Exception) -> str:
+    """DuckDB's message without its multi-line sniffer dump: the part a user can act on."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,7 @@ class DuckDBEngine:
         try:
             con.execute(f"ATTACH {literal(path)} AS src (TYPE sqlite, READ_ONLY)")
         except duckdb.Error as e:
-            raise SourceReadError(f"cannot open SQLite file {path}: {e}") from e
+            raise SourceReadError(f"cannot open SQLite file {path}: {_first_line(e)}") from e
 
     def _stage_table(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
                      preset: Preset) -> StagedTable:
@@ -104,9 +117,9 @@ class DuckDBEngine:
                 break
             except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
                 if i + 1 == len(sources):
-                    raise SourceReadError(f"cannot read {self._where(unit, loc)}: {e}") from e
+                    raise SourceReadError(f"cannot read {self._where(unit, loc)}: {_first_line(e)}") from e
             except duckdb.Error as e:
-                raise SourceReadError(f"cannot read {self._where(unit, loc)}: {e}") from e
+                raise SourceReadError(f"cannot read {self._where(unit, loc)}: {_first_line(e)}") from e
         schema = TableSchema(
             loc.table,
             tuple(Column(name, data_type(t)) for name, t, *_ in con.execute(f"DESCRIBE {target}").fetchall()),
@@ -144,8 +157,8 @@ class DuckDBEngine:
         table = staged.table(query.table)
         key_present = table is not None and query.image_key in table.schema.names
         sql = render_chunk(query, key_present)
-        with self._connect(staged.handle, read_only=True) as con:
-            result = con.execute(sql).fetch_arrow_table()
+        with self._reader(staged.handle) as con:
+            result = con.execute(sql).to_arrow_table()
         flags = [n for n in result.column_names if n.startswith(MISSING)]
         rows_in = query.chunk.rows  # base rows of these images, counted when staged
         if not flags:
@@ -153,7 +166,7 @@ class DuckDBEngine:
         assert query.join is not None
         missing = []
         any_missing = None
-        for name, step in zip(flags, query.join.steps):
+        for name, step in zip(flags, query.join.steps, strict=True):
             flag = result.column(name)
             missing.append((step.describe(), int(pc.sum(flag).as_py() or 0)))
             any_missing = flag if any_missing is None else pc.or_(any_missing, flag)
@@ -164,17 +177,29 @@ class DuckDBEngine:
         )
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
-        with self._connect(staged.handle, read_only=True) as con:
+        with self._reader(staged.handle) as con:
             try:
                 result = con.execute(
                     f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
                     f"FROM ({sql}) AS q"
-                ).fetch_arrow_table()
+                ).to_arrow_table()
             except duckdb.Error as e:
-                raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {e}") from e
+                raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {_first_line(e)}") from e
         chunk = Chunk(staged.unit.key, 0, None, None, 0)
         return ChunkOutput(chunk, result, result.num_rows, rows_in=0)
 
+    def _reader(self, handle: str) -> duckdb.DuckDBPyConnection:
+        """A cursor on the shared read-only connection to a staged plate."""
+        with _readers_lock:
+            con = _readers.get(handle)
+            if con is None:
+                con = _readers[handle] = self._connect(handle, read_only=True)
+            return con.cursor()
+
     def release(self, staged: StagedUnit) -> None:
+        with _readers_lock:
+            con = _readers.pop(staged.handle, None)
+        if con is not None:
+            con.close()
         Path(staged.handle).unlink(missing_ok=True)
         Path(staged.handle + ".wal").unlink(missing_ok=True)

@@ -3,7 +3,6 @@ so conversions can follow each other (or run side by side) in one process."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from parsl.executors import ThreadPoolExecutor
 
 T = TypeVar("T")
 
-logging.getLogger("parsl").setLevel(logging.WARNING)
 
 
 def _call(fn: Callable[..., T], *args: Any) -> T:
@@ -32,7 +30,7 @@ def thread_config(workers: int, run_dir: str) -> Config:
     return Config(
         executors=[ThreadPoolExecutor(max_threads=workers, label="celltable_threads")],
         run_dir=run_dir,
-        strategy=None,
+        strategy="none",
         initialize_logging=False,
         usage_tracking=0,
     )

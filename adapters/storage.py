@@ -88,9 +88,11 @@ class LocalSourceLocator:
 
     def _csv_units(self, root: Path, preset: Preset) -> tuple[list[SourceUnit], list[str]]:
         if root.is_file():
+            hint = (" It looks like SQLite: try --preset cellprofiler_sqlite."
+                    if root.suffix.lower() in SQLITE_SUFFIXES else "")
             raise NoTablesFoundError(
                 f"{root} is a file; for CSV presets give the folder holding "
-                f"{', '.join(t + '.csv' for t in preset.tables)}"
+                f"{', '.join(t + '.csv' for t in preset.tables)}.{hint}"
             )
         units, skipped = [], []
         for folder, names in _walk(root):

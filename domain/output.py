@@ -69,8 +69,9 @@ def plan_output(
             "rename it in the source"
         )
     order = sorted(types, key=lambda n: column_order_key(preset, n))
-    columns = (Column(TABLE_NUMBER, DataType.STRING),) + tuple(
-        Column(n, unify_types(types[n])) for n in order
+    columns = (
+        Column(TABLE_NUMBER, DataType.STRING),
+        *(Column(n, unify_types(types[n])) for n in order),
     )
     selects = []
     for unit, chosen in per_unit.items():

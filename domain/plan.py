@@ -63,11 +63,13 @@ def plan_chunks(unit: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: i
     return tuple(chunks)
 
 
-def auto_chunk_size(columns: int, memory_budget: int) -> int:
-    """Rows per chunk so that one chunk's data, with the join's working copies, fits the budget.
+CHUNK_BYTES = 128 * 2**20
 
-    A row costs about 8 bytes a column; the join, the Arrow result and the Parquet encoder hold
-    roughly four copies at once.
-    """
-    per_row = max(1, columns) * 8 * 4
-    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, memory_budget // per_row))
+
+def auto_chunk_size(columns: int, memory_budget: int) -> int:
+    """Rows per chunk: about 128 MB of values (8 bytes each), less when the memory budget of a
+    task is small, since the join, the Arrow result and the Parquet encoder hold about four copies
+    of a chunk at once. Bigger chunks barely speed up a conversion but raise its peak memory."""
+    per_row = max(1, columns) * 8
+    target = min(CHUNK_BYTES, memory_budget // 4)
+    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, target // per_row))

@@ -12,7 +12,6 @@ from enum import Enum
 
 from celltable.domain.errors import InvalidPresetError, UnknownPresetError
 
-
 IMAGE = "Image"  # the name celltable gives the image table, whatever it is called in the source
 
 

@@ -42,4 +42,6 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("parsl").setLevel(max(logging.WARNING, root.level))
+    # Parsl logs each failed task with its traceback; celltable reports failures itself, in one
+    # line naming the plate and chunk, so Parsl speaks only when debugging.
+    logging.getLogger("parsl").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL)

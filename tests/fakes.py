@@ -1,0 +1,167 @@
+"""In-memory stand-ins for the ports, for fast tests of the application layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from celltable.domain.errors import DestinationError, NoTablesFoundError
+from celltable.domain.join import ChunkQuery
+from celltable.domain.ports import StagingPaths
+from celltable.domain.presets import Preset
+from celltable.domain.schema import Column, DataType, TableSchema
+from celltable.domain.sources import (
+    ChunkOutput,
+    SourceLayout,
+    SourceUnit,
+    StagedTable,
+    StagedUnit,
+)
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass
+class FakeSource:
+    """Plates as dicts of table name -> rows (each row a dict of source column -> value)."""
+
+    plates: dict[str, dict[str, Rows]]
+
+    def discover(self, source_path: str, preset: Preset) -> SourceLayout:
+        if not self.plates:
+            raise NoTablesFoundError(f"nothing in {source_path}")
+        units = tuple(
+            SourceUnit(key, preset.source_format, f"{source_path}/{key}", ())
+            for key in self.plates
+        )
+        return SourceLayout(source_path, units)
+
+
+def _type(values: list[Any]) -> DataType:
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, int) for v in present):
+        return DataType.INT64
+    if all(isinstance(v, int | float) for v in present):
+        return DataType.FLOAT64
+    return DataType.STRING
+
+
+@dataclass
+class FakeEngine:
+    """Joins rows in Python with the semantics the DuckDB adapter must have."""
+
+    source: FakeSource
+    fail_on_chunk: int | None = None
+
+    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str) -> StagedUnit:
+        tables = []
+        for name, rows in self.source.plates[unit.key].items():
+            cols = list(rows[0]) if rows else []
+            schema = TableSchema(name, tuple(Column(c, _type([r[c] for r in rows])) for c in cols))
+            by_image: dict[int, int] = {}
+            for r in rows:
+                by_image[r[preset.image_key]] = by_image.get(r[preset.image_key], 0) + 1
+            tables.append(StagedTable(name, schema, len(rows), tuple(sorted(by_image.items()))))
+        return StagedUnit(unit, unit.key, tuple(tables))
+
+    def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
+        if self.fail_on_chunk == query.chunk.index:
+            raise RuntimeError("disk on fire")
+        plate = self.source.plates[staged.unit.key]
+        key = query.image_key
+        base = [r for r in plate[query.table] if query.chunk.contains(r[key])]
+        out, dropped, missing = [], 0, {}
+        for row in base:
+            found = {query.table: row, "Image": next(
+                (i for i in plate.get("Image", []) if i[key] == row[key]), {})}
+            ok = True
+            for step in (query.join.steps if query.join else ()):
+                partner = next((p for p in plate[step.parent] if p[key] == row[key]
+                                and p[step.parent_object_number] == found[step.child][step.column]), None)
+                if partner is None:
+                    missing[step.describe()] = missing.get(step.describe(), 0) + 1
+                    ok = False
+                    break
+                found[step.parent] = partner
+            if not ok:
+                dropped += 1
+                continue
+            out.append({c.output: c.constant if c.constant is not None else
+                        found.get(c.table, {}).get(c.source) for c in query.columns})
+        return ChunkOutput(query.chunk, out, len(out), len(base), dropped, tuple(missing.items()))
+
+    def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
+        raise NotImplementedError
+
+    def release(self, staged: StagedUnit) -> None:
+        pass
+
+
+@dataclass
+class FakeSink:
+    path: str
+    columns: Sequence[Column]
+    store: dict[str, Any]
+    rows: Rows = field(default_factory=list)
+
+    def write(self, data: object) -> None:
+        self.rows.extend(data)  # type: ignore[arg-type]
+
+    def close(self, metadata: Mapping[str, str]) -> int:
+        self.store[self.path] = {"columns": [c.name for c in self.columns], "rows": self.rows,
+                                 "metadata": dict(metadata)}
+        return len(self.rows)
+
+
+@dataclass
+class FakeWriter:
+    files: dict[str, Any] = field(default_factory=dict)
+
+    def create(self, path: str, columns: Sequence[Column]) -> FakeSink:
+        return FakeSink(path, columns, self.files)
+
+    def columns_of(self, data: object) -> Sequence[Column]:
+        raise NotImplementedError
+
+
+@dataclass
+class FakeDestination:
+    existing: set[str] = field(default_factory=set)
+    published: list[str] = field(default_factory=list)
+    discarded: int = 0
+    _dest: str = ""
+
+    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
+        if dest_path in self.existing and not overwrite:
+            raise DestinationError(f"{dest_path} exists")
+        self._dest = dest_path
+        return StagingPaths("staged", "scratch")
+
+    def publish(self) -> str:
+        self.published.append(self._dest)
+        return self._dest
+
+    def discard(self) -> None:
+        self.discarded += 1
+
+
+class SyncRunner:
+    """Runs each task at once, in the caller's thread."""
+
+    workers = 1
+
+    def __enter__(self) -> SyncRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as e:
+            future.set_exception(e)
+        return future

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from celltable.application.convert import Services, convert
+from celltable.domain.errors import DestinationError, ExecutionError, SchemaError
+from celltable.domain.model import ConversionOptions, ConversionRequest
+from celltable.domain.presets import get_preset
+from tests.fakes import FakeDestination, FakeEngine, FakeSource, FakeWriter, SyncRunner
+
+PRESET = get_preset("cellprofiler_csv")
+
+
+def _plate(images=2, per_image=3, orphan=False, area=1.5):
+    image = [{"ImageNumber": i, "Metadata_Well": f"A0{i}", "FileName_DNA": f"{i}.tif"}
+             for i in range(1, images + 1)]
+    cells, cyto, nuclei = [], [], []
+    for i in range(1, images + 1):
+        for o in range(1, per_image + 1):
+            cells.append({"ImageNumber": i, "ObjectNumber": o, "AreaShape_Area": area})
+            nuclei.append({"ImageNumber": i, "ObjectNumber": o, "AreaShape_Area": 2 * area})
+            cyto.append({"ImageNumber": i, "ObjectNumber": o, "Parent_Cells": o,
+                         "Parent_Nuclei": o, "AreaShape_Area": 3 * area})
+    if orphan:
+        cyto.append({"ImageNumber": 1, "ObjectNumber": 99, "Parent_Cells": 99, "Parent_Nuclei": 1,
+                     "AreaShape_Area": 0.0})
+    return {"Image": image, "Cells": cells, "Cytoplasm": cyto, "Nuclei": nuclei}
+
+
+def _services(plates, *, fail_on_chunk=None, destination=None):
+    source = FakeSource(plates)
+    return Services(
+        locator=source, engine=FakeEngine(source, fail_on_chunk), writer=FakeWriter(),
+        destination=destination or FakeDestination(), runner=SyncRunner(),
+        memory_budget=2**30, producer="celltable", version="test",
+    )
+
+
+def _run(plates, **opts):
+    services = _services(plates)
+    request = ConversionRequest("src", "out.parquet", PRESET, ConversionOptions(**opts))
+    return convert(request, services), services
+
+
+def test_one_row_per_cytoplasm_object_with_image_metadata():
+    result, services = _run({"p": _plate()})
+    out = services.writer.files["staged"]
+    assert result.rows_out == len(out["rows"]) == 6
+    assert out["columns"][:4] == ["Metadata_TableNumber", "Metadata_ImageNumber",
+                                  "Metadata_ObjectNumber", "Metadata_Cytoplasm_Parent_Cells"]
+    row = out["rows"][0]
+    assert row["Metadata_Well"] == "A01" and row["Cells_AreaShape_Area"] == 1.5
+    assert row["Nuclei_AreaShape_Area"] == 3.0 and row["Cytoplasm_AreaShape_Area"] == 4.5
+
+
+def test_plates_never_mix_and_each_row_names_its_plate():
+    result, services = _run({"a": _plate(), "b": _plate(area=10.0)}, chunk_size=2)
+    rows = services.writer.files["staged"]["rows"]
+    assert result.rows_out == 12
+    assert {r["Metadata_TableNumber"] for r in rows} == {"a", "b"}
+    for r in rows:
+        assert r["Cells_AreaShape_Area"] == (1.5 if r["Metadata_TableNumber"] == "a" else 10.0)
+
+
+def test_an_orphan_is_counted_not_silently_lost():
+    result, services = _run({"p": _plate(orphan=True)})
+    (table,) = result.tables
+    assert (table.rows_in, table.rows_out, table.dropped) == (7, 6, 1)
+    assert dict(table.missing) == {"Cytoplasm.Parent_Cells -> Cells": 1}
+    assert table.unaccounted == 0
+    prov = json.loads(services.writer.files["staged"]["metadata"]["celltable.provenance"])
+    assert prov["rows_dropped"] == 1 and prov["rows_in"] == 7
+
+
+def test_the_chunk_size_changes_nothing_in_the_output():
+    _, one = _run({"p": _plate(images=5)}, chunk_size=1)
+    _, big = _run({"p": _plate(images=5)}, chunk_size=1000)
+    assert one.writer.files["staged"]["rows"] == big.writer.files["staged"]["rows"]
+
+
+def test_a_failed_chunk_names_itself_and_publishes_nothing():
+    services = _services({"p": _plate(images=3)}, fail_on_chunk=1)
+    request = ConversionRequest("src", "out.parquet", PRESET, ConversionOptions(chunk_size=1))
+    with pytest.raises(ExecutionError, match=r"plate 'p' chunk 1 .*disk on fire"):
+        convert(request, services)
+    assert services.destination.published == [] and services.destination.discarded == 1
+
+
+def test_an_existing_destination_is_refused_without_overwrite():
+    services = _services({"p": _plate()}, destination=FakeDestination(existing={"out.parquet"}))
+    request = ConversionRequest("src", "out.parquet", PRESET)
+    with pytest.raises(DestinationError):
+        convert(request, services)
+
+
+def test_a_plate_without_a_compartment_cannot_join():
+    plate = _plate()
+    del plate["Nuclei"]
+    with pytest.raises(SchemaError, match=r"plate 'p'.*no Nuclei table.*--no-join"):
+        _run({"p": plate})
+
+
+def test_without_join_each_table_is_written_on_its_own():
+    result, services = _run({"p": _plate()}, join=False)
+    assert [t.name for t in result.tables] == ["Image", "Cytoplasm", "Cells", "Nuclei"]
+    assert [t.rows_out for t in result.tables] == [2, 6, 6, 6]
+    assert set(services.writer.files) == {"staged/image.parquet", "staged/cytoplasm.parquet",
+                                         "staged/cells.parquet", "staged/nuclei.parquet"}

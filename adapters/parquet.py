@@ -1,4 +1,9 @@
-"""Parquet output through Arrow: chunks stream into one file, one row group per chunk."""
+"""Parquet output through Arrow: chunks stream into one file.
+
+Small chunks are gathered into row groups of about ``ROW_GROUP_BYTES``: a row group costs a fixed
+amount per column to write (thousands of columns make that dominate), and readers prefer row
+groups of tens of megabytes.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ ARROW_TYPES = {
     DataType.STRING: pa.string(),
     DataType.NULL: pa.string(),
 }
+
+ROW_GROUP_BYTES = 64 * 2**20
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
@@ -43,10 +50,14 @@ def domain_columns(schema: pa.Schema) -> tuple[Column, ...]:
 class ParquetSink:
     """One Parquet file being written (see :class:`celltable.domain.ports.TableSink`)."""
 
-    def __init__(self, path: str, schema: pa.Schema, compression: str, memory_map: bool) -> None:
+    def __init__(self, path: str, schema: pa.Schema, compression: str, memory_map: bool,
+                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
         self._path = path
         self._schema = schema
         self._memory_map = memory_map
+        self._row_group_bytes = row_group_bytes
+        self._pending: list[pa.Table] = []
+        self._pending_bytes = 0
         self._writer = pq.ParquetWriter(path, schema, compression=compression)
 
     def write(self, data: object) -> None:
@@ -60,9 +71,19 @@ class ParquetSink:
                     "plate must give the same columns"
                 ) from e
         if data.num_rows:
-            self._writer.write_table(data, row_group_size=max(1, data.num_rows))
+            self._pending.append(data)
+            self._pending_bytes += data.nbytes
+            if self._pending_bytes >= self._row_group_bytes:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            group = pa.concat_tables(self._pending)
+            self._writer.write_table(group, row_group_size=max(1, group.num_rows))
+        self._pending, self._pending_bytes = [], 0
 
     def close(self, metadata: Mapping[str, str]) -> int:
+        self._flush()
         self._writer.add_key_value_metadata(dict(metadata))
         self._writer.close()
         # read the footer back: the rows the file really holds

@@ -14,10 +14,11 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
-from celltable.adapters.duckdb_sql import MISSING, data_type, ident, literal, render_chunk
+from celltable.adapters.duckdb_sql import data_type, ident, literal, render_chunk, render_missing
 from celltable.domain.errors import SchemaError, SourceReadError
 from celltable.domain.join import ChunkQuery
 from celltable.domain.plan import Chunk
@@ -51,6 +52,19 @@ def sqlite_extension() -> str:
             f"duckdb-extension-sqlite-scanner=={duckdb.__version__}"
         )
     return str(found[0])
+
+
+def _sorted(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """``table`` ordered by ``keys``; a table already in order (the usual case: joins keep the
+    base's storage order) is returned as it is, without copying its columns."""
+    keys = tuple(k for k in keys if k in table.column_names)
+    if not keys or table.num_rows < 2:
+        return table
+    order = pc.sort_indices(table.select(list(keys)),
+                            [(k, "ascending", "at_start") for k in keys])
+    if pc.all(pc.equal(order, pa.array(range(table.num_rows), order.type))).as_py():
+        return table
+    return table.take(order)
 
 
 def _first_line(error: Exception) -> str:
@@ -156,25 +170,15 @@ class DuckDBEngine:
     def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
         table = staged.table(query.table)
         key_present = table is not None and query.image_key in table.schema.names
-        sql = render_chunk(query, key_present)
         with self._reader(staged.handle) as con:
-            result = con.execute(sql).to_arrow_table()
-        flags = [n for n in result.column_names if n.startswith(MISSING)]
-        rows_in = query.chunk.rows  # base rows of these images, counted when staged
-        if not flags:
-            return ChunkOutput(query.chunk, result, result.num_rows, rows_in)
-        assert query.join is not None
-        missing = []
-        any_missing = None
-        for name, step in zip(flags, query.join.steps, strict=True):
-            flag = result.column(name)
-            missing.append((step.describe(), int(pc.sum(flag).as_py() or 0)))
-            any_missing = flag if any_missing is None else pc.or_(any_missing, flag)
-        kept = result.filter(pc.invert(any_missing)).drop_columns(flags)
-        return ChunkOutput(
-            query.chunk, kept, kept.num_rows, rows_in,
-            dropped=result.num_rows - kept.num_rows, missing=tuple(missing),
-        )
+            result = con.execute(render_chunk(query, key_present)).to_arrow_table()
+            counts = con.execute(render_missing(query)).fetchone() if query.join else (0,)
+        result = _sorted(result, query.order_by)
+        missing = ()
+        if query.join is not None:
+            missing = tuple((s.describe(), n) for s, n in zip(query.join.steps, counts[1:], strict=True))
+        return ChunkOutput(query.chunk, result, result.num_rows, rows_in=query.chunk.rows,
+                           dropped=counts[0], missing=missing)
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
         with self._reader(staged.handle) as con:

@@ -17,9 +17,6 @@ _INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USM
          "UINTEGER", "UBIGINT", "UHUGEINT"}
 _FLOATS = {"FLOAT", "DOUBLE", "REAL"}
 
-MISSING = "__celltable_missing_"
-
-
 def ident(name: str) -> str:
     """A quoted identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -68,39 +65,53 @@ def _in_chunk(alias: str, key: str, query: ChunkQuery, *, with_nulls: bool) -> l
     return conds
 
 
-def render_chunk(query: ChunkQuery, key_present: bool = True) -> str:
-    """The SELECT of one chunk: a join when ``query.join`` is set, else one table.
-
-    A joined query LEFT JOINs every partner and adds a ``__celltable_missing_<i>`` flag per join
-    step, so rows without a partner are counted before they are dropped.
-    """
-    base = "t0"
-    aliases = {query.table: base}
+def _joins(query: ChunkQuery, aliases: dict[str, str], kind: str) -> list[str]:
+    """The joins of a chunk query; ``aliases`` gains an alias per joined table."""
+    if query.join is None:
+        return []
+    key = ident(query.join.image_key)
     joins = []
-    flags = []
-    if query.join is not None:
-        key = ident(query.join.image_key)
-        for i, step in enumerate(query.join.steps, start=1):
-            alias = f"t{i}"
-            aliases[step.parent] = alias
-            on = [
-                f"{alias}.{key} = {aliases[step.child]}.{key}",
-                f"{alias}.{ident(step.parent_object_number)} = {aliases[step.child]}.{ident(step.column)}",
-                *_in_chunk(alias, query.image_key, query, with_nulls=False),
-            ]
-            joins.append(f"LEFT JOIN {ident(step.parent)} AS {alias} ON " + " AND ".join(on))
-            flags.append(
-                f"{alias}.{ident(step.parent_object_number)} IS NULL AS {ident(MISSING + str(i - 1))}"
-            )
-        if query.join.with_image:
-            aliases["Image"] = "ti"
-            on = [f"ti.{key} = {base}.{key}", *_in_chunk("ti", query.image_key, query, with_nulls=False)]
-            joins.append(f"LEFT JOIN {ident('Image')} AS ti ON " + " AND ".join(on))
-    selects = [_select(c, aliases) for c in query.columns] + flags
-    where = _in_chunk(base, query.image_key, query, with_nulls=True) if key_present else []
-    sql = f"SELECT {', '.join(selects)} FROM {ident(query.table)} AS {base} " + " ".join(joins)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    if query.order_by:
-        sql += " ORDER BY " + ", ".join(f"{base}.{ident(c)}" for c in query.order_by)
-    return sql
+    for i, step in enumerate(query.join.steps, start=1):
+        alias = f"t{i}"
+        aliases[step.parent] = alias
+        on = [
+            f"{alias}.{key} = {aliases[step.child]}.{key}",
+            f"{alias}.{ident(step.parent_object_number)} = {aliases[step.child]}.{ident(step.column)}",
+            *_in_chunk(alias, query.image_key, query, with_nulls=False),
+        ]
+        joins.append(f"{kind} JOIN {ident(step.parent)} AS {alias} ON " + " AND ".join(on))
+    return joins
+
+
+def _from(query: ChunkQuery, joins: list[str], key_present: bool) -> str:
+    sql = f" FROM {ident(query.table)} AS t0 " + " ".join(joins)
+    where = _in_chunk("t0", query.image_key, query, with_nulls=True) if key_present else []
+    return sql + (" WHERE " + " AND ".join(where) if where else "")
+
+
+def render_chunk(query: ChunkQuery, key_present: bool = True) -> str:
+    """The SELECT of one chunk: base rows with every partner (inner joins), and the image row
+    when there is one (left join). Rows come back unordered: sorting wide rows costs more in
+    the database than sorting their keys afterwards."""
+    aliases = {query.table: "t0"}
+    joins = _joins(query, aliases, "INNER")
+    if query.join is not None and query.join.with_image:
+        aliases["Image"] = "ti"
+        on = [f"ti.{ident(query.image_key)} = t0.{ident(query.image_key)}",
+              *_in_chunk("ti", query.image_key, query, with_nulls=False)]
+        joins.append(f"LEFT JOIN {ident('Image')} AS ti ON " + " AND ".join(on))
+    selects = ", ".join(_select(c, aliases) for c in query.columns)
+    return f"SELECT {selects}" + _from(query, joins, key_present)
+
+
+def render_missing(query: ChunkQuery) -> str:
+    """Counts for one chunk of a join, reading key columns only: ``dropped`` base rows lacking
+    any partner, then for each join step the base rows lacking that partner."""
+    assert query.join is not None
+    aliases = {query.table: "t0"}
+    joins = _joins(query, aliases, "LEFT")
+    missing = [f"t{i}.{ident(step.parent_object_number)} IS NULL"
+               for i, step in enumerate(query.join.steps, start=1)]
+    counts = [f"count(*) FILTER (WHERE {' OR '.join(missing)})"] + [
+        f"count(*) FILTER (WHERE {m})" for m in missing]
+    return f"SELECT {', '.join(counts)}" + _from(query, joins, key_present=True)

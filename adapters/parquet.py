@@ -58,7 +58,10 @@ class ParquetSink:
         self._row_group_bytes = row_group_bytes
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
-        self._writer = pq.ParquetWriter(path, schema, compression=compression)
+        # Dictionaries pay off for repeated text (wells, plates, file names), not for measured
+        # floats, where they cost time and space.
+        text = [f.name for f in schema if pa.types.is_string(f.type)]
+        self._writer = pq.ParquetWriter(path, schema, compression=compression, use_dictionary=text)
 
     def write(self, data: object) -> None:
         assert isinstance(data, pa.Table), type(data)

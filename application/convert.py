@@ -12,7 +12,7 @@ import structlog
 from celltable.application.tasks import run_ordered
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
 from celltable.domain.model import ConversionRequest, ConversionResult, TableReport
-from celltable.domain.naming import OBJECT_NUMBER, image_number
+from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
 from celltable.domain.output import OutputPlan, check_join_columns, plan_output
 from celltable.domain.plan import auto_chunk_size, plan_chunks
 from celltable.domain.ports import Destination, QueryEngine, SourceLocator, TableWriter, TaskRunner
@@ -130,7 +130,6 @@ def _convert_joined(
     tables = (IMAGE, *spec.tables)
     plan = plan_output(preset, JOINED_NAME, tables, staged, joined=True)
     chunk_size = _chunk_size(request, services, plan)
-    base = preset.compartment(spec.base)
     queries = []
     for s in staged:
         base_table = s.table(spec.base)
@@ -142,7 +141,7 @@ def _convert_joined(
                     table=spec.base,
                     image_key=preset.image_key,
                     join=specs[s.unit.key],
-                    order_by=(preset.image_key, base.object_number),
+                    order_by=(TABLE_NUMBER, image_number(preset), OBJECT_NUMBER),
                 )
             )
     return _write(request, services, plan, staged, queries, path, chunk_size)
@@ -158,19 +157,16 @@ def _convert_table(
     preset = request.preset
     plan = plan_output(preset, table, (table,), staged, joined=False)
     chunk_size = _chunk_size(request, services, plan)
-    order = [preset.image_key]
-    if table != IMAGE:
-        order.append(preset.compartment(table).object_number)
+    order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
     queries = []
     for s in staged:
         st = s.table(table)
         if st is None:
             continue
-        present = tuple(c for c in order if c in st.schema.names)
         for chunk in plan_chunks(s.unit.key, st.rows_by_image, chunk_size):
             queries.append(
                 ChunkQuery(chunk, plan.selects_for(s.unit.key), table, preset.image_key,
-                           order_by=present)
+                           order_by=order)
             )
     return _write(request, services, plan, staged, queries, path, chunk_size)
 

@@ -85,7 +85,7 @@ class SelectColumn:
 @dataclass(frozen=True, slots=True)
 class ChunkQuery:
     """What one task reads: the columns of a join (or of one table when ``join`` is None)
-    for the images of ``chunk``."""
+    for the images of ``chunk``, ordered by the output columns ``order_by``."""
 
     chunk: Chunk
     columns: tuple[SelectColumn, ...]

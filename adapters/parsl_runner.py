@@ -1,9 +1,18 @@
 """Tasks run as Parsl apps. Each runner owns its own DataFlowKernel: nothing global is loaded,
-so conversions can follow each other (or run side by side) in one process."""
+so conversions can follow each other (or run side by side) in one process.
+
+Executors: local threads (the default), local worker processes (Parsl's HighThroughputExecutor
+with a LocalProvider), or any ``parsl.Config``, also from a Python file defining ``config``.
+Tasks are bound methods of frozen dataclass adapters (``DuckDBEngine.stage`` ...) taking value
+objects, so they pickle and run in other processes.
+"""
 
 from __future__ import annotations
 
+import os
+import runpy
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -14,10 +23,12 @@ from typing import Any, TypeVar
 from parsl.app.app import python_app
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
-from parsl.executors import ThreadPoolExecutor
+from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.providers import LocalProvider
+
+from celltable.domain.errors import CelltableError, ConfigurationError
 
 T = TypeVar("T")
-
 
 
 def _call(fn: Callable[..., T], *args: Any) -> T:
@@ -36,12 +47,79 @@ def thread_config(workers: int, run_dir: str) -> Config:
     )
 
 
+def retry_cost(error: Exception, task_record: Any) -> float:
+    """Parsl's retry budget spent by a failed task: a task that failed on purpose (a
+    :class:`CelltableError`: unreadable data, a bad query) would fail again and is not retried;
+    one whose worker died (``WorkerLost``, ``ManagerLost`` ...) is, within ``Config.retries``."""
+    return float("inf") if isinstance(error, CelltableError) else 1.0
+
+
+def htex_config(workers: int, run_dir: str) -> Config:
+    """Local worker processes: Python runs in parallel without the GIL's limits; start-up takes
+    a few seconds. Workers listen on the loopback address only. A task whose worker dies is run
+    again once."""
+    return Config(
+        executors=[
+            HighThroughputExecutor(
+                label="celltable_htex",
+                max_workers_per_node=workers,
+                # max_workers_per_node decides the count, not the cores Parsl finds.
+                cores_per_worker=1 / workers,
+                address="127.0.0.1",
+                # Also how often a dead worker is noticed (and its task retried): 30 s by default.
+                heartbeat_period=2,
+                heartbeat_threshold=30,
+                provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
+                worker_logdir_root=run_dir,
+            )
+        ],
+        run_dir=run_dir,
+        strategy="none",
+        # The block of workers is started at the poller's first tick: 5 s by default.
+        strategy_period=0.2,
+        retries=1,
+        retry_handler=retry_cost,
+        initialize_logging=False,
+        usage_tracking=0,
+    )
+
+
+EXECUTOR_CONFIGS = {"threads": thread_config, "htex": htex_config}
+
+
+def load_config_file(path: str) -> Config:
+    """The ``config`` defined by a Python file (``config = Config(executors=[...])``).
+
+    Raises:
+        ConfigurationError: The file cannot be run or defines no ``parsl.config.Config`` named
+            ``config``.
+    """
+    try:
+        namespace = runpy.run_path(str(path))
+    except Exception as e:  # the user's code may raise anything
+        raise ConfigurationError(
+            f"cannot load the Parsl configuration {path}: {type(e).__name__}: {e}"
+        ) from e
+    config = namespace.get("config")
+    if not isinstance(config, Config):
+        raise ConfigurationError(
+            f"{path} must define `config = parsl.config.Config(...)`; "
+            f"found {type(config).__name__}; see docs/scaling.md for examples"
+        )
+    return config
+
+
 def _workers(config: Config, fallback: int) -> int:
+    """Tasks that can run at once: threads, or workers per node times the nodes of the blocks
+    the provider may start (so a cluster's nodes are all kept busy)."""
     total = 0
     for ex in config.executors:
         n = getattr(ex, "max_threads", None) or getattr(ex, "max_workers_per_node", None)
         if isinstance(n, int | float) and n != float("inf"):
-            total += int(n)
+            provider = getattr(ex, "provider", None)
+            nodes = getattr(provider, "nodes_per_block", 1) or 1
+            blocks = max(getattr(provider, "max_blocks", 1) or 1, getattr(provider, "init_blocks", 1) or 1)
+            total += int(n) * int(nodes) * int(blocks)
     return total or fallback
 
 
@@ -49,14 +127,26 @@ class ParslRunner:
     """Implements :class:`celltable.domain.ports.TaskRunner` as a context manager.
 
     Args:
-        config: A Parsl configuration; None runs ``workers`` local threads.
-        workers: Threads for the default configuration, and the fallback task count.
+        config: A Parsl configuration; None runs ``workers`` of ``executor``.
+        workers: Threads or processes for the default configuration, and the fallback task count.
         run_dir: Where Parsl keeps its run information for the default configuration; None
             uses a temporary folder removed afterwards.
+        executor: ``"threads"`` or ``"htex"`` (local processes), when ``config`` is None.
+
+    While the runner is open, the folder of the running Python comes first on ``PATH``: Parsl
+    starts its interchange and workers as commands (``interchange.py``,
+    ``process_worker_pool.py``) installed there, and must find this environment's.
     """
 
-    def __init__(self, config: Config | None, workers: int, run_dir: str | None = None) -> None:
+    def __init__(self, config: Config | None, workers: int, run_dir: str | None = None,
+                 executor: str = "threads") -> None:
+        if config is None and executor not in EXECUTOR_CONFIGS:
+            raise ConfigurationError(
+                f"executor must be one of {', '.join(EXECUTOR_CONFIGS)}, not {executor!r}"
+            )
         self._config = config
+        self._executor = executor
+        self._path: str | None = None
         self._fallback = workers
         self._run_dir = run_dir
         self._temporary: str | None = None
@@ -68,20 +158,37 @@ class ParslRunner:
         if self._run_dir is None:
             self._run_dir = self._temporary = tempfile.mkdtemp(prefix="celltable-parsl-")
         Path(self._run_dir).mkdir(parents=True, exist_ok=True)
-        config = self._config or thread_config(self._fallback, self._run_dir)
+        config = self._config or EXECUTOR_CONFIGS[self._executor](self._fallback, self._run_dir)
         self.workers = _workers(config, self._fallback)
-        self._dfk = DataFlowKernel(config)
+        self._path = os.environ.get("PATH")
+        bin_dir = str(Path(sys.executable).parent)
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in (self._path or "").split(os.pathsep)
+                                                         if p and p != bin_dir)])
+        try:
+            self._dfk = DataFlowKernel(config)
+        except BaseException:
+            self._restore_path()
+            raise
         self._app = python_app(_call, data_flow_kernel=self._dfk, cache=False)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._dfk is not None:
-            self._dfk.cleanup()
-        self._dfk = self._app = None
+        try:
+            if self._dfk is not None:
+                self._dfk.cleanup()
+        finally:
+            self._dfk = self._app = None
+            self._restore_path()
         if self._temporary:
             shutil.rmtree(self._temporary, ignore_errors=True)
             self._run_dir = self._temporary = None
+
+    def _restore_path(self) -> None:
+        if self._path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = self._path
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         assert self._app is not None, "use the runner inside a with block"

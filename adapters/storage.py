@@ -1,4 +1,7 @@
-"""Local storage: finding plates under a source folder, and publishing output atomically."""
+"""Local storage: finding plates under a source folder, and publishing output atomically.
+
+The listing of a source (:class:`Tree`) and the matching of its files to a preset's tables
+(:func:`match_units`) are shared with the cloud locator (``adapters/cloud.py``)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import os
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from celltable.domain.errors import (
@@ -38,14 +43,148 @@ def sqlite_tables(path: Path) -> list[str]:
         ) from e
 
 
-def _walk(root: Path) -> list[tuple[Path, list[str]]]:
-    """Folders under ``root`` (itself included) with their file names, sorted; links to
-    folders are not followed, so a link loop cannot trap the walk."""
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """A source as listed, before any table is matched: what the local and the cloud locators
+    share, so both find the same plates in the same order.
+
+    Attributes:
+        location: The source as shown to users (an absolute local path or a cloud URI).
+        name: The source's own name: the plate key when the source is one plate.
+        is_file: The source is one file (a SQLite plate), not a folder.
+        folders: Every folder under the source (the source itself as ``""``), as POSIX paths
+            relative to it, with their file names; folders in walk order (parents first,
+            siblings by name), names sorted.
+    """
+
+    location: str
+    name: str
+    is_file: bool
+    folders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, location: str, name: str, listing: Iterable[tuple[str, Iterable[str]]]) -> Tree:
+        """A folder tree from ``(relative folder, file names)`` pairs in any order."""
+        folders = sorted(((rel, tuple(sorted(names))) for rel, names in listing),
+                         key=lambda f: tuple(f[0].split("/")) if f[0] else ())
+        return cls(location, name, False, tuple(folders))
+
+    def key(self, rel: str) -> str:
+        """The plate key (``Metadata_TableNumber``) of the unit at ``rel``."""
+        return rel or self.name
+
+    def sqlite_files(self) -> list[str]:
+        """The relative paths of the SQLite files of the source (``""``: the source itself)."""
+        if self.is_file:
+            return [""]
+        return [_join(d, f) for d, names in self.folders for f in names
+                if f.lower().endswith(SQLITE_SUFFIXES)]
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+def _walk(root: Path) -> Tree:
+    """The tree under a local folder; links to folders are not followed, so a link loop cannot
+    trap the walk."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
-        found.append((Path(dirpath), sorted(filenames)))
-    return found
+        rel = Path(dirpath).relative_to(root).as_posix()
+        found.append(("" if rel == "." else rel, filenames))
+    return Tree.of(str(root), root.name, found)
+
+
+def match_units(
+    tree: Tree,
+    preset: Preset,
+    where: Callable[[str], str],
+    local: Callable[[str], str] | None = None,
+) -> SourceLayout:
+    """The plates of ``tree`` holding tables of ``preset``.
+
+    Args:
+        tree: The listed source.
+        preset: Whose tables to match (by exact name, ignoring case).
+        where: The location of a relative path, as the units should name it.
+        local: The local file of a relative SQLite path, to read its table names (default:
+            ``where``).
+
+    Raises:
+        NoTablesFoundError: Nothing matches the preset's tables.
+        SourceReadError: A SQLite file cannot be read, or a folder holds a table twice.
+    """
+    if preset.source_format is SourceFormat.SQLITE:
+        units, skipped = _sqlite_units(tree, preset, local or where)
+    else:
+        units, skipped = _csv_units(tree, preset, where)
+    if not units:
+        raise NoTablesFoundError(_nothing_found(tree, preset, skipped))
+    return SourceLayout(tree.location, tuple(units), tuple(skipped))
+
+
+def _sqlite_units(tree: Tree, preset: Preset,
+                  local: Callable[[str], str]) -> tuple[list[SourceUnit], list[str]]:
+    units, skipped = [], []
+    for rel in tree.sqlite_files():
+        path = local(rel)
+        tables = []
+        for name in sqlite_tables(Path(path)):
+            table = preset.match_table(name)
+            if table is not None:
+                tables.append(TableLocation(table, path, name))
+        if tables:
+            units.append(SourceUnit(tree.key(rel), SourceFormat.SQLITE, path, tuple(tables)))
+        else:
+            skipped.append(path)
+    return units, skipped
+
+
+def _csv_units(tree: Tree, preset: Preset,
+               where: Callable[[str], str]) -> tuple[list[SourceUnit], list[str]]:
+    if tree.is_file:
+        hint = (" It looks like SQLite: try --preset cellprofiler_sqlite."
+                if tree.name.lower().endswith(SQLITE_SUFFIXES) else "")
+        raise NoTablesFoundError(
+            f"{tree.location} is a file; for CSV presets give the folder holding "
+            f"{', '.join(t + '.csv' for t in preset.tables)}.{hint}"
+        )
+    units, skipped = [], []
+    for folder, names in tree.folders:
+        tables = []
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            table = preset.match_table(stem) if dot and suffix.lower() == "csv" else None
+            if table is None:
+                if name.lower().endswith(".csv"):
+                    skipped.append(where(_join(folder, name)))
+                continue
+            if any(t.table == table for t in tables):
+                raise SourceReadError(
+                    f"{where(folder)} holds two files for table {table} ({name} and another that "
+                    "differs only in case); keep one"
+                )
+            tables.append(TableLocation(table, where(_join(folder, name)), stem))
+        if tables:
+            units.append(SourceUnit(tree.key(folder), SourceFormat.CSV, where(folder), tuple(tables)))
+    return units, skipped
+
+
+def _nothing_found(tree: Tree, preset: Preset, skipped: list[str]) -> str:
+    wanted = ", ".join((preset.image_table, *(c.table for c in preset.compartments)))
+    hint = ""
+    if preset.source_format is SourceFormat.CSV and (
+        tree.name.lower().endswith(SQLITE_SUFFIXES)
+        or any(s.lower().endswith(SQLITE_SUFFIXES) for s in skipped)
+    ):
+        hint = "; it looks like SQLite: try --preset cellprofiler_sqlite"
+    elif preset.source_format is SourceFormat.SQLITE and not tree.is_file and not skipped:
+        hint = "; no SQLite files there: for CSV folders try --preset cellprofiler_csv"
+    return (
+        f"no tables of preset {preset.name!r} ({wanted}) found in {tree.location}{hint}; "
+        "`celltable presets` lists the layouts celltable knows"
+    )
 
 
 class LocalSourceLocator:
@@ -55,80 +194,8 @@ class LocalSourceLocator:
         root = Path(source_path).expanduser().absolute()
         if not root.exists():
             raise SourceNotFoundError(f"source {root} does not exist; check the path")
-        if preset.source_format is SourceFormat.SQLITE:
-            units, skipped = self._sqlite_units(root, preset)
-        else:
-            units, skipped = self._csv_units(root, preset)
-        if not units:
-            raise NoTablesFoundError(self._nothing_found(root, preset, skipped))
-        return SourceLayout(str(root), tuple(units), tuple(skipped))
-
-    @staticmethod
-    def _key(root: Path, unit_path: Path) -> str:
-        return root.name if unit_path == root else unit_path.relative_to(root).as_posix()
-
-    def _sqlite_units(self, root: Path, preset: Preset) -> tuple[list[SourceUnit], list[str]]:
-        if root.is_file():
-            files = [root]
-        else:
-            files = [d / f for d, names in _walk(root) for f in names
-                     if f.lower().endswith(SQLITE_SUFFIXES)]
-        units, skipped = [], []
-        for f in files:
-            tables = []
-            for name in sqlite_tables(f):
-                table = preset.match_table(name)
-                if table is not None:
-                    tables.append(TableLocation(table, str(f), name))
-            if tables:
-                units.append(SourceUnit(self._key(root, f), SourceFormat.SQLITE, str(f), tuple(tables)))
-            else:
-                skipped.append(str(f))
-        return units, skipped
-
-    def _csv_units(self, root: Path, preset: Preset) -> tuple[list[SourceUnit], list[str]]:
-        if root.is_file():
-            hint = (" It looks like SQLite: try --preset cellprofiler_sqlite."
-                    if root.suffix.lower() in SQLITE_SUFFIXES else "")
-            raise NoTablesFoundError(
-                f"{root} is a file; for CSV presets give the folder holding "
-                f"{', '.join(t + '.csv' for t in preset.tables)}.{hint}"
-            )
-        units, skipped = [], []
-        for folder, names in _walk(root):
-            tables = []
-            for name in names:
-                stem, dot, suffix = name.rpartition(".")
-                table = preset.match_table(stem) if dot and suffix.lower() == "csv" else None
-                if table is None:
-                    if name.lower().endswith(".csv"):
-                        skipped.append(str(folder / name))
-                    continue
-                if any(t.table == table for t in tables):
-                    raise SourceReadError(
-                        f"{folder} holds two files for table {table} ({name} and another that "
-                        "differs only in case); keep one"
-                    )
-                tables.append(TableLocation(table, str(folder / name), stem))
-            if tables:
-                units.append(SourceUnit(self._key(root, folder), SourceFormat.CSV, str(folder), tuple(tables)))
-        return units, skipped
-
-    @staticmethod
-    def _nothing_found(root: Path, preset: Preset, skipped: list[str]) -> str:
-        wanted = ", ".join((preset.image_table, *(c.table for c in preset.compartments)))
-        hint = ""
-        if preset.source_format is SourceFormat.CSV and (
-            root.suffix.lower() in SQLITE_SUFFIXES
-            or any(s.lower().endswith(SQLITE_SUFFIXES) for s in skipped)
-        ):
-            hint = "; it looks like SQLite: try --preset cellprofiler_sqlite"
-        elif preset.source_format is SourceFormat.SQLITE and root.is_dir() and not skipped:
-            hint = "; no SQLite files there: for CSV folders try --preset cellprofiler_csv"
-        return (
-            f"no tables of preset {preset.name!r} ({wanted}) found in {root}{hint}; "
-            "`celltable presets` lists the layouts celltable knows"
-        )
+        tree = Tree(str(root), root.name, True) if root.is_file() else _walk(root)
+        return match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root))
 
 
 class LocalDestination:

@@ -37,3 +37,29 @@ class DestinationError(CelltableError):
 
 class ExecutionError(CelltableError):
     """A task of the conversion failed; the message names the plate and chunk."""
+
+
+class CloudStorageError(CelltableError):
+    """Object storage (``s3://``, ``gs://``, ``az://``) refused or failed a request: no
+    credentials, access denied, endpoint unreachable ..."""
+
+
+class BucketNotFoundError(CloudStorageError):
+    """The bucket (or container) of a cloud path does not exist."""
+
+
+class DiskSpaceError(CelltableError):
+    """Too little free disk space for a download; the message says how much is needed where."""
+
+
+class ConfigurationError(CelltableError):
+    """A setting or configuration file is invalid (a Parsl configuration file that does not load
+    or defines no ``config`` ...)."""
+
+
+class UnsupportedSourceError(CelltableError):
+    """The source is a kind celltable recognises but cannot convert yet (DeepProfiler, IN Carta)."""
+
+
+class ValidationError(CelltableError):
+    """An output cannot be validated: it is not celltable's, or its records are unreadable."""

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from celltable.domain.presets import Preset
 
+EXECUTORS = ("threads", "htex")
+"""Where tasks can run without a Parsl configuration: local threads or local processes."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConversionOptions:
@@ -24,6 +27,19 @@ class ConversionOptions:
         compression: Parquet compression codec.
         staging_dir: Where intermediate data is kept while converting; None picks a folder beside
             the destination, removed afterwards.
+        executor: Where tasks run: ``"threads"`` (local threads) or ``"htex"`` (local worker
+            processes, Parsl's HighThroughputExecutor). A ``parsl_config`` wins over it.
+        workers: Tasks run at once (threads or worker processes); None chooses from ``threads``.
+        local_cache_dir: Where cloud sources (``s3://``, ``gs://``, ``az://``) are downloaded
+            and cloud destinations staged; files already there are reused when their size and
+            modification time match. None means ``$CELLTABLE_LOCAL_CACHE_DIR``, else
+            ``~/.cache/celltable`` (on disk, never a RAM-backed temporary folder).
+        no_sign_request: Read public buckets without credentials (like the AWS CLI's
+            ``--no-sign-request``).
+        cloud_client: A cloudpathlib client (``S3Client(endpoint_url=..., profile_name=...)``,
+            ``GSClient(...)``, ``AzureBlobClient(...)``) used for cloud paths of its kind, for
+            settings the SDK's environment does not carry; None builds one from that
+            environment. Never logged or shown.
     """
 
     join: bool = True
@@ -34,8 +50,17 @@ class ConversionOptions:
     memory_limit: str | None = None
     compression: str = "zstd"
     staging_dir: str | None = None
+    executor: str = "threads"
+    workers: int | None = None
+    local_cache_dir: str | None = None
+    no_sign_request: bool = False
+    cloud_client: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive number of rows, not {self.chunk_size}")
         if self.threads is not None and self.threads < 1:
@@ -100,3 +125,42 @@ class ConversionResult:
     @property
     def rows_out(self) -> int:
         return sum(t.rows_out for t in self.tables)
+
+
+STAGING = "staging"
+"""The :attr:`Progress.stage` of reading the source plates, before any table is written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a conversion is: reported after each plate is staged and each chunk is written.
+
+    Attributes:
+        stage: ``"staging"`` while plates are read, then the output table being written
+            (``"joined"``, or ``"Cells"`` ... with ``join=False``).
+        done: Plates staged, or chunks written, so far.
+        total: Plates, or chunks, in the stage.
+        rows: Source rows staged, or base rows converted, so far.
+        rows_total: Base rows of the table's chunks; 0 while staging (not known yet).
+        elapsed_s: Seconds since the stage began.
+    """
+
+    stage: str
+    done: int
+    total: int
+    rows: int
+    rows_total: int
+    elapsed_s: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far (by rows when their total is known, else by
+        plates or chunks); None before anything is done."""
+        done, total = (self.rows, self.rows_total) if self.rows_total else (self.done, self.total)
+        if done <= 0 or self.elapsed_s <= 0:
+            return None
+        return max(0.0, (total - done) * self.elapsed_s / done)

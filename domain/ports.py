@@ -7,10 +7,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from celltable.domain.detect import SourceSurvey
+from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
+from celltable.domain.model import Progress
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column
 from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedUnit
+from celltable.domain.validation import OutputScan
 
 T = TypeVar("T")
 
@@ -47,6 +51,35 @@ class QueryEngine(Protocol):
     def release(self, staged: StagedUnit) -> None:
         """Forget the staged tables of a unit and free their disk space."""
         ...
+
+    def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
+        """Schemas, row counts, key counts and orphans of a unit's tables, read straight from
+        the source: nothing is staged, and only key columns are scanned.
+
+        Raises:
+            SourceReadError: A table cannot be read.
+        """
+        ...
+
+
+class SourceSurveyor(Protocol):
+    """Takes a cheap look at a source, to recognise kinds no preset reads."""
+
+    def survey(self, source_path: str) -> SourceSurvey:
+        """File suffixes under ``source_path`` and the headers of a few CSV files (bounded work,
+        however large the source).
+
+        Raises:
+            SourceNotFoundError: Nothing exists at ``source_path``.
+        """
+        ...
+
+
+class ProgressListener(Protocol):
+    """Told how far a conversion is, after each plate staged and each chunk written. Called in
+    the converting thread: it should return quickly."""
+
+    def __call__(self, progress: Progress, /) -> None: ...
 
 
 class TableSink(Protocol):
@@ -108,3 +141,24 @@ class TaskRunner(Protocol):
         ...
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
+
+
+class OutputReader(Protocol):
+    """Re-reads outputs celltable wrote, to validate them."""
+
+    def tables(self, dest_path: str) -> tuple[str, ...]:
+        """The files of an output: itself, or the table files of a ``join=False`` folder.
+
+        Raises:
+            SourceNotFoundError: Nothing exists at ``dest_path``.
+        """
+        ...
+
+    def scan(self, path: str, key_columns: Sequence[str] | None) -> OutputScan:
+        """The file's footer, columns and metadata; with ``key_columns`` (None: skip), also
+        the checksum recomputed from every row, reading the rows in bounded memory.
+
+        Raises:
+            SourceReadError: The file is not a readable table.
+        """
+        ...

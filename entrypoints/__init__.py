@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
-from celltable.api import convert, presets
+from celltable.api import convert, detect, inspect, presets, validate
 from celltable.domain.errors import (
+    BucketNotFoundError,
     CelltableError,
+    CloudStorageError,
+    ConfigurationError,
     DestinationError,
+    DiskSpaceError,
     ExecutionError,
     InvalidPresetError,
     NoTablesFoundError,
@@ -17,22 +21,34 @@ from celltable.domain.errors import (
     SourceNotFoundError,
     SourceReadError,
     UnknownPresetError,
+    UnsupportedSourceError,
+    ValidationError,
 )
-from celltable.domain.model import ConversionOptions, ConversionResult, TableReport
+from celltable.domain.model import ConversionOptions, ConversionResult, Progress, TableReport
 
 __all__ = [
+    "BucketNotFoundError",
     "CelltableError",
+    "CloudStorageError",
+    "ConfigurationError",
     "ConversionOptions",
     "ConversionResult",
     "DestinationError",
+    "DiskSpaceError",
     "ExecutionError",
     "InvalidPresetError",
     "NoTablesFoundError",
+    "Progress",
     "SchemaError",
     "SourceNotFoundError",
     "SourceReadError",
     "TableReport",
     "UnknownPresetError",
+    "UnsupportedSourceError",
+    "ValidationError",
     "convert",
+    "detect",
+    "inspect",
     "presets",
+    "validate",
 ]

@@ -1,15 +1,26 @@
-"""The Python API: ``celltable.convert(...)`` mirrors ``celltable convert``."""
+"""The Python API: ``celltable.convert(...)``, ``inspect(...)`` and ``validate(...)`` mirror the
+commands of the same names."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from celltable.application.convert import convert as convert_use_case
-from celltable.bootstrap import bootstrap
+from celltable.application.detect import detect as detect_use_case
+from celltable.application.detect import preset_to_convert
+from celltable.application.inspect import Inspection, InspectServices
+from celltable.application.inspect import inspect as inspect_use_case
+from celltable.application.validate import validate as validate_use_case
+from celltable.bootstrap import bootstrap, inspect_services, output_reader
+from celltable.domain.detect import Detection
 from celltable.domain.errors import CelltableError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
-from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from celltable.domain.ports import ProgressListener
+from celltable.domain.presets import PRESETS, Preset, get_preset
+from celltable.domain.validation import ValidationReport
+from celltable.logs import route_to_stdlib_unless_configured
 
 DEST_DATATYPES = ("parquet",)
 
@@ -18,24 +29,29 @@ def convert(
     source_path: str | os.PathLike[str],
     dest_path: str | os.PathLike[str],
     dest_datatype: str = "parquet",
-    preset: str | Preset = DEFAULT_PRESET,
+    preset: str | Preset | None = None,
     join: bool = True,
     chunk_size: int | None = None,
     parsl_config: Any = None,
     options: ConversionOptions | None = None,
+    progress: ProgressListener | None = None,
 ) -> ConversionResult:
     """Convert image-analysis tables into one single-cell Parquet table (or one per table).
 
     Args:
         source_path: A folder of CSVs (one subfolder per plate allowed), a SQLite file, or a
-            folder of SQLite files.
-        dest_path: The Parquet file to write; with ``join=False``, a folder.
+            folder of SQLite files; local or in the cloud (``s3://``, ``gs://``, ``az://``).
+        dest_path: The Parquet file to write; with ``join=False``, a folder. Local or cloud.
         dest_datatype: ``"parquet"``.
-        preset: A preset name (see :func:`presets`) or a :class:`Preset`.
+        preset: A preset name (see :func:`presets`) or a :class:`Preset`; None detects it
+            from the source (see :func:`detect`).
         join: One joined table, or one table per source table.
         chunk_size: Rows of the base compartment per task (None: chosen from memory).
-        parsl_config: A ``parsl.Config`` to run tasks on (None: local threads).
+        parsl_config: A ``parsl.Config`` to run tasks on, or the path of a Python file
+            defining one as ``config`` (None: ``options.executor``, local threads by default).
         options: Advanced settings; ``join`` and ``chunk_size`` given here win over it.
+        progress: Called with a :class:`celltable.Progress` after each plate staged and each
+            chunk written (from the calling thread); None (the default) reports nothing.
 
     Returns:
         What was written: paths, rows in and out per table, rows dropped and why, duration.
@@ -46,37 +62,105 @@ def convert(
     Example:
         >>> result = celltable.convert("ExampleHuman/", "example.parquet")  # doctest: +SKIP
     """
+    route_to_stdlib_unless_configured()
     if dest_datatype not in DEST_DATATYPES:
         raise CelltableError(
             f"dest_datatype {dest_datatype!r} is not supported yet; use one of {DEST_DATATYPES}"
         )
     base = options or ConversionOptions()
-    opts = ConversionOptions(
-        join=join,
-        chunk_size=chunk_size if chunk_size is not None else base.chunk_size,
-        threads=base.threads,
-        overwrite=base.overwrite,
-        join_sql=base.join_sql,
-        memory_limit=base.memory_limit,
-        compression=base.compression,
-        staging_dir=base.staging_dir,
+    opts = replace(
+        base, join=join, chunk_size=chunk_size if chunk_size is not None else base.chunk_size
     )
-    request = ConversionRequest(
-        source_path=os.fspath(source_path),
-        dest_path=os.fspath(dest_path),
-        preset=preset if isinstance(preset, Preset) else get_preset(preset),
-        options=opts,
-    )
+    source, dest = _path(source_path), _path(dest_path)
+    given = preset if isinstance(preset, Preset) or preset is None else get_preset(preset)
     with bootstrap(
         threads=opts.threads,
         memory_limit=opts.memory_limit,
         compression=opts.compression,
         staging_dir=opts.staging_dir,
         parsl_config=parsl_config,
+        executor=opts.executor,
+        workers=opts.workers,
+        source_path=source,
+        dest_path=dest,
+        local_cache_dir=opts.local_cache_dir,
+        no_sign_request=opts.no_sign_request,
+        cloud_client=opts.cloud_client,
     ) as services:
+        if progress is not None:
+            services = replace(services, progress=progress)
+        chosen = given or preset_to_convert(
+            detect_use_case(source, services.locator, services.surveyor))
+        request = ConversionRequest(source, dest, chosen, opts)
         return convert_use_case(request, services)
+
+
+def _path(path: str | os.PathLike[str]) -> str:
+    # A cloudpathlib path's __fspath__ would download it: its URI is what is meant.
+    return str(path) if hasattr(path, "cloud_prefix") else os.fspath(path)
 
 
 def presets() -> dict[str, str]:
     """The built-in presets and their one-line descriptions."""
     return {name: p.description for name, p in sorted(PRESETS.items())}
+
+
+def detect(source_path: str | os.PathLike[str],
+           options: ConversionOptions | None = None) -> Detection:
+    """The kind of source at ``source_path`` and the built-in preset that reads it.
+
+    Example:
+        >>> celltable.detect("NF1.sqlite").preset  # doctest: +SKIP
+        'cellprofiler_sqlite'
+    """
+    route_to_stdlib_unless_configured()
+    source = _path(source_path)
+    services = _inspect_services(source, options)
+    return detect_use_case(source, services.locator, services.surveyor)
+
+
+def inspect(source_path: str | os.PathLike[str], preset: str | Preset | None = None,
+            options: ConversionOptions | None = None) -> Inspection:
+    """What a source holds, cheaply (nothing is converted): its kind and preset, plates,
+    tables with rows, columns and key columns, and issues (missing tables, orphans ...).
+
+    Args:
+        source_path: As for :func:`convert`.
+        preset: The preset to read it with; None detects it.
+        options: Only ``threads``, ``memory_limit`` and the cloud settings are used.
+
+    Raises:
+        CelltableError: The source does not exist, is unreadable, or holds nothing recognised.
+
+    Example:
+        >>> report = celltable.inspect("NF1.sqlite")  # doctest: +SKIP
+        >>> [i.message for i in report.issues]  # doctest: +SKIP
+    """
+    route_to_stdlib_unless_configured()
+    source = _path(source_path)
+    given = preset if isinstance(preset, Preset) or preset is None else get_preset(preset)
+    return inspect_use_case(source, _inspect_services(source, options), given)
+
+
+def _inspect_services(source: str, options: ConversionOptions | None) -> InspectServices:
+    opts = options or ConversionOptions()
+    return inspect_services(source, threads=opts.threads, memory_limit=opts.memory_limit,
+                            local_cache_dir=opts.local_cache_dir,
+                            no_sign_request=opts.no_sign_request, cloud_client=opts.cloud_client)
+
+
+def validate(dest_path: str | os.PathLike[str]) -> ValidationReport:
+    """Re-read an output of :func:`convert` and check its rows, schema, null counts and key
+    digest against what was recorded when it was written. A mismatch is a failed check
+    (``report.ok`` is False), not an exception.
+
+    Raises:
+        CelltableError: Nothing at ``dest_path``, not a readable Parquet file, or not written by
+            celltable.
+
+    Example:
+        >>> celltable.validate("example.parquet").ok  # doctest: +SKIP
+        True
+    """
+    route_to_stdlib_unless_configured()
+    return validate_use_case(os.fspath(dest_path), output_reader())

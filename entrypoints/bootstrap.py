@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from celltable.application.convert import Services
+from celltable.application.inspect import InspectServices
+from celltable.domain.ports import OutputReader
 
 PRODUCER = "celltable"
 
@@ -31,21 +34,33 @@ class Settings:
     memory_budget: int
     memory_limit: str
     memory_map: bool
+    cache_dir: str = ""
 
     @classmethod
     def resolve(cls, threads: int | None, memory_limit: str | None,
-                env: dict[str, str] | None = None) -> Settings:
+                env: dict[str, str] | None = None, *, workers: int | None = None,
+                local_cache_dir: str | None = None) -> Settings:
         env = dict(os.environ) if env is None else env
         total = threads or int(env.get("CELLTABLE_THREADS", 0)) or os.cpu_count() or 1
         # Each task's DuckDB gets two threads where there is room: joins of wide tables use
         # them well, and fewer concurrent tasks keep fewer chunks in memory.
-        workers = max(1, total // 2)
+        workers = workers or max(1, total // 2)
         engine_threads = max(1, total // workers)
         budget = _physical_memory() // 2
         limit = memory_limit or env.get("CELLTABLE_MEMORY_LIMIT") or f"{budget // workers // 2**20}MB"
         memory_map = env.get("CELLTABLE_ARROW_USE_MEMORY_MAPPING", "1").strip().lower() not in (
             "0", "false", "no", "off")
-        return cls(total, workers, engine_threads, budget, limit, memory_map)
+        return cls(total, workers, engine_threads, budget, limit, memory_map,
+                   _cache_dir(local_cache_dir, env))
+
+
+def _cache_dir(given: str | None, env: dict[str, str]) -> str:
+    """Where cloud files are cached: on disk under the user's cache folder, never a RAM-backed
+    temporary folder (a plate's SQLite can be tens of GB)."""
+    if given or env.get("CELLTABLE_LOCAL_CACHE_DIR"):
+        return str(Path(given or env["CELLTABLE_LOCAL_CACHE_DIR"]).expanduser().absolute())
+    base = env.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return str(Path(base) / "celltable")
 
 
 def _physical_memory() -> int:
@@ -63,30 +78,104 @@ def bootstrap(
     compression: str = "zstd",
     staging_dir: str | None = None,
     parsl_config: Any = None,
+    executor: str = "threads",
+    workers: int | None = None,
+    source_path: str = "",
+    dest_path: str = "",
+    local_cache_dir: str | None = None,
+    no_sign_request: bool = False,
+    cloud_client: Any = None,
     **fakes: Any,
 ) -> Iterator[Services]:
     """Services for one conversion: real adapters unless fakes are passed by keyword
-    (``locator``, ``engine``, ``writer``, ``destination``, ``runner``)."""
+    (``locator``, ``engine``, ``writer``, ``destination``, ``runner``).
+
+    The locator and the destination are chosen by the scheme of ``source_path`` and
+    ``dest_path`` (``s3://``, ``gs://``, ``az://``: cloud; anything else: local).
+    ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
+    None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``)."""
+    from celltable.adapters.cloud import (
+        CloudClients,
+        CloudDestination,
+        CloudSourceLocator,
+        is_cloud,
+    )
     from celltable.adapters.duckdb_engine import DuckDBEngine
     from celltable.adapters.parquet import ParquetWriter
-    from celltable.adapters.parsl_runner import ParslRunner
+    from celltable.adapters.parquet_checks import ChecksummedWriter
+    from celltable.adapters.parsl_runner import ParslRunner, load_config_file
     from celltable.adapters.storage import LocalDestination, LocalSourceLocator
+    from celltable.adapters.survey import LocalSurveyor
 
-    settings = Settings.resolve(threads, memory_limit)
+    settings = Settings.resolve(threads, memory_limit, workers=workers,
+                                local_cache_dir=local_cache_dir)
     if threads:
         import pyarrow as pa
 
         pa.set_cpu_count(settings.threads)
-    runner = fakes.get("runner") or ParslRunner(parsl_config, settings.workers)
+    if isinstance(parsl_config, str | os.PathLike):
+        parsl_config = load_config_file(os.fspath(parsl_config))
+    clients = CloudClients(settings.cache_dir, client=cloud_client, no_sign_request=no_sign_request)
+    locator = fakes.get("locator") or (
+        CloudSourceLocator(clients, settings.cache_dir) if is_cloud(source_path)
+        else LocalSourceLocator()
+    )
+    destination = fakes.get("destination") or (
+        CloudDestination(clients, settings.cache_dir, staging_dir) if is_cloud(dest_path)
+        else LocalDestination(staging_dir)
+    )
+    runner = fakes.get("runner") or ParslRunner(parsl_config, settings.workers, executor=executor)
     with runner:
         yield Services(
-            locator=fakes.get("locator") or LocalSourceLocator(),
+            locator=locator,
             engine=fakes.get("engine")
             or DuckDBEngine(threads=settings.engine_threads, memory_limit=settings.memory_limit),
-            writer=fakes.get("writer") or ParquetWriter(compression, settings.memory_map),
-            destination=fakes.get("destination") or LocalDestination(staging_dir),
+            writer=fakes.get("writer")
+            or ChecksummedWriter(ParquetWriter(compression, settings.memory_map)),
+            destination=destination,
             runner=runner,
             memory_budget=settings.memory_budget,
             producer=PRODUCER,
             version=package_version(),
+            surveyor=fakes.get("surveyor") or (None if is_cloud(source_path) else LocalSurveyor()),
         )
+
+
+def inspect_services(
+    source_path: str = "",
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    local_cache_dir: str | None = None,
+    no_sign_request: bool = False,
+    cloud_client: Any = None,
+    **fakes: Any,
+) -> InspectServices:
+    """Services for inspecting a source (no task runner: nothing is staged); real adapters
+    unless fakes are passed by keyword (``locator``, ``engine``, ``surveyor``)."""
+    from celltable.adapters.cloud import CloudClients, CloudSourceLocator, is_cloud
+    from celltable.adapters.duckdb_engine import DuckDBEngine
+    from celltable.adapters.storage import LocalSourceLocator
+    from celltable.adapters.survey import LocalSurveyor
+
+    settings = Settings.resolve(threads, memory_limit, local_cache_dir=local_cache_dir)
+    if is_cloud(source_path):
+        clients = CloudClients(settings.cache_dir, client=cloud_client,
+                               no_sign_request=no_sign_request)
+        locator: Any = CloudSourceLocator(clients, settings.cache_dir)
+    else:
+        locator = LocalSourceLocator()
+    return InspectServices(
+        locator=fakes.get("locator") or locator,
+        # One describe at a time, so DuckDB may use every thread.
+        engine=fakes.get("engine")
+        or DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit),
+        surveyor=fakes.get("surveyor") or (None if is_cloud(source_path) else LocalSurveyor()),
+    )
+
+
+def output_reader() -> OutputReader:
+    """The reader of celltable's outputs, for validating them."""
+    from celltable.adapters.parquet_checks import ParquetReader
+
+    return ParquetReader()

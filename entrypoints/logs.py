@@ -45,3 +45,24 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
     # Parsl logs each failed task with its traceback; celltable reports failures itself, in one
     # line naming the plate and chunk, so Parsl speaks only when debugging.
     logging.getLogger("parsl").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL)
+
+
+def route_to_stdlib_unless_configured() -> None:
+    """Quiet by default for the Python API (notebooks, scripts): unless the application has
+    configured structlog, celltable's events go to the standard library's ``logging``, which
+    shows warnings and hides progress until ``logging.basicConfig(level="INFO")`` asks for it.
+    (Unconfigured structlog would print every event to stdout.)"""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

@@ -51,3 +51,59 @@ def test_a_user_config_is_used(tmp_path):
     with ParslRunner(config, workers=1) as runner:
         assert runner.workers == 3
         assert runner.submit(_square, 3).result() == 9
+
+
+def _die_once(marker: str) -> int:
+    """Kills its worker the first time it runs, then returns the worker's process id."""
+    if not Path(marker).exists():
+        Path(marker).touch()
+        os._exit(1)
+    return os.getpid()
+
+
+def _fail_named(log: str) -> None:
+    with Path(log).open("a") as f:
+        f.write("tried\n")
+    from celltable.domain.errors import SourceReadError
+
+    raise SourceReadError("unreadable on purpose")
+
+
+def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worker_died(
+        tmp_path, monkeypatch):
+    from celltable.domain.errors import SourceReadError
+
+    # The workers import this module: they start with the main process's environment.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    path_before = os.environ["PATH"]
+    with ParslRunner(None, workers=2, executor="htex") as runner:
+        assert runner.workers == 2
+        pids = {f.result() for f in [runner.submit(os.getpid) for _ in range(4)]}
+        assert os.getpid() not in pids
+        assert runner.submit(_die_once, str(tmp_path / "died")).result() != os.getpid()
+        with pytest.raises(SourceReadError, match="on purpose"):
+            runner.submit(_fail_named, str(tmp_path / "tries")).result()
+    assert (tmp_path / "tries").read_text() == "tried\n"  # a named error is not retried
+    assert os.environ["PATH"] == path_before
+
+
+def test_a_config_file_defines_the_executors(tmp_path):
+    from celltable.adapters.parsl_runner import load_config_file
+    from celltable.domain.errors import ConfigurationError
+
+    good = tmp_path / "threads.py"
+    good.write_text(
+        "from parsl.config import Config\n"
+        "from parsl.executors import ThreadPoolExecutor\n"
+        f"config = Config(executors=[ThreadPoolExecutor(max_threads=3)], run_dir={str(tmp_path / 'run')!r})\n"
+    )
+    with ParslRunner(load_config_file(str(good)), workers=1) as runner:
+        assert runner.workers == 3 and runner.submit(_square, 4).result() == 16
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(ConfigurationError, match="must define `config"):
+        load_config_file(str(empty))
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_here\n")
+    with pytest.raises(ConfigurationError, match="ModuleNotFoundError"):
+        load_config_file(str(broken))

@@ -20,6 +20,7 @@ import structlog
 
 from celltable.adapters.duckdb_sql import data_type, ident, literal, render_chunk, render_missing
 from celltable.domain.errors import SchemaError, SourceReadError
+from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.plan import Chunk
 from celltable.domain.presets import Preset, SourceFormat
@@ -207,3 +208,15 @@ class DuckDBEngine:
             con.close()
         Path(staged.handle).unlink(missing_ok=True)
         Path(staged.handle + ".wal").unlink(missing_ok=True)
+
+    # inspecting ----------------------------------------------------------------------------
+
+    def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
+        """Describe a unit straight from its source, staging nothing (see
+        ``adapters/duckdb_inspect.py``)."""
+        from celltable.adapters.duckdb_inspect import describe_unit  # it imports this module
+
+        with self._connect() as con:
+            if unit.format is SourceFormat.SQLITE:
+                self._attach_sqlite(con, unit.path)
+            return describe_unit(con, unit, preset)

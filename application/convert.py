@@ -5,18 +5,29 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
+from celltable.application.progress import Meter
 from celltable.application.tasks import run_ordered
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
-from celltable.domain.model import ConversionRequest, ConversionResult, TableReport
+from celltable.domain.model import STAGING, ConversionRequest, ConversionResult, TableReport
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
 from celltable.domain.output import OutputPlan, check_join_columns, plan_output
 from celltable.domain.plan import auto_chunk_size, plan_chunks
-from celltable.domain.ports import Destination, QueryEngine, SourceLocator, TableWriter, TaskRunner
+from celltable.domain.ports import (
+    Destination,
+    ProgressListener,
+    QueryEngine,
+    SourceLocator,
+    SourceSurveyor,
+    TableWriter,
+    TaskRunner,
+)
 from celltable.domain.presets import IMAGE
+from celltable.domain.schema import Column
 from celltable.domain.sources import StagedUnit
 
 log = structlog.get_logger("celltable.convert")
@@ -36,6 +47,8 @@ class Services:
     memory_budget: int
     producer: str
     version: str
+    surveyor: SourceSurveyor | None = None  # recognises sources no preset reads, when detecting
+    progress: ProgressListener | None = None  # told after each plate staged and chunk written
 
 
 def convert(request: ConversionRequest, services: Services) -> ConversionResult:
@@ -50,20 +63,23 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     preset, opts = request.preset, request.options
     spec = derive_join(preset) if opts.join else None
     layout = services.locator.discover(request.source_path, preset)
-    log.info("source_found", source=layout.root, plates=len(layout.units), skipped=len(layout.skipped))
+    log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.units),
+             skipped=len(layout.skipped))
     paths = services.destination.prepare(
         request.dest_path, folder=not opts.join, overwrite=opts.overwrite
     )
     staged: list[StagedUnit] = []
     try:
-        staged = list(
-            run_ordered(
-                services.runner,
-                services.engine.stage,
-                ((f"staging plate {u.key!r}", (u, preset, paths.scratch)) for u in layout.units),
-                window=max(1, services.runner.workers),
-            )
-        )
+        meter = Meter(STAGING, len(layout.units), 0, services.progress, "staging_progress",
+                      "plates")
+        for s in run_ordered(
+            services.runner,
+            services.engine.stage,
+            ((f"staging plate {u.key!r}", (u, preset, paths.scratch)) for u in layout.units),
+            window=max(1, services.runner.workers),
+        ):
+            staged.append(s)
+            meter.advance(sum(t.rows for t in s.tables), plate=s.unit.key)
         source_rows = Counter()
         for s in staged:
             for t in s.tables:
@@ -188,17 +204,19 @@ def _write(
              columns=len(plan.columns))
     jobs = ((q.chunk.describe(), (by_key[q.chunk.unit], q)) for q in queries)
     window = 2 * max(1, services.runner.workers)
+    meter = Meter(plan.name, len(queries), sum(q.chunk.rows for q in queries), services.progress,
+                  "chunk_written", "chunks")
     for out in run_ordered(services.runner, services.engine.read_chunk, jobs, window):
         sink.write(out.data)
         rows_in += out.rows_in
         rows_out += out.rows_out
         dropped += out.dropped
         missing.update(dict(out.missing))
-        log.debug("chunk_written", table=plan.name, plate=out.chunk.unit, chunk=out.chunk.index,
-                  rows=out.rows_out)
+        meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
+                      chunk=out.chunk.index, rows=out.rows_out)
     report = TableReport(plan.name, path, rows_in, rows_out, len(plan.columns), dropped,
                          tuple(sorted(missing.items())))
-    written = sink.close(_provenance(request, services, staged, report, chunk_size))
+    written = sink.close(_provenance(request, services, staged, report, chunk_size, plan.columns))
     if written != rows_out:
         raise AssertionError(f"{path}: wrote {written} rows, expected {rows_out}")
     if dropped:
@@ -228,7 +246,7 @@ def _convert_sql(
     base = request.preset.base
     rows_in = sum(t.rows for s in staged for t in s.tables if t.table == base)
     report = TableReport(JOINED_NAME, path, rows_in, rows_out, len(columns))
-    sink.close(_provenance(request, services, staged, report, 0))
+    sink.close(_provenance(request, services, staged, report, 0, columns))
     return report
 
 
@@ -238,6 +256,7 @@ def _provenance(
     staged: list[StagedUnit],
     report: TableReport,
     chunk_size: int,
+    columns: Sequence[Column],
 ) -> dict[str, str]:
     sources = [
         {"plate": s.unit.key, "path": s.unit.path,
@@ -257,6 +276,7 @@ def _provenance(
         "rows_dropped": report.dropped,
         "missing_partners": dict(report.missing),
         "keys": [image_number(request.preset), OBJECT_NUMBER],
+        "schema": [[c.name, c.type.value] for c in columns],
     }
     return {
         "data-producer": services.producer,

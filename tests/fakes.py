@@ -7,7 +7,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from celltable.domain.detect import SourceSurvey
 from celltable.domain.errors import DestinationError, NoTablesFoundError
+from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
@@ -98,6 +100,31 @@ class FakeEngine:
     def release(self, staged: StagedUnit) -> None:
         pass
 
+    def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
+        plate = self.source.plates[unit.key]
+        key = preset.image_key
+        tables = []
+        for name, rows in plate.items():
+            cols = list(rows[0]) if rows else []
+            schema = TableSchema(name, tuple(Column(c, _type([r[c] for r in rows])) for c in cols))
+            ident = [key] if name == "Image" else [key, preset.compartment(name).object_number]
+            seen: dict[tuple[Any, ...], int] = {}
+            for r in rows:
+                if r.get(key) is not None:
+                    k = tuple(r.get(c) for c in ident)
+                    seen[k] = seen.get(k, 0) + 1
+            tables.append(TableDescription(
+                name, name, schema, len(rows),
+                null_keys=sum(1 for r in rows if r.get(key) is None),
+                duplicate_keys=sum(n - 1 for n in seen.values())))
+        schemas = {t.table: t.schema for t in tables}
+        orphans = []
+        for step in orphan_checks(preset, schemas):
+            parents = {(r[key], r[step.parent_object_number]) for r in plate[step.parent]}
+            orphans.append((step.describe(), sum(
+                1 for r in plate[step.child] if (r[key], r[step.column]) not in parents)))
+        return UnitDescription(unit, tuple(tables), tuple(orphans))
+
 
 @dataclass
 class FakeSink:
@@ -165,3 +192,13 @@ class SyncRunner:
         except Exception as e:
             future.set_exception(e)
         return future
+
+
+@dataclass
+class FakeSurveyor:
+    """A survey fixed in advance."""
+
+    survey_: SourceSurvey
+
+    def survey(self, source_path: str) -> SourceSurvey:
+        return self.survey_

@@ -127,7 +127,9 @@ def test_provenance_is_recorded_in_the_parquet_metadata(tmp_path, example_human)
 
 def _fails(result, dest: Path, *words: str):
     assert result.exit_code == 1
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    # the error is one line, after the notice naming a detected preset, if any
+    lines = [ln for ln in result.output.splitlines()
+             if ln.strip() and not ln.startswith("celltable: detected preset")]
     assert len(lines) == 1 and lines[0].startswith("celltable: error:"), result.output
     for w in words:
         assert w in lines[0]
@@ -147,7 +149,8 @@ def test_an_unknown_preset_lists_the_valid_ones(tmp_path, example_human):
 
 def test_a_sqlite_file_with_the_csv_preset_suggests_the_sqlite_one(tmp_path, nf1_sqlite):
     dest = tmp_path / "out.parquet"
-    _fails(_convert(nf1_sqlite, dest), dest, "--preset cellprofiler_sqlite")
+    _fails(_convert(nf1_sqlite, dest, "--preset", "cellprofiler_csv"), dest,
+           "--preset cellprofiler_sqlite")
 
 
 def test_a_corrupt_sqlite_names_the_file(tmp_path, nf1_sqlite):
@@ -208,8 +211,10 @@ def test_log_format_is_chosen_on_the_command_line(tmp_path, example_human, fmt):
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    first = done.stderr.splitlines()[0]
-    if fmt == "json":
-        assert json.loads(first)["event"] == "source_found"
+    lines = done.stderr.splitlines()
+    if fmt == "json":  # every line is an event, the detected preset among them
+        events = [json.loads(line)["event"] for line in lines]
+        assert events[:2] == ["preset_detected", "source_found"]
     else:
-        assert "source_found" in first and not first.startswith("{")
+        assert "preset_detected" in lines[0] and "source_found" in lines[1]
+        assert not any(line.startswith("{") for line in lines)

@@ -1,0 +1,176 @@
+"""Checksums of output tables: computed from the rows as they are written, recomputed from the
+rows as they are read back (``celltable validate``).
+
+A checksum holds every column's null count and a SHA-256 of the key columns
+(``Metadata_TableNumber``, ``Metadata_ImageNumber``, ``Metadata_ObjectNumber``) in row order. The
+digest hashes a canonical form of the values (integers as little-endian int64, text as lengths
+and UTF-8 bytes), so it depends on the values alone, not on how Arrow chunked or laid them out:
+both sides use :class:`TableDigest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from celltable.adapters.parquet import arrow_schema, domain_columns
+from celltable.domain.errors import SourceNotFoundError, SourceReadError
+from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
+from celltable.domain.ports import TableSink, TableWriter
+from celltable.domain.schema import Column
+from celltable.domain.validation import CHECKSUM_KEY, Checksum, OutputScan
+
+KEY_COLUMNS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
+_NULL_INT = -(2**63)
+BATCH_BYTES = 64 * 2**20  # values decoded at once when reading back
+
+
+def _hash_int64(arr: pa.Array, into: Any) -> None:
+    """Feed the values of an int64 array without nulls (little-endian, as Arrow stores them on
+    every platform celltable runs on) to a hash, wherever the array starts in its buffer."""
+    data = arr.buffers()[1]
+    if data is not None and len(arr):
+        into.update(data.slice(arr.offset * 8, len(arr) * 8))
+
+
+class _ColumnDigest:
+    def __init__(self, name: str, type_: pa.DataType) -> None:
+        self.name, self.type = name, type_
+        self.integer = pa.types.is_integer(type_)
+        self.values = hashlib.sha256()
+        self.lengths = hashlib.sha256()
+
+    def update(self, column: pa.ChunkedArray | pa.Array) -> None:
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        for arr in chunks:
+            if pa.types.is_dictionary(arr.type):
+                arr = arr.dictionary_decode()
+            if arr.type != self.type:
+                arr = arr.cast(self.type)
+            if self.integer:
+                self._integers(arr)
+            else:
+                self._text(arr)
+
+    def _integers(self, arr: pa.Array) -> None:
+        _hash_int64(pc.fill_null(arr.cast(pa.int64()), _NULL_INT), self.values)
+
+    def _text(self, arr: pa.Array) -> None:
+        arr = arr.cast(pa.large_string())
+        _hash_int64(pc.fill_null(pc.binary_length(arr), -1).cast(pa.int64()), self.lengths)
+        arr = pc.fill_null(arr, "")
+        if not len(arr):
+            return
+        _, offsets, data = arr.buffers()
+        (start,) = struct.unpack_from("<q", offsets, arr.offset * 8)
+        (end,) = struct.unpack_from("<q", offsets, (arr.offset + len(arr)) * 8)
+        if end > start:
+            self.values.update(data.slice(start, end - start))
+
+    def digest(self) -> bytes:
+        kind = b"int" if self.integer else b"text"
+        return hashlib.sha256(self.name.encode() + b"\0" + kind + b"\0" + self.values.digest()
+                              + self.lengths.digest()).digest()
+
+
+class TableDigest:
+    """Null counts of every column and the digest of the key columns, fed table by table."""
+
+    def __init__(self, schema: pa.Schema, key_columns: Sequence[str]) -> None:
+        self.schema = schema
+        self.keys = [_ColumnDigest(n, schema.field(n).type) for n in key_columns]
+        self.nulls = dict.fromkeys(schema.names, 0)
+        self.rows = 0
+
+    def update(self, data: pa.Table | pa.RecordBatch) -> None:
+        self.rows += data.num_rows
+        for name, column in zip(data.column_names, data.columns, strict=True):
+            if name in self.nulls:
+                self.nulls[name] += column.null_count
+        for key in self.keys:
+            key.update(data.column(key.name))
+
+    def checksum(self) -> Checksum:
+        total = hashlib.sha256()
+        for key in self.keys:
+            total.update(key.digest())
+        return Checksum(self.rows, tuple(k.name for k in self.keys), total.hexdigest(),
+                        tuple(self.nulls.items()))
+
+
+def key_columns_of(schema: pa.Schema) -> tuple[str, ...]:
+    """The key columns a table has, in the order they are digested."""
+    return tuple(n for n in KEY_COLUMNS if n in schema.names)
+
+
+class ChecksummedSink:
+    """A :class:`celltable.domain.ports.TableSink` of Arrow tables that records the checksum of
+    what it wrote under ``celltable.checksum``."""
+
+    def __init__(self, inner: TableSink, schema: pa.Schema) -> None:
+        self._inner = inner
+        self._digest = TableDigest(schema, key_columns_of(schema))
+
+    def write(self, data: object) -> None:
+        self._inner.write(data)
+        assert isinstance(data, pa.Table), type(data)
+        self._digest.update(data)
+
+    def close(self, metadata: Mapping[str, str]) -> int:
+        return self._inner.close({**metadata, CHECKSUM_KEY: self._digest.checksum().to_json()})
+
+
+class ChecksummedWriter:
+    """Wraps an Arrow-based :class:`celltable.domain.ports.TableWriter` so every file it writes
+    carries its checksum."""
+
+    def __init__(self, inner: TableWriter) -> None:
+        self._inner = inner
+
+    def create(self, path: str, columns: Sequence[Column]) -> ChecksummedSink:
+        return ChecksummedSink(self._inner.create(path, columns), arrow_schema(columns))
+
+    def columns_of(self, data: object) -> Sequence[Column]:
+        return self._inner.columns_of(data)
+
+
+class ParquetReader:
+    """Implements :class:`celltable.domain.ports.OutputReader` for local Parquet outputs."""
+
+    def tables(self, dest_path: str) -> tuple[str, ...]:
+        path = Path(dest_path).expanduser().absolute()
+        if not path.exists():
+            raise SourceNotFoundError(f"{path} does not exist; give the file (or --no-join "
+                                      "folder) that celltable convert wrote")
+        if path.is_file():
+            return (str(path),)
+        files = tuple(str(p) for p in sorted(path.glob("*.parquet")))
+        if not files:
+            raise SourceReadError(f"{path} is a folder without Parquet files; give the file (or "
+                                  "--no-join folder) that celltable convert wrote")
+        return files
+
+    def scan(self, path: str, key_columns: Sequence[str] | None) -> OutputScan:
+        try:
+            pf = pq.ParquetFile(path)
+            schema = pf.schema_arrow
+            meta = {k.decode(errors="replace"): v.decode(errors="replace")
+                    for k, v in (pf.metadata.metadata or {}).items()}
+            checksum = None
+            if key_columns is not None:
+                digest = TableDigest(schema, [k for k in key_columns if k in schema.names])
+                rows = max(1024, BATCH_BYTES // (8 * max(1, len(schema))))
+                for batch in pf.iter_batches(batch_size=rows):
+                    digest.update(batch)
+                checksum = digest.checksum()
+        except (pa.ArrowException, OSError) as e:
+            raise SourceReadError(f"{path} is not a readable Parquet file ({e})") from e
+        return OutputScan(path, pf.metadata.num_rows, domain_columns(schema),
+                          tuple(sorted(meta.items())), checksum)

@@ -1,0 +1,57 @@
+"""Detecting the preset of a source: every built-in preset's table names are tried on it."""
+
+from __future__ import annotations
+
+import structlog
+
+from celltable.domain.detect import Detection, PresetMatch, choose_preset
+from celltable.domain.errors import NoTablesFoundError, UnsupportedSourceError
+from celltable.domain.ports import SourceLocator, SourceSurveyor
+from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+
+log = structlog.get_logger("celltable.detect")
+
+
+def detect(source_path: str, locator: SourceLocator,
+           surveyor: SourceSurveyor | None = None) -> Detection:
+    """The kind of ``source_path`` and the built-in preset finding most of its tables.
+
+    The survey (file suffixes, a few CSV headers) runs only when no preset finds tables, to name
+    kinds celltable recognises but cannot convert yet.
+
+    Raises:
+        SourceNotFoundError: Nothing exists at ``source_path``.
+        SourceReadError: A SQLite file there cannot be read.
+    """
+    matches = []
+    for preset in PRESETS.values():
+        try:
+            layout = locator.discover(source_path, preset)
+        except NoTablesFoundError:
+            continue
+        matches.append(PresetMatch(preset.name, len(layout.units),
+                                   sum(len(u.tables) for u in layout.units)))
+    survey = surveyor.survey(source_path) if surveyor is not None and not matches else None
+    detection = choose_preset(source_path, matches, survey)
+    log.info("preset_detected", source=source_path, preset=detection.preset,
+             kind=detection.kind.name if detection.kind else None, ambiguous=detection.ambiguous,
+             matches={m.preset: m.tables for m in detection.matches})
+    return detection
+
+
+def preset_to_convert(detection: Detection) -> Preset:
+    """The preset a conversion uses for a detected source.
+
+    With nothing recognised, the default preset (``cellprofiler_csv``) is used, so the error
+    names the files it looked for.
+
+    Raises:
+        UnsupportedSourceError: The source is a kind no built-in preset reads yet.
+    """
+    if detection.preset is not None:
+        return get_preset(detection.preset)
+    if detection.kind is not None:
+        raise UnsupportedSourceError(
+            f"{detection.explain()}; `celltable presets` lists the layouts it reads"
+        )
+    return get_preset(DEFAULT_PRESET)

@@ -1,0 +1,90 @@
+"""The inspect use case: what a source holds and what would go wrong converting it, cheaply.
+
+Nothing is staged: the query engine reads schemas and counts straight from the source and scans
+key columns only, so inspecting a large plate costs a pass over its keys, not a conversion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from celltable.application.detect import detect
+from celltable.domain.detect import Detection, kind_of
+from celltable.domain.errors import NoTablesFoundError
+from celltable.domain.inspection import Issue, Severity, UnitDescription, find_issues
+from celltable.domain.ports import QueryEngine, SourceLocator, SourceSurveyor
+from celltable.domain.presets import Preset, get_preset
+
+log = structlog.get_logger("celltable.inspect")
+
+
+@dataclass(frozen=True, slots=True)
+class InspectServices:
+    """The adapters inspecting needs, built by the composition root."""
+
+    locator: SourceLocator
+    engine: QueryEngine
+    surveyor: SourceSurveyor | None = None  # None: only presets' tables are recognised
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What a source holds.
+
+    Attributes:
+        source: The source path.
+        detection: The kind and preset detected (with every preset's match).
+        preset: The preset the plates were described with (the detected one unless given);
+            None when no built-in preset reads the source.
+        plates: One description per plate.
+        skipped: Files passed over.
+        issues: Findings, errors first.
+    """
+
+    source: str
+    detection: Detection
+    preset: str | None
+    plates: tuple[UnitDescription, ...]
+    skipped: tuple[str, ...]
+    issues: tuple[Issue, ...]
+
+
+def inspect(source_path: str, services: InspectServices,
+            preset: Preset | None = None) -> Inspection:
+    """Describe ``source_path`` as ``preset`` would read it (None: the detected preset).
+
+    Raises:
+        SourceNotFoundError: Nothing exists at ``source_path``.
+        NoTablesFoundError: Nothing there is a kind celltable recognises (or, with ``preset``,
+            nothing matches its tables).
+        SourceReadError: A table cannot be read.
+    """
+    detection = detect(source_path, services.locator, services.surveyor)
+    if preset is None:
+        if detection.preset is None:
+            if detection.kind is None:
+                raise NoTablesFoundError(detection.explain())
+            issue = Issue(Severity.ERROR, None, f"{detection.kind.description}: no built-in "
+                                                "preset reads this kind yet")
+            return Inspection(source_path, detection, None, (), (), (issue,))
+        preset = get_preset(detection.preset)
+    layout = services.locator.discover(source_path, preset)
+    plates = []
+    for unit in layout.units:
+        plates.append(services.engine.describe(unit, preset))
+        log.info("plate_described", plate=unit.key, tables=len(unit.tables))
+    root = layout.root.rstrip("/") + "/"
+    skipped = tuple(p[len(root):] if p.startswith(root) else p for p in layout.skipped)
+    issues = find_issues(preset, plates, skipped)
+    if detection.ambiguous and preset.name == detection.preset:
+        issues = (*issues, Issue(Severity.INFO, None, detection.explain()))
+    return Inspection(layout.root, detection, preset.name, tuple(plates), layout.skipped, issues)
+
+
+def kind_label(inspection: Inspection) -> str:
+    """The kind of the inspected source, as users call it."""
+    kind = kind_of(inspection.preset) if inspection.preset else inspection.detection.kind
+    kind = kind or inspection.detection.kind
+    return kind.description if kind else "unknown"

@@ -18,7 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
-from celltable.adapters.duckdb_sql import data_type, ident, literal, render_chunk, render_missing
+from celltable.adapters.duckdb_sql import (
+    data_type,
+    error_summary,
+    ident,
+    literal,
+    render_chunk,
+    render_missing,
+    source_reads,
+)
 from celltable.domain.errors import SchemaError, SourceReadError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
@@ -68,12 +76,6 @@ def _sorted(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     return table.take(order)
 
 
-def _first_line(error: Exception) -> str:
-    """DuckDB's message without its multi-line sniffer dump: the part a user can act on."""
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    return " ".join(lines[:2]) if lines else type(error).__name__
-
-
 @dataclass(frozen=True, slots=True)
 class DuckDBEngine:
     """Implements :class:`celltable.domain.ports.QueryEngine`. Holds settings only, so it can be
@@ -114,27 +116,21 @@ class DuckDBEngine:
         try:
             con.execute(f"ATTACH {literal(path)} AS src (TYPE sqlite, READ_ONLY)")
         except duckdb.Error as e:
-            raise SourceReadError(f"cannot open SQLite file {path}: {_first_line(e)}") from e
+            raise SourceReadError(f"cannot open SQLite file {path}: {error_summary(e)}") from e
 
     def _stage_table(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
                      preset: Preset) -> StagedTable:
         target = ident(loc.table)
-        if unit.format is SourceFormat.SQLITE:
-            sources = [f"src.{ident(loc.name_in_source)}"]
-        else:
-            # The sniffer types columns from a sample; if a later value contradicts it, read
-            # again with the whole file as the sample.
-            sources = [f"read_csv({literal(loc.path)}, header = true)",
-                       f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
+        sources = source_reads(unit, loc)
         for i, source in enumerate(sources):
             try:
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
                 break
             except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
                 if i + 1 == len(sources):
-                    raise SourceReadError(f"cannot read {self._where(unit, loc)}: {_first_line(e)}") from e
+                    raise SourceReadError(f"cannot read {self._where(unit, loc)}: {error_summary(e)}") from e
             except duckdb.Error as e:
-                raise SourceReadError(f"cannot read {self._where(unit, loc)}: {_first_line(e)}") from e
+                raise SourceReadError(f"cannot read {self._where(unit, loc)}: {error_summary(e)}") from e
         schema = TableSchema(
             loc.table,
             tuple(Column(name, data_type(t)) for name, t, *_ in con.execute(f"DESCRIBE {target}").fetchall()),
@@ -189,7 +185,7 @@ class DuckDBEngine:
                     f"FROM ({sql}) AS q"
                 ).to_arrow_table()
             except duckdb.Error as e:
-                raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {_first_line(e)}") from e
+                raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {error_summary(e)}") from e
         chunk = Chunk(staged.unit.key, 0, None, None, 0)
         return ChunkOutput(chunk, result, result.num_rows, rows_in=0)
 

@@ -10,22 +10,13 @@ from __future__ import annotations
 
 import duckdb
 
-from celltable.adapters.duckdb_engine import DuckDBEngine, _first_line
-from celltable.adapters.duckdb_sql import data_type, ident, literal
+from celltable.adapters.duckdb_engine import DuckDBEngine
+from celltable.adapters.duckdb_sql import data_type, error_summary, ident, source_reads
 from celltable.domain.errors import SourceReadError
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
-from celltable.domain.presets import IMAGE, Preset, SourceFormat
+from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, TableSchema
 from celltable.domain.sources import SourceUnit, TableLocation
-
-
-def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
-    """The FROM expressions reading a source table, to try in order: for CSV, the sniffer's
-    sample first, then the whole file when a later value contradicts the sample's types."""
-    if unit.format is SourceFormat.SQLITE:
-        return [f"src.{ident(loc.name_in_source)}"]
-    return [f"read_csv({literal(loc.path)}, header = true)",
-            f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
 
 
 def _schema(con: duckdb.DuckDBPyConnection, table: str, source: str) -> TableSchema:
@@ -81,7 +72,7 @@ def _first_schema(con: duckdb.DuckDBPyConnection, unit: SourceUnit,
     try:
         return _schema(con, loc.table, source), source
     except duckdb.Error as e:
-        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {_first_line(e)}") from e
+        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
 
 
 def _load_keys(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
@@ -102,9 +93,9 @@ def _load_keys(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocat
             return schemas[loc.table]
         except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
             if n == len(sources):
-                raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {_first_line(e)}") from e
+                raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
         except duckdb.Error as e:
-            raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {_first_line(e)}") from e
+            raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
     raise AssertionError("unreachable")  # pragma: no cover
 
 

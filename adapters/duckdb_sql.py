@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from celltable.domain.join import ChunkQuery, SelectColumn
+from celltable.domain.presets import SourceFormat
 from celltable.domain.schema import DataType
+from celltable.domain.sources import SourceUnit, TableLocation
 
 SQL_TYPES = {
     DataType.BOOL: "BOOLEAN",
@@ -25,6 +27,21 @@ def ident(name: str) -> str:
 def literal(text: str) -> str:
     """A quoted string literal."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
+    """The FROM expressions reading a source table, to try in order: for CSV, the sniffer's
+    sample first, then the whole file when a later value contradicts the sample's types."""
+    if unit.format is SourceFormat.SQLITE:
+        return [f"src.{ident(loc.name_in_source)}"]
+    return [f"read_csv({literal(loc.path)}, header = true)",
+            f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
+
+
+def error_summary(error: Exception) -> str:
+    """DuckDB's message without its multi-line sniffer dump: the part a user can act on."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else type(error).__name__
 
 
 def data_type(duckdb_type: str) -> DataType:

@@ -46,4 +46,7 @@ def run_ordered(
             yield _result(future, label)
     finally:
         for _, future in pending:
-            future.cancel()
+            try:
+                future.cancel()
+            except NotImplementedError:  # Parsl's futures cannot be cancelled; they finish alone
+                pass

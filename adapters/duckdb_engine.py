@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -27,7 +30,8 @@ from celltable.adapters.duckdb_sql import (
     render_missing,
     source_reads,
 )
-from celltable.domain.errors import SchemaError, SourceReadError
+from celltable.adapters.duckdb_stream import chunk_tables, in_place_tables
+from celltable.domain.errors import ExecutionError, SchemaError, SourceReadError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.plan import Chunk
@@ -37,10 +41,11 @@ from celltable.domain.sources import ChunkOutput, SourceUnit, StagedTable, Stage
 
 log = structlog.get_logger("celltable.duckdb")
 
-# One read-only connection per staged plate and process, shared by the tasks (each through its
-# own cursor): opening a DuckDB file and loading a catalog of thousands of columns for every
-# chunk would cost more than the chunk's query.
+# One connection per staged plate and process, shared by the tasks (each through its own cursor):
+# opening a DuckDB file and loading a catalog of thousands of columns for every chunk would cost
+# more than the chunk's query. Plates staged in memory live here until released.
 _readers: dict[str, duckdb.DuckDBPyConnection] = {}
+MEMORY = ":memory:"
 _readers_lock = threading.Lock()
 
 
@@ -82,7 +87,11 @@ class DuckDBEngine:
     shipped to worker processes; connections are opened inside each task."""
 
     threads: int = 1
-    memory_limit: str | None = None
+    memory_limit: int | None = None
+    in_memory: bool = False
+    """Stage plates that fit ``memory_limit`` in this process's memory rather than in files:
+    twice as fast, since nothing is compressed for disk, but only tasks in the same process can
+    read them, so only for thread executors. Larger plates are staged in files."""
 
     def _connect(self, database: str = ":memory:", *, read_only: bool = False,
                  temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -92,23 +101,65 @@ class DuckDBEngine:
             "autoload_known_extensions": False,
         }
         if self.memory_limit:
-            config["memory_limit"] = self.memory_limit
+            config["memory_limit"] = f"{max(1, self.memory_limit // 2**20)}MB"
         if temp_dir:
             config["temp_directory"] = temp_dir
         return duckdb.connect(database, read_only=read_only, config=config)
 
     # staging -------------------------------------------------------------------------------
 
-    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str) -> StagedUnit:
+    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
+              copy: bool = False) -> StagedUnit:
+        if unit.format is SourceFormat.SQLITE and not copy:
+            with self._connect() as con:
+                self._attach_sqlite(con, unit.path)
+                try:
+                    tables = in_place_tables(con, unit.tables, preset)
+                except duckdb.Error as e:
+                    raise SourceReadError(f"cannot read {unit.path}: {error_summary(e)}") from e
+            if tables is not None:
+                log.info("plate_read_in_place", plate=unit.key, rows={t.table: t.rows for t in tables})
+                return StagedUnit(unit, unit.path, tables, in_place=True)
         digest = hashlib.sha1(f"{unit.key}\0{unit.path}".encode()).hexdigest()[:16]
-        db = Path(staging_dir) / f"plate-{digest}.duckdb"
-        with self._connect(str(db), temp_dir=str(Path(staging_dir) / f"spill-{digest}")) as con:
+        spill = str(Path(staging_dir) / f"spill-{digest}")
+        in_memory = self.in_memory and self._fits_in_memory(unit)
+        if in_memory:
+            handle = f"{MEMORY}{digest}-{uuid.uuid4().hex[:8]}"
+            con = self._connect(MEMORY, temp_dir=spill)
+        else:
+            handle = str(Path(staging_dir) / f"plate-{digest}.duckdb")
+            con = self._connect(handle, temp_dir=spill)
+        try:
             if unit.format is SourceFormat.SQLITE:
                 self._attach_sqlite(con, unit.path)
-            tables = tuple(self._stage_table(con, unit, loc, preset) for loc in unit.tables)
+            # Reading a SQLite table barely uses a second thread, so tables are staged side by
+            # side, one cursor each, as many at once as this task has threads.
+            with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(unit.tables)))) as pool:
+                tables = tuple(pool.map(
+                    lambda loc: self._stage_table(con.cursor(), unit, loc, preset), unit.tables))
+            if unit.format is SourceFormat.SQLITE:
+                con.execute("DETACH src")
+        except BaseException:
+            con.close()
+            raise
+        if in_memory:
+            with _readers_lock:
+                _readers[handle] = con
+        else:
             con.execute("CHECKPOINT")
+            con.close()
         log.info("plate_staged", plate=unit.key, rows={t.table: t.rows for t in tables})
-        return StagedUnit(unit, str(db), tables)
+        return StagedUnit(unit, handle, tables)
+
+    def _fits_in_memory(self, unit: SourceUnit) -> bool:
+        """Whether the unit's tables, held in DuckDB's memory (about twice a SQLite file, about
+        the size of CSV text), leave a quarter of the memory limit for the chunks' joins."""
+        if not self.memory_limit:
+            return False
+        files = {loc.path for loc in unit.tables}
+        size = sum(Path(f).stat().st_size for f in files)
+        factor = 2 if unit.format is SourceFormat.SQLITE else 1
+        return size * factor <= self.memory_limit * 3 // 4
 
     @staticmethod
     def _attach_sqlite(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -164,18 +215,46 @@ class DuckDBEngine:
 
     # reading -------------------------------------------------------------------------------
 
-    def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
-        table = staged.table(query.table)
-        key_present = table is not None and query.image_key in table.schema.names
-        with self._reader(staged.handle) as con:
-            result = con.execute(render_chunk(query, key_present)).to_arrow_table()
-            counts = con.execute(render_missing(query)).fetchone() if query.join else (0,)
+    def chunk_sources(self, staged: StagedUnit,
+                      queries: Sequence[ChunkQuery]) -> Iterator[StagedUnit | dict[str, pa.Table]]:
+        """What each query's task reads: the staged copy, or, for a plate read in place, the
+        query's rows of every table, streamed once from the source in order."""
+        if not staged.in_place:
+            yield from (staged for _ in queries)
+            return
+        # One thread per stream: a SQLite scan gains little from a second, and a parallel scan
+        # keeping storage order buffers rows far ahead of the reader.
+        with replace(self, threads=1)._connect() as con:
+            self._attach_sqlite(con, staged.unit.path)
+            yield from chunk_tables(con, staged, queries)
+
+    def read_chunk(self, source: StagedUnit | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
+        if isinstance(source, StagedUnit):
+            table = source.table(query.table)
+            key_present = table is not None and query.image_key in table.schema.names
+            with self._reader(source.handle) as con:
+                result, counts = self._run(con, query, key_present)
+        else:
+            with self._connect() as con:
+                # Without statistics on Arrow tables DuckDB may join two partners on the image
+                # alone first (every cell with every nucleus of an image); keep the written order.
+                con.execute("SET disabled_optimizers = 'join_order'")
+                for name, table in source.items():
+                    con.register(name, table)
+                result, counts = self._run(con, query, key_present=True)
         result = _sorted(result, query.order_by)
         missing = ()
         if query.join is not None:
             missing = tuple((s.describe(), n) for s, n in zip(query.join.steps, counts[1:], strict=True))
         return ChunkOutput(query.chunk, result, result.num_rows, rows_in=query.chunk.rows,
                            dropped=counts[0], missing=missing)
+
+    @staticmethod
+    def _run(con: duckdb.DuckDBPyConnection, query: ChunkQuery,
+             key_present: bool) -> tuple[pa.Table, tuple[int, ...]]:
+        result = con.execute(render_chunk(query, key_present)).to_arrow_table()
+        counts = con.execute(render_missing(query)).fetchone() if query.join else (0,)
+        return result, counts
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
         with self._reader(staged.handle) as con:
@@ -194,16 +273,24 @@ class DuckDBEngine:
         with _readers_lock:
             con = _readers.get(handle)
             if con is None:
+                if handle.startswith(MEMORY):
+                    raise ExecutionError(
+                        "a plate staged in memory was read from another process; run with "
+                        "in_memory staging off for process executors"
+                    )
                 con = _readers[handle] = self._connect(handle, read_only=True)
             return con.cursor()
 
     def release(self, staged: StagedUnit) -> None:
+        if staged.in_place:  # the handle is the user's source: never touch it
+            return
         with _readers_lock:
             con = _readers.pop(staged.handle, None)
         if con is not None:
             con.close()
-        Path(staged.handle).unlink(missing_ok=True)
-        Path(staged.handle + ".wal").unlink(missing_ok=True)
+        if not staged.handle.startswith(MEMORY):
+            Path(staged.handle).unlink(missing_ok=True)
+            Path(staged.handle + ".wal").unlink(missing_ok=True)
 
     # inspecting ----------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 import structlog
 
@@ -75,7 +76,8 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         for s in run_ordered(
             services.runner,
             services.engine.stage,
-            ((f"staging plate {u.key!r}", (u, preset, paths.scratch)) for u in layout.units),
+            ((f"staging plate {u.key!r}", (u, preset, paths.scratch, bool(opts.join_sql)))
+             for u in layout.units),
             window=max(1, services.runner.workers),
         ):
             staged.append(s)
@@ -202,8 +204,8 @@ def _write(
     missing: Counter[str] = Counter()
     log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=chunk_size,
              columns=len(plan.columns))
-    jobs = ((q.chunk.describe(), (by_key[q.chunk.unit], q)) for q in queries)
-    window = 2 * max(1, services.runner.workers)
+    jobs = _jobs(services, by_key, queries)
+    window = max(1, services.runner.workers) + 1
     meter = Meter(plan.name, len(queries), sum(q.chunk.rows for q in queries), services.progress,
                   "chunk_written", "chunks")
     for out in run_ordered(services.runner, services.engine.read_chunk, jobs, window):
@@ -223,6 +225,17 @@ def _write(
         log.warning("rows_dropped", table=plan.name, dropped=dropped, by_relationship=dict(missing))
     log.info("table_written", table=plan.name, rows_in=rows_in, rows_out=rows_out)
     return report
+
+
+def _jobs(services: Services, by_key: dict[str, StagedUnit],
+          queries: list[ChunkQuery]) -> Iterator[tuple[str, tuple[object, ChunkQuery]]]:
+    """One task per query, plate by plate; what a task reads is produced only as it is submitted,
+    so memory holds no more chunks than the tasks in flight."""
+    for unit, group in groupby(queries, key=lambda q: q.chunk.unit):
+        plate_queries = list(group)
+        sources = services.engine.chunk_sources(by_key[unit], plate_queries)
+        for query, source in zip(plate_queries, sources, strict=True):
+            yield query.chunk.describe(), (source, query)
 
 
 def _convert_sql(

@@ -22,7 +22,8 @@ class ConversionOptions:
         overwrite: Replace an existing destination.
         join_sql: Expert override: a SELECT over the tables ``Image`` and the compartment names,
             run once per plate instead of the derived join.
-        memory_limit: Memory DuckDB may use per task before spilling to disk (``"2GB"``);
+        memory_limit: Memory DuckDB may use per task before spilling to disk (``"2GB"``), and
+            the bound under which a plate is staged in memory rather than in a file;
             None chooses half the machine's memory shared among the tasks.
         compression: Parquet compression codec.
         staging_dir: Where intermediate data is kept while converting; None picks a folder beside

@@ -63,11 +63,11 @@ def plan_chunks(unit: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: i
     return tuple(chunks)
 
 
-CHUNK_BYTES = 128 * 2**20
+CHUNK_BYTES = 64 * 2**20
 
 
 def auto_chunk_size(columns: int, memory_budget: int) -> int:
-    """Rows per chunk: about 128 MB of values (8 bytes each), less when the memory budget of a
+    """Rows per chunk: about 64 MB of values (8 bytes each), less when the memory budget of a
     task is small, since the join, the Arrow result and the Parquet encoder hold about four copies
     of a chunk at once. Bigger chunks barely speed up a conversion but raise its peak memory."""
     per_row = max(1, columns) * 8

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -36,12 +36,19 @@ class SourceLocator(Protocol):
 class QueryEngine(Protocol):
     """Stages source tables and reads chunks of joins from them."""
 
-    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str) -> StagedUnit:
-        """Read the unit's tables once into a form that chunk queries can read fast."""
+    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
+              copy: bool = False) -> StagedUnit:
+        """Prepare the unit's tables for chunk queries: read them in place when their storage
+        allows, else copy them once into a form chunk queries read fast (always with ``copy``)."""
         ...
 
-    def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
-        """The rows of ``query`` for one chunk, with the counts the report needs."""
+    def chunk_sources(self, staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[object]:
+        """In the caller's process, lazily and in order: what each query's task reads."""
+        ...
+
+    def read_chunk(self, source: object, query: ChunkQuery) -> ChunkOutput:
+        """The rows of ``query`` for one chunk, from its ``chunk_sources`` item, with the counts
+        the report needs. Runs as a task."""
         ...
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:

@@ -66,6 +66,8 @@ class StagedUnit:
     unit: SourceUnit
     handle: str
     tables: tuple[StagedTable, ...]
+    in_place: bool = False
+    """The tables are read from the source itself, in storage order, rather than from a copy."""
 
     def table(self, name: str) -> StagedTable | None:
         for t in self.tables:

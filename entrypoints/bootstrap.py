@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 from celltable.application.convert import Services
 from celltable.application.inspect import InspectServices
+from celltable.domain.errors import ConfigurationError
 from celltable.domain.ports import OutputReader
 
 PRODUCER = "celltable"
@@ -32,7 +34,7 @@ class Settings:
     workers: int
     engine_threads: int
     memory_budget: int
-    memory_limit: str
+    memory_limit: int
     memory_map: bool
     cache_dir: str = ""
 
@@ -47,11 +49,31 @@ class Settings:
         workers = workers or max(1, total // 2)
         engine_threads = max(1, total // workers)
         budget = _physical_memory() // 2
-        limit = memory_limit or env.get("CELLTABLE_MEMORY_LIMIT") or f"{budget // workers // 2**20}MB"
+        given = memory_limit or env.get("CELLTABLE_MEMORY_LIMIT")
+        # Bounded by default, so memory stays flat however large the plate: past the limit
+        # DuckDB spills to the staging folder.
+        limit = parse_size(given) if given else min(budget // workers, DEFAULT_MEMORY_LIMIT)
         memory_map = env.get("CELLTABLE_ARROW_USE_MEMORY_MAPPING", "1").strip().lower() not in (
             "0", "false", "no", "off")
         return cls(total, workers, engine_threads, budget, limit, memory_map,
                    _cache_dir(local_cache_dir, env))
+
+
+DEFAULT_MEMORY_LIMIT = 2 * 2**30
+_UNITS = {"": 1, "B": 1, "KB": 2**10, "KIB": 2**10, "MB": 2**20, "MIB": 2**20, "GB": 2**30,
+          "GIB": 2**30, "TB": 2**40, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``512MB`` or ``2 GB`` (units of 1024).
+
+    Raises:
+        ConfigurationError: The text is not a size.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2).upper() not in _UNITS:
+        raise ConfigurationError(f"memory limit {text!r} is not a size like 512MB or 2GB")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
 def _cache_dir(given: str | None, env: dict[str, str]) -> str:
@@ -129,7 +151,12 @@ def bootstrap(
         yield Services(
             locator=locator,
             engine=fakes.get("engine")
-            or DuckDBEngine(threads=settings.engine_threads, memory_limit=settings.memory_limit),
+            or DuckDBEngine(
+                threads=settings.engine_threads,
+                memory_limit=settings.memory_limit,
+                # tasks on threads share this process's memory; other executors need files
+                in_memory=parsl_config is None and executor == "threads",
+            ),
             writer=fakes.get("writer")
             or ChecksummedWriter(ParquetWriter(compression, settings.memory_map)),
             destination=destination,

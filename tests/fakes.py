@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +57,8 @@ class FakeEngine:
     source: FakeSource
     fail_on_chunk: int | None = None
 
-    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str) -> StagedUnit:
+    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
+              copy: bool = False) -> StagedUnit:
         tables = []
         for name, rows in self.source.plates[unit.key].items():
             cols = list(rows[0]) if rows else []
@@ -67,6 +68,9 @@ class FakeEngine:
                 by_image[r[preset.image_key]] = by_image.get(r[preset.image_key], 0) + 1
             tables.append(StagedTable(name, schema, len(rows), tuple(sorted(by_image.items()))))
         return StagedUnit(unit, unit.key, tuple(tables))
+
+    def chunk_sources(self, staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[StagedUnit]:
+        return iter([staged] * len(queries))
 
     def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
         if self.fail_on_chunk == query.chunk.index:

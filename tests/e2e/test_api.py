@@ -76,3 +76,19 @@ def test_a_parsl_config_runs_the_tasks(tmp_path, example_human):
 def test_an_unsupported_destination_type_is_refused(tmp_path, example_human):
     with pytest.raises(celltable.CelltableError, match="dest_datatype"):
         celltable.convert(example_human, tmp_path / "o.h5ad", dest_datatype="anndata_h5ad")
+
+
+def test_the_source_is_never_changed(tmp_path, nf1_sqlite, example_human):
+    import hashlib
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(nf1_sqlite, src / "plate.sqlite")
+    before = hashlib.sha256((src / "plate.sqlite").read_bytes()).hexdigest()
+    for copy in (False, True):
+        sql = 'SELECT * FROM "Image"' if copy else None
+        celltable.convert(src, tmp_path / f"o{copy}.parquet", preset="cellprofiler_sqlite",
+                          options=celltable.ConversionOptions(join_sql=sql))
+    assert sorted(p.name for p in src.iterdir()) == ["plate.sqlite"]
+    assert hashlib.sha256((src / "plate.sqlite").read_bytes()).hexdigest() == before

@@ -47,6 +47,7 @@ log = structlog.get_logger("celltable.duckdb")
 _readers: dict[str, duckdb.DuckDBPyConnection] = {}
 MEMORY = ":memory:"
 _readers_lock = threading.Lock()
+_joiners = threading.local()
 
 
 @cache
@@ -235,13 +236,14 @@ class DuckDBEngine:
             with self._reader(source.handle) as con:
                 result, counts = self._run(con, query, key_present)
         else:
-            with self._connect() as con:
-                # Without statistics on Arrow tables DuckDB may join two partners on the image
-                # alone first (every cell with every nucleus of an image); keep the written order.
-                con.execute("SET disabled_optimizers = 'join_order'")
+            con = self._joiner()
+            try:
                 for name, table in source.items():
                     con.register(name, table)
                 result, counts = self._run(con, query, key_present=True)
+            finally:
+                for name in source:
+                    con.unregister(name)
         result = _sorted(result, query.order_by)
         missing = ()
         if query.join is not None:
@@ -267,6 +269,18 @@ class DuckDBEngine:
                 raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {error_summary(e)}") from e
         chunk = Chunk(staged.unit.key, 0, None, None, 0)
         return ChunkOutput(chunk, result, result.num_rows, rows_in=0)
+
+    def _joiner(self) -> duckdb.DuckDBPyConnection:
+        """This thread's in-memory database for joining Arrow tables, kept for its next chunk:
+        a new database per chunk costs start-up time, and memory its allocator keeps."""
+        con = getattr(_joiners, "con", None)
+        if con is None or getattr(_joiners, "settings", None) != (self.threads, self.memory_limit):
+            con = self._connect()
+            # Without statistics on Arrow tables DuckDB may join two partners on the image
+            # alone first (every cell with every nucleus of an image); keep the written order.
+            con.execute("SET disabled_optimizers = 'join_order'")
+            _joiners.con, _joiners.settings = con, (self.threads, self.memory_limit)
+        return con
 
     def _reader(self, handle: str) -> duckdb.DuckDBPyConnection:
         """A cursor on the shared read-only connection to a staged plate."""

@@ -63,6 +63,14 @@ class Measurement:
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out and self.error is None
 
+    @classmethod
+    def failed(cls, tool: str, command: list[str], error: str,
+               log_path: str | None = None) -> Measurement:
+        """A run that could not start: nothing measured, only why."""
+        return cls(tool=tool, command=list(command), returncode=None, wall_s=0.0,
+                   peak_rss_bytes=0, peak_rss_tree_bytes=0, max_rss_single_bytes=0,
+                   peak_processes=0, samples=0, error=error, log_path=log_path)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["ok"] = self.ok
@@ -203,19 +211,8 @@ def run_measured(
     except OSError as exc:
         if log_fh is not None:
             log_fh.close()
-        return Measurement(
-            tool=tool,
-            command=list(command),
-            returncode=None,
-            wall_s=0.0,
-            peak_rss_bytes=0,
-            peak_rss_tree_bytes=0,
-            max_rss_single_bytes=0,
-            peak_processes=0,
-            samples=0,
-            error=f"could not start: {exc}",
-            log_path=str(log_path) if log_path else None,
-        )
+        return Measurement.failed(tool, list(command), f"could not start: {exc}",
+                                  str(log_path) if log_path else None)
 
     pid = popen.pid
     status: dict[str, Any] = {}

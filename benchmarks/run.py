@@ -228,18 +228,7 @@ def run_case(
                 dest = case_dir / f"{slug}.parquet"
                 log = case_dir / f"{slug}.log"
                 if ct_info is None:
-                    m = Measurement(
-                        tool=name,
-                        command=[],
-                        returncode=None,
-                        wall_s=0.0,
-                        peak_rss_bytes=0,
-                        peak_rss_tree_bytes=0,
-                        max_rss_single_bytes=0,
-                        peak_processes=0,
-                        samples=0,
-                        error=f"CytoTable venv unavailable: {ct_error}",
-                    )
+                    m = Measurement.failed(name, [], f"CytoTable venv unavailable: {ct_error}")
                     record(m, repeat=rep, chunk_size=cs)
                     continue
                 from cytotable_runner import runner_command

@@ -3,6 +3,7 @@ people, JSON for programs."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,5 +157,8 @@ def validation_view(report: ValidationReport) -> Text:
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A console for reports: colours on terminals only; text lines are not wrapped."""
-    return Console(stderr=stderr, soft_wrap=True, highlight=False)
+    """A console for reports: colours on terminals only; text lines are not wrapped, and tables
+    written to a file or pipe get room for long column names (a terminal's width otherwise)."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, soft_wrap=True, highlight=False, width=width)

@@ -173,21 +173,30 @@ class DuckDBEngine:
     def _stage_table(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
                      preset: Preset) -> StagedTable:
         target = ident(loc.table)
+        if unit.format is SourceFormat.CSV and Path(loc.path).stat().st_size == 0:
+            raise SourceReadError(f"{loc.path} is empty (0 bytes); export or copy it again, "
+                                  "or remove it from the source")
         sources = source_reads(unit, loc)
+        hint = ("" if unit.format is SourceFormat.SQLITE else
+                "; check it is a complete, comma-separated UTF-8 file (export or copy it again)")
         for i, source in enumerate(sources):
             try:
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
                 break
             except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
                 if i + 1 == len(sources):
-                    raise SourceReadError(f"cannot read {self._where(unit, loc)}: {error_summary(e)}") from e
+                    raise SourceReadError(
+                        f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
             except duckdb.Error as e:
-                raise SourceReadError(f"cannot read {self._where(unit, loc)}: {error_summary(e)}") from e
+                raise SourceReadError(
+                    f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
         schema = TableSchema(
             loc.table,
             tuple(Column(name, data_type(t)) for name, t, *_ in con.execute(f"DESCRIBE {target}").fetchall()),
         )
         rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+        if unit.format is SourceFormat.CSV:
+            schema = self._settle_csv(con, target, loc, schema, rows)
         key = preset.image_key
         if key not in schema.names:
             by_image: tuple[tuple[int, int], ...] = ((0, rows),) if rows else ()
@@ -207,6 +216,27 @@ class DuckDBEngine:
                 first = by_image[0][0] if by_image else 0
                 by_image = ((first, nulls), *by_image)
         return StagedTable(loc.table, schema, rows, by_image, null_keys=nulls)
+
+    @staticmethod
+    def _settle_csv(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
+                    schema: TableSchema, rows: int) -> TableSchema:
+        """What DuckDB's sniffer reads without an error, but wrongly."""
+        if len(schema.columns) == 1 and "," in schema.columns[0].name:
+            # no delimiter fits every row: a truncated or damaged row
+            raise SourceReadError(
+                f"cannot read {loc.path}: its rows do not split into the header's columns "
+                "(a truncated or damaged row?); export or copy the file again"
+            )
+        text = [c.name for c in schema.columns if c.type is DataType.STRING]
+        if rows or not text:
+            return schema
+        # A header-only file gives the sniffer no values, so every column reads as text, the
+        # keys too; with no rows, any type holds them: integers join and widen like the others.
+        casts = ", ".join(f"CAST({ident(n)} AS BIGINT) AS {ident(n)}" for n in text)
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * REPLACE ({casts}) FROM {target}")
+        return TableSchema(loc.table, tuple(
+            Column(c.name, DataType.INT64 if c.type is DataType.STRING else c.type)
+            for c in schema.columns))
 
     @staticmethod
     def _where(unit: SourceUnit, loc: TableLocation) -> str:

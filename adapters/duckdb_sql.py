@@ -40,7 +40,8 @@ def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
 
 def error_summary(error: Exception) -> str:
     """DuckDB's message without its multi-line sniffer dump: the part a user can act on."""
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in str(error).splitlines()
+             if ln.strip() and not ln.startswith("Original Line:")]  # a whole CSV row: noise
     return " ".join(lines[:2]) if lines else type(error).__name__
 
 

@@ -233,7 +233,12 @@ class LocalDestination:
             )
             scratch.mkdir(parents=True)
         except OSError as e:
-            raise DestinationError(f"cannot write beside {dest}: {e}") from e
+            blocker = next((p for p in dest.parents if p.exists()), dest.parent)
+            why = (f"{blocker} is a file, not a folder" if not blocker.is_dir()
+                   else e.strerror or str(e))
+            raise DestinationError(
+                f"cannot write beside {dest}: {why}; choose a destination in a writable folder"
+            ) from e
         output = staging / dest.name
         if folder:
             output.mkdir()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 
 import structlog
 
 from celltable.application.progress import Meter
 from celltable.application.tasks import run_ordered
+from celltable.domain.errors import DestinationError
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
 from celltable.domain.model import STAGING, ConversionRequest, ConversionResult, TableReport
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
@@ -66,6 +69,7 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     layout = services.locator.discover(request.source_path, preset)
     log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.units),
              skipped=len(layout.skipped))
+    _refuse_inside(layout.root, request.dest_path)
     paths = services.destination.prepare(
         request.dest_path, folder=not opts.join, overwrite=opts.overwrite
     )
@@ -121,6 +125,20 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         seconds=round(result.duration_s, 3),
     )
     return result
+
+
+def _refuse_inside(root: str, dest: str) -> None:
+    """Refuse a destination in the source (or the source itself): a rerun would read the output
+    as input, and ``overwrite`` would replace the source."""
+    if "://" in root or "://" in dest:
+        r, d = root.rstrip("/"), dest.rstrip("/")
+    else:
+        r, d = str(Path(root).resolve()), str(Path(dest).expanduser().resolve())
+    if d == r or d.startswith(r.rstrip("/") + "/"):
+        raise DestinationError(
+            f"destination {dest} lies inside the source {root}, where a rerun would read it as "
+            "input; write it outside the source"
+        )
 
 
 def _at(report: TableReport, dest: str, staged_output: str) -> TableReport:
@@ -216,6 +234,10 @@ def _write(
         missing.update(dict(out.missing))
         meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
                       chunk=out.chunk.index, rows=out.rows_out)
+        # Task runners keep finished tasks' records in reference cycles; the chunks they hold
+        # are large but few Python objects, so the collector would rarely look: free them now.
+        del out
+        gc.collect()
     report = TableReport(plan.name, path, rows_in, rows_out, len(plan.columns), dropped,
                          tuple(sorted(missing.items())))
     written = sink.close(_provenance(request, services, staged, report, chunk_size, plan.columns))

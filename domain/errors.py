@@ -57,6 +57,11 @@ class ConfigurationError(CelltableError):
     or defines no ``config`` ...)."""
 
 
+class InvalidOptionError(ConfigurationError, ValueError):
+    """An option has a value it cannot take (``chunk_size=0``, an unknown executor ...); a
+    ``ValueError`` too, as Python callers expect of a bad argument."""
+
+
 class UnsupportedSourceError(CelltableError):
     """The source is a kind celltable recognises but cannot convert yet (DeepProfiler, IN Carta)."""
 

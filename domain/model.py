@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from celltable.domain.errors import InvalidOptionError
 from celltable.domain.presets import Preset
 
 EXECUTORS = ("threads", "htex")
@@ -59,13 +60,13 @@ class ConversionOptions:
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
-            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+            raise InvalidOptionError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
         if self.workers is not None and self.workers < 1:
-            raise ValueError(f"workers must be at least 1, not {self.workers}")
+            raise InvalidOptionError(f"workers must be at least 1, not {self.workers}")
         if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of rows, not {self.chunk_size}")
+            raise InvalidOptionError(f"chunk_size must be a positive number of rows, not {self.chunk_size}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, not {self.threads}")
+            raise InvalidOptionError(f"threads must be at least 1, not {self.threads}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,7 +122,8 @@ def convert(
         if preset is None:
             detection = api.detect(source, options)
             preset = preset_to_convert(detection).name
-            if not quiet and not verbose:  # verbose logs say it (preset_detected)
+            # verbose logs say it (preset_detected); with nothing found, the error does
+            if not quiet and not verbose and detection.preset is not None:
                 typer.echo(f"celltable: {detection.explain()}", err=True)
         with progress_bar(sys.stderr.isatty() and not quiet) as listener:
             result = api.convert(source, dest, preset=preset, join=join, options=options,

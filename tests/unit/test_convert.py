@@ -95,6 +95,23 @@ def test_an_existing_destination_is_refused_without_overwrite():
         convert(request, services)
 
 
+@pytest.mark.parametrize(("source", "dest"), [
+    ("src", "src/out.parquet"), ("src", "src/sub/../tables"), ("src", "src"),
+    ("s3://bucket/plates", "s3://bucket/plates/out.parquet"),
+])
+def test_a_destination_inside_the_source_is_refused_before_anything_is_staged(source, dest):
+    services = _services({"p": _plate()})
+    with pytest.raises(DestinationError, match="inside the source"):
+        convert(ConversionRequest(source, dest, PRESET, ConversionOptions(overwrite=True)), services)
+    assert services.destination.published == [] and services.destination.discarded == 0
+
+
+def test_a_destination_beside_the_source_is_fine():
+    services = _services({"p": _plate()})
+    request = ConversionRequest("src", "src-out.parquet", PRESET)
+    assert convert(request, services).rows_out == 6
+
+
 def test_a_plate_without_a_compartment_cannot_join():
     plate = _plate()
     del plate["Nuclei"]

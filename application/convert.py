@@ -163,6 +163,10 @@ def _convert_joined(
 ) -> TableReport:
     preset = request.preset
     specs = {s.unit.key: check_join_columns(preset, spec, s) for s in staged}
+    without_image = [key for key, s in specs.items() if not s.with_image]
+    if without_image:
+        log.warning("plates_without_image_table", plates=without_image,
+                    consequence="their rows have no image metadata (well, plate, file names)")
     tables = (IMAGE, *spec.tables)
     plan = plan_output(preset, JOINED_NAME, tables, staged, joined=True)
     chunk_size = _chunk_size(request, services, plan)

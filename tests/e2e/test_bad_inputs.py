@@ -364,8 +364,12 @@ def test_an_empty_sqlite_base_compartment_gives_an_empty_table(tmp_path):
 
 
 def test_sqlite_without_the_image_table_converts_and_inspect_warns(tmp_path):
+    from structlog.testing import capture_logs
+
     src = _sqlite_copy(tmp_path, "DROP TABLE Per_Image")
-    result = _python(src, tmp_path, preset=SQLITE)
+    with capture_logs() as logs:
+        result = _python(src, tmp_path, preset=SQLITE)
+    assert any(e["event"] == "plates_without_image_table" for e in logs)
     assert result.rows_out == 242 and "Image" not in dict(result.source_rows)
     assert "Metadata_Well" not in pq.read_schema(tmp_path / "py.parquet").names
     issues = [i.message for i in celltable.inspect(src, preset=SQLITE).issues]

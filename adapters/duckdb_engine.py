@@ -31,6 +31,7 @@ from celltable.adapters.duckdb_sql import (
     source_reads,
 )
 from celltable.adapters.duckdb_stream import chunk_tables, in_place_tables
+from celltable.adapters.sqlite_types import stage_mixed
 from celltable.domain.errors import ExecutionError, SchemaError, SourceReadError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
@@ -111,7 +112,8 @@ class DuckDBEngine:
 
     def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
               copy: bool = False) -> StagedUnit:
-        if unit.format is SourceFormat.SQLITE and not copy:
+        # A plate that is one run of a file (a TableNumber) is filtered, not in storage order.
+        if unit.format is SourceFormat.SQLITE and not copy and unit.partition is None:
             with self._connect() as con:
                 self._attach_sqlite(con, unit.path)
                 try:
@@ -182,6 +184,12 @@ class DuckDBEngine:
         for i, source in enumerate(sources):
             try:
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
+                break
+            except duckdb.TypeMismatchException as e:  # SQLite values unlike their declaration
+                if unit.format is not SourceFormat.SQLITE:
+                    raise SourceReadError(
+                        f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
+                stage_mixed(con, source, target, self._where(unit, loc))
                 break
             except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
                 if i + 1 == len(sources):
@@ -285,7 +293,8 @@ class DuckDBEngine:
     def _run(con: duckdb.DuckDBPyConnection, query: ChunkQuery,
              key_present: bool) -> tuple[pa.Table, tuple[int, ...]]:
         result = con.execute(render_chunk(query, key_present)).to_arrow_table()
-        counts = con.execute(render_missing(query)).fetchone() if query.join else (0,)
+        counts = (con.execute(render_missing(query)).fetchone()
+                  if query.join and query.join.steps else (0,))
         return result, counts
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:

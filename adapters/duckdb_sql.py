@@ -33,6 +33,10 @@ def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
     """The FROM expressions reading a source table, to try in order: for CSV, the sniffer's
     sample first, then the whole file when a later value contradicts the sample's types."""
     if unit.format is SourceFormat.SQLITE:
+        if unit.partition is not None:
+            column, value = unit.partition
+            return [f"(SELECT * FROM src.{ident(loc.name_in_source)} "
+                    f"WHERE CAST({ident(column)} AS VARCHAR) = {literal(value)})"]
         return [f"src.{ident(loc.name_in_source)}"]
     return [f"read_csv({literal(loc.path)}, header = true)",
             f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]

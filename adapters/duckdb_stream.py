@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from celltable.adapters.duckdb_sql import data_type, error_summary, ident
-from celltable.domain.errors import SourceReadError
+from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, DataType, TableSchema
@@ -87,9 +87,18 @@ def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit,
     """
     streams: dict[str, _TableStream] = {}
 
-    def read(name: str, upper: int | None) -> pa.Table:
+    def read(name: str, key: str, upper: int | None) -> pa.Table:
         try:
+            if name not in streams:
+                loc, table = staged.unit.location(name), staged.table(name)
+                assert loc is not None and table is not None, name
+                streams[name] = _TableStream(con, f"src.{ident(loc.name_in_source)}", key,
+                                             len(table.schema.columns))
             return streams[name].below(upper)
+        except duckdb.TypeMismatchException as e:
+            # Values unlike their declared types, found only now, as checking beforehand would
+            # read the plate twice: the conversion redoes this plate from a copy that casts them.
+            raise InPlaceReadFailed(staged.unit.key, error_summary(e)) from e
         except duckdb.Error as e:
             loc = staged.unit.location(name)
             raise SourceReadError(
@@ -104,12 +113,5 @@ def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit,
                 names += [s.parent for s in query.join.steps]
                 if query.join.with_image:
                     names.append(IMAGE)
-            for name in names:
-                if name not in streams:
-                    loc = staged.unit.location(name)
-                    table = staged.table(name)
-                    assert loc is not None and table is not None, name
-                    streams[name] = _TableStream(con, f"src.{ident(loc.name_in_source)}",
-                                                 query.image_key, len(table.schema.columns))
-            futures = {n: pool.submit(read, n, query.chunk.upper) for n in names}
+            futures = {n: pool.submit(read, n, query.image_key, query.chunk.upper) for n in names}
             yield {n: f.result() for n, f in futures.items()}

@@ -117,6 +117,8 @@ def match_units(
     """
     if preset.source_format is SourceFormat.SQLITE:
         units, skipped = _sqlite_units(tree, preset, local or where)
+    elif preset.one_table_per_file:
+        units, skipped = _file_units(tree, preset, where), []
     else:
         units, skipped = _csv_units(tree, preset, where)
     if not units:
@@ -135,10 +137,47 @@ def _sqlite_units(tree: Tree, preset: Preset,
             if table is not None:
                 tables.append(TableLocation(table, path, name))
         if tables:
-            units.append(SourceUnit(tree.key(rel), SourceFormat.SQLITE, path, tuple(tables)))
+            units.extend(_runs(SourceUnit(tree.key(rel), SourceFormat.SQLITE, path, tuple(tables)),
+                               preset.table_number))
         else:
             skipped.append(path)
     return units, skipped
+
+
+def _runs(unit: SourceUnit, column: str | None) -> list[SourceUnit]:
+    """A file's plates: one per value of the preset's ``table_number`` column (a CellProfiler
+    run), keyed ``<file>/<value>``; the file itself when it has no such column."""
+    if column is None:
+        return [unit]
+    values: set[str] = set()
+    try:
+        with sqlite3.connect(f"{Path(unit.path).as_uri()}?mode=ro", uri=True) as con:
+            for loc in unit.tables:
+                names = {r[1] for r in con.execute(f'PRAGMA table_info("{_q(loc.name_in_source)}")')}
+                if column in names:
+                    values.update(v for (v,) in con.execute(
+                        f'SELECT DISTINCT CAST("{_q(column)}" AS TEXT) FROM "{_q(loc.name_in_source)}"'
+                    ) if v is not None)
+    except sqlite3.DatabaseError as e:
+        raise SourceReadError(f"cannot read {column} of {unit.path}: {e}") from e
+    if not values:
+        return [unit]
+    order = sorted(values, key=lambda v: (len(v), v))  # whole numbers in numeric order
+    return [SourceUnit(f"{unit.key}/{v}", unit.format, unit.path, unit.tables, (column, v))
+            for v in order]
+
+
+def _q(name: str) -> str:
+    return name.replace('"', '""')
+
+
+def _file_units(tree: Tree, preset: Preset, where: Callable[[str], str]) -> list[SourceUnit]:
+    """Every CSV file a plate of its own holding the base compartment, keyed by its path."""
+    files = ([""] if tree.name.lower().endswith(".csv") else []) if tree.is_file else [
+        _join(d, f) for d, names in tree.folders for f in names if f.lower().endswith(".csv")]
+    return [SourceUnit(tree.key(rel), SourceFormat.CSV, where(rel),
+                       (TableLocation(preset.base, where(rel), Path(rel or tree.name).stem),))
+            for rel in files]
 
 
 def _csv_units(tree: Tree, preset: Preset,

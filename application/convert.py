@@ -15,7 +15,7 @@ import structlog
 
 from celltable.application.progress import Meter
 from celltable.application.tasks import run_ordered
-from celltable.domain.errors import DestinationError
+from celltable.domain.errors import DestinationError, InPlaceReadFailed
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
 from celltable.domain.model import STAGING, ConversionRequest, ConversionResult, TableReport
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
@@ -91,16 +91,16 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
             for t in s.tables:
                 source_rows[t.table] += t.rows
         log.info("source_staged", rows=dict(source_rows))
-        if opts.join_sql:
-            reports = [_convert_sql(request, services, staged, paths.output)]
-        elif spec is not None:
-            reports = [_convert_joined(request, services, spec, staged, paths.output)]
-        else:
-            reports = [
-                _convert_table(request, services, table, staged, f"{paths.output}/{table.lower()}.parquet")
-                for table in preset.tables
-                if any(s.table(table) is not None for s in staged)
-            ]
+        while True:
+            try:
+                reports = _outputs(request, services, spec, staged, paths.output)
+                break
+            except InPlaceReadFailed as e:
+                # Rare (CellProfiler writes typed values): redo the outputs, that plate copied.
+                log.warning("plate_copied_after_all", plate=e.plate, reason=e.reason)
+                i = next(i for i, s in enumerate(staged) if s.unit.key == e.plate)
+                services.engine.release(staged[i])
+                staged[i] = services.engine.stage(staged[i].unit, preset, paths.scratch, True)
         dest = services.destination.publish()
     except BaseException:
         services.destination.discard()
@@ -125,6 +125,20 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         seconds=round(result.duration_s, 3),
     )
     return result
+
+
+def _outputs(request: ConversionRequest, services: Services, spec: JoinSpec | None,
+             staged: list[StagedUnit], output: str) -> list[TableReport]:
+    """Write every output table; one report each."""
+    if request.options.join_sql:
+        return [_convert_sql(request, services, staged, output)]
+    if spec is not None:
+        return [_convert_joined(request, services, spec, staged, output)]
+    return [
+        _convert_table(request, services, table, staged, f"{output}/{table.lower()}.parquet")
+        for table in request.preset.tables
+        if any(s.table(table) is not None for s in staged)
+    ]
 
 
 def _refuse_inside(root: str, dest: str) -> None:
@@ -163,7 +177,7 @@ def _convert_joined(
 ) -> TableReport:
     preset = request.preset
     specs = {s.unit.key: check_join_columns(preset, spec, s) for s in staged}
-    without_image = [key for key, s in specs.items() if not s.with_image]
+    without_image = [key for key, s in specs.items() if not s.with_image and preset.image_table]
     if without_image:
         log.warning("plates_without_image_table", plates=without_image,
                     consequence="their rows have no image metadata (well, plate, file names)")

@@ -25,6 +25,8 @@ def detect(source_path: str, locator: SourceLocator,
     """
     matches = []
     for preset in PRESETS.values():
+        if preset.one_table_per_file:  # it reads any CSV: recognised by the survey instead
+            continue
         try:
             layout = locator.discover(source_path, preset)
         except NoTablesFoundError:

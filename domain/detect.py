@@ -67,14 +67,16 @@ def _has_csv_columns(*names: str) -> Callable[[SourceSurvey], bool]:
 
 
 KINDS: tuple[SourceKind, ...] = (
-    SourceKind("cellprofiler_csv", "CellProfiler CSV (ExportToSpreadsheet)", ("cellprofiler_csv",)),
+    SourceKind("cellprofiler_csv", "CellProfiler CSV (ExportToSpreadsheet)",
+               ("cellprofiler_csv", "cellprofiler_csv_cytominer_database")),
     SourceKind("cellprofiler_sqlite", "CellProfiler SQLite (ExportToDatabase)",
                ("cellprofiler_sqlite", "cellprofiler_sqlite_pycytominer")),
     SourceKind("cytominer_database", "cytominer-database or JUMP cpg0016 SQLite (tables Image, "
-               "Cells, Cytoplasm, Nuclei)", ("cellprofiler_sqlite_cpg0016_jump",)),
+               "Cells, Cytoplasm, Nuclei)",
+               ("cellprofiler_sqlite_cpg0016_jump", "cell-health-cellprofiler-to-cytominer-database")),
     SourceKind("deepprofiler", "DeepProfiler features (.npz per well and site)",
                recognise=lambda s: s.count(".npz") > 0),
-    SourceKind("in_carta", "IN Carta CSV export (columns OBJECT ID, WELL LABEL ...)",
+    SourceKind("in_carta", "IN Carta CSV export (columns OBJECT ID, WELL LABEL ...)", ("in-carta",),
                recognise=_has_csv_columns("OBJECT ID", "WELL LABEL")),
 )
 
@@ -123,7 +125,10 @@ class Detection:
                         "`celltable presets` lists the layouts celltable knows")
             return (f"{self.source} looks like {self.kind.description}, which celltable cannot "
                     "convert yet")
-        best = next(m for m in self.matches if m.preset == self.preset)
+        best = next((m for m in self.matches if m.preset == self.preset), None)
+        if best is None:  # recognised from its columns, not from table names
+            return (f"detected preset {self.preset} ({self.kind.description if self.kind else ''}); "
+                    "pass --preset to choose another")
         found = f"{best.tables} tables in {best.plates} plate(s)"
         if self.ambiguous:
             others = ", ".join(m.preset for m in self.matches
@@ -146,7 +151,7 @@ def choose_preset(
     if not ranked:
         for kind in KINDS:
             if kind.recognise is not None and survey is not None and kind.recognise(survey):
-                return Detection(source, kind, None)
+                return Detection(source, kind, kind.presets[0] if kind.presets else None)
         return Detection(source, None, None)
     best = [m for m in ranked if m.tables == ranked[0].tables]
     kinds = {kind_of(m.preset) for m in best}

@@ -39,6 +39,16 @@ class ExecutionError(CelltableError):
     """A task of the conversion failed; the message names the plate and chunk."""
 
 
+class InPlaceReadFailed(CelltableError):
+    """A plate read in place holds values unlike their declared types; the conversion redoes it
+    from a copy (raised and handled inside a conversion)."""
+
+    def __init__(self, plate: str, reason: str) -> None:
+        super().__init__(f"plate {plate!r} cannot be read in place: {reason}")
+        self.plate = plate
+        self.reason = reason
+
+
 class CloudStorageError(CelltableError):
     """Object storage (``s3://``, ``gs://``, ``az://``) refused or failed a request: no
     credentials, access denied, endpoint unreachable ..."""

@@ -150,7 +150,7 @@ def _plate_issues(preset: Preset, u: UnitDescription) -> list[Issue]:
     def add(severity: Severity, message: str) -> None:
         found.append(Issue(severity, plate, message))
 
-    if u.table(IMAGE) is None:
+    if u.table(IMAGE) is None and preset.image_table:  # a one-table preset has none
         add(Severity.WARNING, f"no image table ({preset.image_table}): image metadata "
                               "(Metadata_Well ...) will be empty")
     for c in preset.compartments:
@@ -160,7 +160,8 @@ def _plate_issues(preset: Preset, u: UnitDescription) -> list[Issue]:
     for t in u.tables:
         keys = key_columns(preset, t.table, t.schema)
         if keys.image is None:
-            add(Severity.ERROR, f"{t.table} has no image key column {preset.image_key}")
+            if not preset.one_table_per_file:  # a lone table joins nothing on images
+                add(Severity.ERROR, f"{t.table} has no image key column {preset.image_key}")
         elif t.schema.type_of(keys.image) is not DataType.INT64:
             add(Severity.ERROR, f"{t.table}.{keys.image} holds "
                                 f"{t.schema.type_of(keys.image).value} values, not whole numbers")

@@ -67,7 +67,7 @@ def derive_join(preset: Preset) -> JoinSpec:
             f"preset {preset.name!r}: compartments {unreachable} are not related to the base "
             f"{preset.base!r}; add a relationship for them or leave them out"
         )
-    return JoinSpec(preset.base, preset.image_key, tuple(steps))
+    return JoinSpec(preset.base, preset.image_key, tuple(steps), with_image=bool(preset.image_table))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ columns, and pycytominer infers features from prefixes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -64,6 +65,8 @@ def name_image_columns(
     named = []
     for col in columns:
         rest = _strip(col, IMAGE)
+        if col == preset.table_number:
+            continue  # the plate: its value is Metadata_TableNumber
         if col == preset.image_key:
             if not joined:
                 named.append(NamedColumn(col, image_number(preset), Role.KEY))
@@ -88,7 +91,12 @@ def name_compartment_columns(
     references = {r.column for r in preset.relationships if r.child == compartment.name}
     named = []
     for col in columns:
-        rest = _strip(col, prefix)
+        rest = safe_name(_strip(col, prefix)) if preset.safe_names else _strip(col, prefix)
+        if col in preset.metadata_columns:
+            named.append(NamedColumn(col, f"Metadata_{rest}", Role.METADATA))
+            continue
+        if col == preset.table_number:
+            continue  # the plate: its value is Metadata_TableNumber
         if col == preset.image_key:
             if is_base or not joined:
                 named.append(NamedColumn(col, image_number(preset), Role.KEY))
@@ -104,6 +112,15 @@ def name_compartment_columns(
         else:
             named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE))
     return _deduplicate(named)
+
+
+_UNSAFE = re.compile(r"[^0-9A-Za-z_]+")
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits and ``_`` made one
+    ``_``: ``WELL LABEL`` gives ``WELL_LABEL``, ``Intensity-Bckg`` gives ``Intensity_Bckg``."""
+    return _UNSAFE.sub("_", name).strip("_") or "_"
 
 
 def _deduplicate(named: Sequence[NamedColumn]) -> tuple[NamedColumn, ...]:

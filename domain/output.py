@@ -97,9 +97,9 @@ def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> Jo
     where = f"plate {staged.unit.key!r} ({staged.unit.path})"
     needed: dict[str, set[str]] = {}
     for table in spec.tables:
-        needed.setdefault(table, set()).update(
-            {preset.image_key, preset.compartment(table).object_number}
-        )
+        needed.setdefault(table, set()).add(preset.compartment(table).object_number)
+        if spec.steps or spec.with_image:  # a lone table joins nothing on its image
+            needed[table].add(preset.image_key)
     for step in spec.steps:
         needed[step.child].add(step.column)
     for table, cols in needed.items():
@@ -116,7 +116,7 @@ def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> Jo
                 f"{preset.name!r} joins on; is this the right preset?"
             )
     image = staged.table(IMAGE)
-    with_image = image is not None and preset.image_key in image.schema.names
+    with_image = spec.with_image and image is not None and preset.image_key in image.schema.names
     if with_image == spec.with_image:
         return spec
     return JoinSpec(spec.base, spec.image_key, spec.steps, with_image)

@@ -63,6 +63,15 @@ class Preset:
             the joined table besides ``Metadata_*``; ``--no-join`` keeps every image column.
         keep_object_numbers: Also keep the object-number column of every joined compartment
             (``Metadata_Cells_Number_Object_Number``), as pycytominer's merge names them.
+        one_table_per_file: Every CSV file is a plate holding the base compartment alone, whatever
+            its name (IN Carta exports); no image table, nothing to join.
+        metadata_columns: Source columns that identify rather than measure; they are named
+            ``Metadata_<name>``.
+        safe_names: Output names replace every run of characters other than letters, digits and
+            ``_`` (spaces, quotes, ``-``) with one ``_``.
+        table_number: The column numbering CellProfiler runs inside one source file
+            (cytominer-database's ``TableNumber``): each of its values is a plate of its own, so
+            every join key includes it and image numbers, which restart per run, never mix.
     """
 
     name: str
@@ -75,6 +84,10 @@ class Preset:
     base: str
     image_columns: tuple[str, ...] = ("FileName_", "PathName_", "URL_", "Count_")
     keep_object_numbers: bool = False
+    table_number: str | None = None
+    one_table_per_file: bool = False
+    metadata_columns: tuple[str, ...] = ()
+    safe_names: bool = False
     tables_by_name: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,7 +104,11 @@ class Preset:
                     f"preset {self.name!r}: relationship {rel.child}.{rel.column} -> {rel.parent} "
                     f"names a compartment that is not one of {names}"
                 )
-        tables = {self.image_table.lower(): IMAGE}
+        if self.one_table_per_file and (len(names) != 1 or self.relationships):
+            raise InvalidPresetError(
+                f"preset {self.name!r} reads one table per file: it has one compartment and no "
+                "relationships")
+        tables = {self.image_table.lower(): IMAGE} if self.image_table else {}
         for c in self.compartments:
             if c.table.lower() in tables:
                 raise InvalidPresetError(f"preset {self.name!r} uses table {c.table!r} twice")
@@ -163,6 +180,15 @@ _BUILTIN: tuple[Preset, ...] = (
         parent="Parent_{1}",
     ),
     _cellprofiler(
+        "cellprofiler_csv_cytominer_database",
+        "cytominer-database's CSV input: one folder per site with image.csv, Cells.csv, "
+        "Cytoplasm.csv, Nuclei.csv (as cellprofiler_csv; table names match ignoring case)",
+        SourceFormat.CSV,
+        table="{}",
+        object_number="ObjectNumber",
+        parent="Parent_{1}",
+    ),
+    _cellprofiler(
         "cellprofiler_sqlite",
         "CellProfiler ExportToDatabase SQLite: Per_Image, Per_Cells, Per_Cytoplasm, Per_Nuclei",
         SourceFormat.SQLITE,
@@ -188,6 +214,37 @@ _BUILTIN: tuple[Preset, ...] = (
         table="{}",
         object_number="ObjectNumber",
         parent="{0}_Parent_{1}",
+    ),
+    _cellprofiler(
+        "cell-health-cellprofiler-to-cytominer-database",
+        "cytominer-database SQLite (Cell Health): tables Image, Cells, Cytoplasm, Nuclei with "
+        "TableNumber, ImageNumber, ObjectNumber; each TableNumber is a plate of its own",
+        SourceFormat.SQLITE,
+        table="{}",
+        object_number="ObjectNumber",
+        parent="{0}_Parent_{1}",
+        table_number="TableNumber",
+    ),
+)
+
+_IN_CARTA_IDS = ("Row", "Column", "FOV", "WELL LABEL", "Z", "T", "Class Name", "Class Color",
+                 "Ancestry Path", "Plate ID", "Acquisition Time Stamp", "Slice Algorithm",
+                 "Slice Indicator")
+
+_BUILTIN += (
+    Preset(
+        name="in-carta",
+        description="IN Carta CSV exports: every CSV file is a plate of objects (OBJECT ID), "
+        "stacked; names made safe, identifiers as Metadata_*",
+        source_format=SourceFormat.CSV,
+        image_table="",
+        image_key="ImageNumber",  # IN Carta has none: every file is one chunk
+        compartments=(Compartment("Objects", "*", "OBJECT ID"),),
+        relationships=(),
+        base="Objects",
+        one_table_per_file=True,
+        metadata_columns=_IN_CARTA_IDS,
+        safe_names=True,
     ),
 )
 

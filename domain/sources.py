@@ -30,6 +30,9 @@ class SourceUnit:
     format: SourceFormat
     path: str
     tables: tuple[TableLocation, ...]
+    partition: tuple[str, str] | None = None
+    """``(column, value)``: the unit is the rows of its file whose ``column`` (as text) equals
+    ``value``: one CellProfiler run (``TableNumber``) of a cytominer-database file."""
 
     def location(self, table: str) -> TableLocation | None:
         for loc in self.tables:

@@ -30,7 +30,8 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # not cached: tests (structlog.testing.capture_logs) and embedding hosts may reconfigure
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -64,5 +65,6 @@ def route_to_stdlib_unless_configured() -> None:
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # not cached: tests (structlog.testing.capture_logs) and embedding hosts may reconfigure
+        cache_logger_on_first_use=False,
     )

@@ -74,7 +74,9 @@ def test_inspect_example_human_notes_the_files_it_does_not_read(example_human):
 def test_inspect_lists_every_plate(three_example_plates, two_nf1_plates):
     csv = _inspect_json(three_example_plates)
     assert [p["plate"] for p in csv["plates"]] == ["plate_a", "plate_b", "plate_c"]
-    assert csv["matches"] == [{"preset": "cellprofiler_csv", "plates": 3, "tables": 12}]
+    assert csv["preset"] == "cellprofiler_csv"  # its cytominer-database alias finds as many
+    assert csv["matches"] == [{"preset": p, "plates": 3, "tables": 12} for p in (
+        "cellprofiler_csv", "cellprofiler_csv_cytominer_database")]
     sqlite = _inspect_json(two_nf1_plates)
     assert sqlite["preset"] == "cellprofiler_sqlite"
     assert [p["plate"] for p in sqlite["plates"]] == ["plate_1.sqlite", "plate_2.sqlite"]
@@ -95,8 +97,16 @@ def test_inspect_finds_orphans_and_a_missing_table(tmp_path, example_human):
     assert any(s == "warning" and m.startswith("no image table") for s, m in issues)
 
 
-@pytest.mark.parametrize(("folder", "kind"), [("deepprofiler/pycytominer_example", "deepprofiler"),
-                                              ("in-carta/colas-lab", "in_carta")])
+def test_in_carta_is_inspected_with_its_preset_one_plate_per_file():
+    path = SHARED / "in-carta" / "colas-lab"
+    if not path.exists():
+        pytest.skip(f"shared data missing: {path}")
+    report = _inspect_json(path)
+    assert (report["kind"], report["supported"], report["preset"]) == ("in_carta", True, "in-carta")
+    assert len(report["plates"]) == 4 and report["issues"] == []
+
+
+@pytest.mark.parametrize(("folder", "kind"), [("deepprofiler/pycytominer_example", "deepprofiler")])
 def test_kinds_celltable_cannot_convert_are_named(tmp_path, folder, kind):
     path = SHARED / folder
     if not path.exists():

@@ -37,16 +37,19 @@ def test_a_tie_between_kinds_falls_back_to_the_default_and_says_so():
     assert "cellprofiler_sqlite" in d.explain() and "--preset" in d.explain()
 
 
-@pytest.mark.parametrize(("survey", "kind"), [
-    (SourceSurvey("s", ((".npz", 2),)), "deepprofiler"),
-    (SourceSurvey("s", ((".csv", 1),), (("t 0.csv", ('"OBJECT ID"', "Row", "WELL LABEL")),)), "in_carta"),
-    (SourceSurvey("s", ((".csv", 1),), (("x.csv", ("OBJECT ID", " well label ")),)), "in_carta"),
-])
-def test_kinds_without_presets_are_recognised_but_not_supported(survey, kind):
-    d = choose_preset("src", [], survey)
-    assert (d.kind.name, d.kind.supported, d.preset) == (kind, False, None)
+def test_kinds_without_presets_are_recognised_but_not_supported():
+    d = choose_preset("src", [], SourceSurvey("s", ((".npz", 2),)))
+    assert (d.kind.name, d.kind.supported, d.preset) == ("deepprofiler", False, None)
     with pytest.raises(UnsupportedSourceError, match="cannot convert yet"):
         preset_to_convert(d)
+
+
+@pytest.mark.parametrize("header", [('"OBJECT ID"', "Row", "WELL LABEL"),
+                                    ("OBJECT ID", " well label ")])
+def test_in_carta_is_recognised_from_its_columns_and_gets_its_preset(header):
+    d = choose_preset("src", [], SourceSurvey("s", ((".csv", 1),), (("t 0.csv", header),)))
+    assert (d.kind.name, d.preset) == ("in_carta", "in-carta")
+    assert preset_to_convert(d).name == "in-carta" and "in-carta" in d.explain()
 
 
 def test_nothing_recognised_converts_with_the_default_preset_so_its_error_names_the_files():

@@ -71,3 +71,22 @@ def test_columns_are_ordered_keys_metadata_image_then_compartments():
     assert ordered == ["Metadata_TableNumber", "Metadata_ImageNumber", "Metadata_ObjectNumber",
                        "Metadata_Well", "Image_FileName_DNA", "Cytoplasm_C", "Cells_A", "Cells_B",
                        "Nuclei_A"]
+
+
+def test_safe_names_keep_letters_digits_and_underscores_only():
+    from celltable.domain.naming import safe_name
+
+    assert safe_name("WELL LABEL") == "WELL_LABEL"
+    assert safe_name('Primary Target Intensity-Bckg "wv1"') == "Primary_Target_Intensity_Bckg_wv1"
+    assert safe_name("a__b") == "a__b" and safe_name(" - ") == "_"
+
+
+def test_a_table_number_column_is_the_plate_not_a_feature():
+    from celltable.domain.naming import name_compartment_columns
+    from celltable.domain.presets import get_preset
+
+    preset = get_preset("cell-health-cellprofiler-to-cytominer-database")
+    named = name_compartment_columns(preset, preset.compartment("Cells"),
+                                     ["TableNumber", "ImageNumber", "ObjectNumber", "Cells_X"],
+                                     joined=True)
+    assert [c.output for c in named] == ["Cells_X"]

@@ -26,7 +26,8 @@ def test_every_builtin_preset_joins_all_its_compartments(name):
     preset = get_preset(name)
     spec = derive_join(preset)
     assert set(spec.tables) == {c.name for c in preset.compartments}
-    assert spec.base == "Cytoplasm"
+    assert spec.base == ("Objects" if preset.one_table_per_file else "Cytoplasm")
+    assert spec.with_image == (not preset.one_table_per_file)
 
 
 def test_tables_match_by_exact_name_ignoring_case():

@@ -1,0 +1,77 @@
+"""SQLite columns whose values have mixed storage classes.
+
+SQLite stores each value with its own storage class whatever the column's declaration: a column
+declared ``INTEGER`` may hold ``0.01`` or ``'nan'``. DuckDB's SQLite scanner refuses such a table
+(``TypeMismatchException``). Such a table is re-read as text (``sqlite_all_varchar``) and each
+column cast back to the type its declaration implies; values that do not cast are junk, counted
+and logged (``sqlite_values_not_cast``), never a reason to null a whole column.
+
+Text keeps the 15 significant digits SQLite gives a REAL as text, so only tables that need this
+path take it.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import structlog
+
+from celltable.adapters.duckdb_sql import ident
+
+_BIGINT, _DOUBLE, _VARCHAR = "BIGINT", "DOUBLE", "VARCHAR"
+_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+_FLOATS = {"FLOAT", "DOUBLE", "REAL"}
+
+
+def declared_types(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[str, str]]:
+    """``(column, BIGINT | DOUBLE | VARCHAR)``: the type each column's declaration implies."""
+    out = []
+    for name, t, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
+        t = t.upper()
+        kind = _BIGINT if t in _INTS else _DOUBLE if t in _FLOATS or t.startswith("DECIMAL") else _VARCHAR
+        out.append((name, kind))
+    return out
+
+
+def stage_mixed(con: duckdb.DuckDBPyConnection, source: str, target: str, where: str) -> None:
+    """Create ``target`` from the attached SQLite table ``source`` read as text, each column cast
+    to its declared type; integer columns holding non-integral numbers become DOUBLE.
+
+    ``con`` must be a cursor of its own: the text setting is changed on it for this read only.
+    """
+    # A logger per call, not per module: rarely called, and never one a cached configuration
+    # of an earlier caller keeps from structlog.testing.capture_logs.
+    log = structlog.get_logger("celltable.sqlite")
+    columns = declared_types(con, source)
+    con.execute("SET sqlite_all_varchar = true")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _text AS SELECT * FROM {source}")
+    finally:
+        con.execute("SET sqlite_all_varchar = false")
+    stats = []
+    for name, kind in columns:
+        c = ident(name)
+        if kind == _BIGINT:
+            d = f"TRY_CAST({c} AS DOUBLE)"  # not BIGINT: DuckDB rounds '0.5' to 1
+            stats.append(f"count(*) FILTER (WHERE NOT isfinite({d}) OR {d} <> trunc({d}))")
+        else:
+            stats.append("0")
+    fractional = con.execute(f"SELECT {', '.join(stats)} FROM _text").fetchone() if stats else ()
+    types = [(n, _DOUBLE if k == _BIGINT and f else k) for (n, k), f in zip(columns, fractional, strict=True)]
+    casts = ", ".join(f"TRY_CAST({ident(n)} AS {k}) AS {ident(n)}" for n, k in types) or "*"
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {casts} FROM _text")
+    junk = [f"count(*) FILTER (WHERE t.{ident(n)} IS NOT NULL AND s.{ident(n)} IS NULL)"
+            for n, k in types if k != _VARCHAR]
+    counts = (con.execute(f"SELECT {', '.join(junk)} FROM _text AS t POSITIONAL JOIN {target} AS s")
+              .fetchone() if junk else ())
+    numeric = [(n, k) for n, k in types if k != _VARCHAR]
+    for (name, kind), n in zip(numeric, counts, strict=True):
+        if n:
+            log.warning("sqlite_values_not_cast", table=where, column=name, type=kind, values=n,
+                        consequence="read as NULL")
+    widened = [n for (n, k), (_, d) in zip(types, columns, strict=True) if k != d]
+    log.info("sqlite_read_as_text", table=where, columns=len(columns),
+             reason="values of mixed storage classes")
+    if widened:
+        log.warning("sqlite_integers_widened", table=where, columns=widened, type=_DOUBLE,
+                    reason="declared integer, holding non-integral numbers")
+    con.execute("DROP TABLE _text")

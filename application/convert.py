@@ -7,7 +7,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
@@ -156,9 +156,8 @@ def _refuse_inside(root: str, dest: str) -> None:
 
 
 def _at(report: TableReport, dest: str, staged_output: str) -> TableReport:
-    path = dest + report.path[len(staged_output) :]
-    return TableReport(report.name, path, report.rows_in, report.rows_out, report.columns,
-                       report.dropped, report.missing)
+    """The report with its path where the output was published."""
+    return replace(report, path=dest + report.path[len(staged_output) :])
 
 
 def _chunk_size(request: ConversionRequest, services: Services, plan: OutputPlan) -> int:

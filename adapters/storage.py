@@ -246,7 +246,6 @@ class LocalDestination:
         self._dest: Path | None = None
         self._staging: Path | None = None
         self._output: Path | None = None
-        self._overwrite = False
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
         dest = Path(dest_path).expanduser().absolute()
@@ -281,7 +280,7 @@ class LocalDestination:
         output = staging / dest.name
         if folder:
             output.mkdir()
-        self._dest, self._staging, self._output, self._overwrite = dest, staging, output, overwrite
+        self._dest, self._staging, self._output = dest, staging, output
         self._scratch = scratch
         return StagingPaths(str(output), str(scratch))
 

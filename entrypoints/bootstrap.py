@@ -119,15 +119,13 @@ def bootstrap(
     from celltable.adapters.cloud import (
         CloudClients,
         CloudDestination,
-        CloudSourceLocator,
         is_cloud,
     )
     from celltable.adapters.duckdb_engine import DuckDBEngine
     from celltable.adapters.parquet import ParquetWriter
     from celltable.adapters.parquet_checks import ChecksummedWriter
     from celltable.adapters.parsl_runner import ParslRunner, load_config_file
-    from celltable.adapters.storage import LocalDestination, LocalSourceLocator
-    from celltable.adapters.survey import LocalSurveyor
+    from celltable.adapters.storage import LocalDestination
 
     settings = Settings.resolve(threads, memory_limit, workers=workers,
                                 local_cache_dir=local_cache_dir)
@@ -138,10 +136,7 @@ def bootstrap(
     if isinstance(parsl_config, str | os.PathLike):
         parsl_config = load_config_file(os.fspath(parsl_config))
     clients = CloudClients(settings.cache_dir, client=cloud_client, no_sign_request=no_sign_request)
-    locator = fakes.get("locator") or (
-        CloudSourceLocator(clients, settings.cache_dir) if is_cloud(source_path)
-        else LocalSourceLocator()
-    )
+    locator, surveyor = _source_adapters(source_path, settings, clients)
     destination = fakes.get("destination") or (
         CloudDestination(clients, settings.cache_dir, staging_dir) if is_cloud(dest_path)
         else LocalDestination(staging_dir)
@@ -164,7 +159,7 @@ def bootstrap(
             memory_budget=settings.memory_budget,
             producer=PRODUCER,
             version=package_version(),
-            surveyor=fakes.get("surveyor") or (None if is_cloud(source_path) else LocalSurveyor()),
+            surveyor=fakes.get("surveyor") or surveyor,
         )
 
 
@@ -180,25 +175,31 @@ def inspect_services(
 ) -> InspectServices:
     """Services for inspecting a source (no task runner: nothing is staged); real adapters
     unless fakes are passed by keyword (``locator``, ``engine``, ``surveyor``)."""
-    from celltable.adapters.cloud import CloudClients, CloudSourceLocator, is_cloud
+    from celltable.adapters.cloud import CloudClients
     from celltable.adapters.duckdb_engine import DuckDBEngine
-    from celltable.adapters.storage import LocalSourceLocator
-    from celltable.adapters.survey import LocalSurveyor
 
     settings = Settings.resolve(threads, memory_limit, local_cache_dir=local_cache_dir)
-    if is_cloud(source_path):
-        clients = CloudClients(settings.cache_dir, client=cloud_client,
-                               no_sign_request=no_sign_request)
-        locator: Any = CloudSourceLocator(clients, settings.cache_dir)
-    else:
-        locator = LocalSourceLocator()
+    clients = CloudClients(settings.cache_dir, client=cloud_client, no_sign_request=no_sign_request)
+    locator, surveyor = _source_adapters(source_path, settings, clients)
     return InspectServices(
         locator=fakes.get("locator") or locator,
         # One describe at a time, so DuckDB may use every thread.
         engine=fakes.get("engine")
         or DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit),
-        surveyor=fakes.get("surveyor") or (None if is_cloud(source_path) else LocalSurveyor()),
+        surveyor=fakes.get("surveyor") or surveyor,
     )
+
+
+def _source_adapters(source_path: str, settings: Settings, clients: Any) -> tuple[Any, Any]:
+    """The locator for the source's scheme, and the surveyor recognising other kinds of
+    source (local sources only)."""
+    from celltable.adapters.cloud import CloudSourceLocator, is_cloud
+    from celltable.adapters.storage import LocalSourceLocator
+    from celltable.adapters.survey import LocalSurveyor
+
+    if is_cloud(source_path):
+        return CloudSourceLocator(clients, settings.cache_dir), None
+    return LocalSourceLocator(), LocalSurveyor()
 
 
 def output_reader() -> OutputReader:

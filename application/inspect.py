@@ -41,6 +41,7 @@ class Inspection:
         plates: One description per plate.
         skipped: Files passed over.
         issues: Findings, errors first.
+        read_with: The preset itself (a user's preset is no built-in one to look up by name).
     """
 
     source: str
@@ -49,6 +50,7 @@ class Inspection:
     plates: tuple[UnitDescription, ...]
     skipped: tuple[str, ...]
     issues: tuple[Issue, ...]
+    read_with: Preset | None = None
 
 
 def inspect(source_path: str, services: InspectServices,
@@ -80,7 +82,8 @@ def inspect(source_path: str, services: InspectServices,
     issues = find_issues(preset, plates, skipped)
     if detection.ambiguous and preset.name == detection.preset:
         issues = (*issues, Issue(Severity.INFO, None, detection.explain()))
-    return Inspection(layout.root, detection, preset.name, tuple(plates), layout.skipped, issues)
+    return Inspection(layout.root, detection, preset.name, tuple(plates), layout.skipped, issues,
+                      preset)
 
 
 def kind_label(inspection: Inspection) -> str:

@@ -88,6 +88,8 @@ def name_compartment_columns(
     """
     prefix = compartment.name
     is_base = compartment.name == preset.base
+    if preset.source_names:
+        return _source_named(preset, compartment, columns, joined=joined)
     references = {r.column for r in preset.relationships if r.child == compartment.name}
     named = []
     for col in columns:
@@ -111,6 +113,26 @@ def name_compartment_columns(
             named.append(NamedColumn(col, f"Metadata_{prefix}_{_strip(rest, 'Metadata')}", Role.METADATA))
         else:
             named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE))
+    return _deduplicate(named)
+
+
+def _source_named(preset: Preset, compartment: Compartment, columns: Iterable[str], *,
+                  joined: bool) -> tuple[NamedColumn, ...]:
+    """Columns a reader has named already (DeepProfiler): keys as usual, the rest as they are;
+    ``Location_*`` are identifiers (metadata to pycytominer's DeepProfiler code), not features."""
+    is_base = compartment.name == preset.base
+    named = []
+    for col in columns:
+        if col == preset.image_key:
+            if is_base or not joined:
+                named.append(NamedColumn(col, image_number(preset), Role.KEY))
+        elif col == compartment.object_number:
+            if is_base or not joined:
+                named.append(NamedColumn(col, OBJECT_NUMBER, Role.KEY))
+        elif col.startswith(("Metadata_", "Location_")):
+            named.append(NamedColumn(col, col, Role.METADATA))
+        else:
+            named.append(NamedColumn(col, col, Role.FEATURE))
     return _deduplicate(named)
 
 
@@ -147,8 +169,11 @@ def column_order_key(preset: Preset, name: str) -> tuple[int, int, str]:
         return (0, _FIXED_ORDER.index(lower), "")
     if "metadata" in lower:
         return (1, 0, name)
+    if preset.source_names:  # the reader's order: locations, then features by their index
+        return (2, 0, "")
     groups = (IMAGE, *(c.name for c in preset.compartments))
-    for i, group in enumerate(groups):
-        if lower.startswith(group.lower()):
-            return (2, i, name)
+    # the longest prefix: Cells_Cellpose3_* belong to Cells_Cellpose3, not to Cells
+    found = [(len(g), i) for i, g in enumerate(groups) if lower.startswith(g.lower())]
+    if found:
+        return (2, max(found)[1], name)
     return (3, 0, name)

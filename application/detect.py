@@ -7,7 +7,7 @@ import structlog
 from celltable.domain.detect import Detection, PresetMatch, choose_preset
 from celltable.domain.errors import NoTablesFoundError, UnsupportedSourceError
 from celltable.domain.ports import SourceLocator, SourceSurveyor
-from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
+from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, SourceFormat, get_preset
 
 log = structlog.get_logger("celltable.detect")
 
@@ -16,8 +16,9 @@ def detect(source_path: str, locator: SourceLocator,
            surveyor: SourceSurveyor | None = None) -> Detection:
     """The kind of ``source_path`` and the built-in preset finding most of its tables.
 
-    The survey (file suffixes, a few CSV headers) runs only when no preset finds tables, to name
-    kinds celltable recognises but cannot convert yet.
+    The survey (file suffixes, a few CSV headers) runs only when no preset finds tables by name:
+    it recognises the kinds whose files are not named after tables (DeepProfiler ``.npz``,
+    IN Carta CSV) and names kinds celltable cannot convert.
 
     Raises:
         SourceNotFoundError: Nothing exists at ``source_path``.
@@ -25,8 +26,8 @@ def detect(source_path: str, locator: SourceLocator,
     """
     matches = []
     for preset in PRESETS.values():
-        if preset.one_table_per_file:  # it reads any CSV: recognised by the survey instead
-            continue
+        if preset.one_table_per_file or preset.source_format is SourceFormat.NPZ:
+            continue  # any CSV or .npz file is a table of theirs: recognised by the survey
         try:
             layout = locator.discover(source_path, preset)
         except NoTablesFoundError:

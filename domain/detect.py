@@ -1,10 +1,10 @@
 """Which kind of source a path holds, and which built-in preset reads it.
 
 Detection tries every built-in preset's table names on the source and prefers the preset that
-finds the most tables. Kinds no preset reads yet (DeepProfiler, IN Carta) are recognised from a
-cheap survey of file names and CSV headers, so users learn what they have instead of getting
-"no tables found". Adding a kind is one entry in :data:`KINDS`; giving it a preset is naming the
-preset there.
+finds the most tables. Kinds whose files are not named after tables (DeepProfiler's ``.npz``
+per site, IN Carta's CSV per export) are recognised from a cheap survey of file suffixes and CSV
+headers, when no preset finds tables. Adding a kind is one entry in :data:`KINDS`; giving it a
+preset is naming the preset there.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ KINDS: tuple[SourceKind, ...] = (
     SourceKind("cytominer_database", "cytominer-database or JUMP cpg0016 SQLite (tables Image, "
                "Cells, Cytoplasm, Nuclei)",
                ("cellprofiler_sqlite_cpg0016_jump", "cell-health-cellprofiler-to-cytominer-database")),
-    SourceKind("deepprofiler", "DeepProfiler features (.npz per well and site)",
+    SourceKind("deepprofiler", "DeepProfiler features (.npz per well and site)", ("deepprofiler",),
                recognise=lambda s: s.count(".npz") > 0),
     SourceKind("in_carta", "IN Carta CSV export (columns OBJECT ID, WELL LABEL ...)", ("in-carta",),
                recognise=_has_csv_columns("OBJECT ID", "WELL LABEL")),

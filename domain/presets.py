@@ -20,6 +20,7 @@ class SourceFormat(str, Enum):
 
     CSV = "csv"
     SQLITE = "sqlite"
+    NPZ = "npz"  # DeepProfiler: NumPy archives of features, locations and a metadata dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,9 @@ class Preset:
         table_number: The column numbering CellProfiler runs inside one source file
             (cytominer-database's ``TableNumber``): each of its values is a plate of its own, so
             every join key includes it and image numbers, which restart per run, never mix.
+        source_names: The reader names the columns (DeepProfiler NPZ: ``Metadata_*``,
+            ``Location_*``, ``<model>_<i>``); only the image and object keys are renamed, and
+            the columns after the metadata keep the reader's order.
     """
 
     name: str
@@ -88,6 +92,7 @@ class Preset:
     one_table_per_file: bool = False
     metadata_columns: tuple[str, ...] = ()
     safe_names: bool = False
+    source_names: bool = False
     tables_by_name: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -245,6 +250,21 @@ _BUILTIN += (
         one_table_per_file=True,
         metadata_columns=_IN_CARTA_IDS,
         safe_names=True,
+    ),
+)
+
+_BUILTIN += (
+    Preset(
+        name="deepprofiler",
+        description="DeepProfiler NPZ files: one folder per plate, one file per well and site "
+        "(features, locations, metadata); one row per cell",
+        source_format=SourceFormat.NPZ,
+        image_table="",
+        image_key="ImageNumber",  # the site: the file's position in its plate folder
+        compartments=(Compartment("Cells", "*", "ObjectNumber"),),  # the cell: its row in the file
+        relationships=(),
+        base="Cells",
+        source_names=True,
     ),
 )
 

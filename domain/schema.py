@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -12,19 +12,22 @@ class DataType(str, Enum):
 
     BOOL = "bool"
     INT64 = "int64"
+    FLOAT32 = "float32"  # DeepProfiler features, or float64 features stored with ``float32=True``
     FLOAT64 = "float64"
     STRING = "string"
     NULL = "null"  # a column with no values anywhere (for example an all-empty CSV column)
 
 
-_NUMERIC = {DataType.BOOL, DataType.INT64, DataType.FLOAT64}
+_NUMERIC = {DataType.BOOL, DataType.INT64, DataType.FLOAT32, DataType.FLOAT64}
 
 
 def unify_types(types: Iterable[DataType]) -> DataType:
     """The one type that holds every value of columns typed ``types``.
 
     Rules: equal types stay; ``null`` yields to anything; numbers widen (bool < int64 <
-    float64); anything mixed with text becomes text.
+    float64); float32 stays float32 only beside bool, since it holds integers exactly only up
+    to 2**24 (int64 or float64 with float32 give float64); anything mixed with text becomes
+    text.
     """
     present = {t for t in types if t is not DataType.NULL}
     if not present:
@@ -32,7 +35,9 @@ def unify_types(types: Iterable[DataType]) -> DataType:
     if len(present) == 1:
         return present.pop()
     if present <= _NUMERIC:
-        return DataType.FLOAT64 if DataType.FLOAT64 in present else DataType.INT64
+        if DataType.FLOAT64 in present or {DataType.FLOAT32, DataType.INT64} <= present:
+            return DataType.FLOAT64
+        return DataType.FLOAT32 if DataType.FLOAT32 in present else DataType.INT64
     return DataType.STRING
 
 
@@ -50,13 +55,19 @@ class TableSchema:
 
     table: str
     columns: tuple[Column, ...]
+    _types: dict[str, DataType] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A lookup per column of a wide table (DeepProfiler: 6,400 features) must not scan them
+        # all; the first column of a repeated name wins, as a scan would find it.
+        types: dict[str, DataType] = {}
+        for c in self.columns:
+            types.setdefault(c.name, c.type)
+        object.__setattr__(self, "_types", types)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
     def type_of(self, name: str) -> DataType:
-        for c in self.columns:
-            if c.name == name:
-                return c.type
-        raise KeyError(name)
+        return self._types[name]

@@ -184,7 +184,7 @@ def test_presets_are_listed_with_a_description():
     assert {ln.split()[0] for ln in result.output.splitlines()} == {
         "cellprofiler_csv", "cellprofiler_sqlite", "cellprofiler_sqlite_pycytominer",
         "cellprofiler_sqlite_cpg0016_jump", "cell-health-cellprofiler-to-cytominer-database",
-        "cellprofiler_csv_cytominer_database", "in-carta"}
+        "cellprofiler_csv_cytominer_database", "in-carta", "deepprofiler"}
 
 
 def test_sqlite_reading_needs_no_download(tmp_path, nf1_sqlite):

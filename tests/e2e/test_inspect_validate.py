@@ -106,16 +106,14 @@ def test_in_carta_is_inspected_with_its_preset_one_plate_per_file():
     assert len(report["plates"]) == 4 and report["issues"] == []
 
 
-@pytest.mark.parametrize(("folder", "kind"), [("deepprofiler/pycytominer_example", "deepprofiler")])
-def test_kinds_celltable_cannot_convert_are_named(tmp_path, folder, kind):
-    path = SHARED / folder
+def test_deepprofiler_is_inspected_with_its_preset_one_plate_per_folder():
+    path = SHARED / "deepprofiler" / "pycytominer_example"
     if not path.exists():
         pytest.skip(f"shared data missing: {path}")
     report = _inspect_json(path)
-    assert (report["kind"], report["supported"], report["preset"]) == (kind, False, None)
-    dest = tmp_path / "o.parquet"
-    _one_error(_run("convert", path, dest), "cannot convert yet")
-    assert not dest.exists()
+    assert (report["kind"], report["supported"], report["preset"]) == (
+        "deepprofiler", True, "deepprofiler")
+    assert len(report["plates"]) == 1 and report["issues"] == []
 
 
 def test_inspect_fails_in_one_line_on_bad_input(tmp_path, example_human):

@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from celltable.application.detect import detect, preset_to_convert
-from celltable.domain.detect import KINDS, PresetMatch, SourceSurvey, choose_preset, kind_of
+from celltable.domain.detect import (
+    KINDS,
+    Detection,
+    PresetMatch,
+    SourceKind,
+    SourceSurvey,
+    choose_preset,
+    kind_of,
+)
 from celltable.domain.errors import NoTablesFoundError, UnsupportedSourceError
 from celltable.domain.presets import PRESETS
 from celltable.domain.sources import SourceLayout, SourceUnit, TableLocation
@@ -37,9 +45,15 @@ def test_a_tie_between_kinds_falls_back_to_the_default_and_says_so():
     assert "cellprofiler_sqlite" in d.explain() and "--preset" in d.explain()
 
 
-def test_kinds_without_presets_are_recognised_but_not_supported():
+def test_deepprofiler_is_recognised_from_npz_files_and_gets_its_preset():
     d = choose_preset("src", [], SourceSurvey("s", ((".npz", 2),)))
-    assert (d.kind.name, d.kind.supported, d.preset) == ("deepprofiler", False, None)
+    assert (d.kind.name, d.kind.supported, d.preset) == ("deepprofiler", True, "deepprofiler")
+    assert preset_to_convert(d).name == "deepprofiler"
+
+
+def test_kinds_without_presets_are_recognised_but_not_supported():
+    d = Detection("src", SourceKind("tool", "Some tool's files"), None)
+    assert not d.kind.supported
     with pytest.raises(UnsupportedSourceError, match="cannot convert yet"):
         preset_to_convert(d)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from celltable.application.inspect import InspectServices, inspect
-from celltable.domain.detect import SourceSurvey
+from celltable.domain import detect as detect_module
+from celltable.domain.detect import SourceKind, SourceSurvey
 from celltable.domain.errors import NoTablesFoundError
 from celltable.domain.inspection import (
     Severity,
@@ -154,10 +155,12 @@ def test_inspect_counts_the_orphans_a_conversion_would_drop():
     assert any("1 of 7 Cytoplasm rows have no partner" in m for m in _messages(report.issues))
 
 
-def test_inspect_names_a_kind_it_cannot_convert_and_refuses_the_unknown():
-    empty = _services({}, SourceSurvey("src", ((".npz", 4),)))
+def test_inspect_names_a_kind_it_cannot_convert_and_refuses_the_unknown(monkeypatch):
+    monkeypatch.setattr(detect_module, "KINDS", (
+        SourceKind("tool", "Some tool's files", recognise=lambda s: s.count(".tool") > 0),))
+    empty = _services({}, SourceSurvey("src", ((".tool", 4),)))
     report = inspect("src", empty)
-    assert report.preset is None and report.detection.kind.name == "deepprofiler"
+    assert report.preset is None and report.detection.kind.name == "tool"
     assert report.issues[0].severity is Severity.ERROR
     with pytest.raises(NoTablesFoundError, match="no built-in preset finds tables"):
         inspect("src", _services({}))

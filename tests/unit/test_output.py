@@ -38,3 +38,26 @@ def test_type_rules():
     assert unify_types([DataType.INT64, DataType.STRING]) is DataType.STRING
     assert unify_types([DataType.NULL, DataType.INT64]) is DataType.INT64
     assert unify_types([]) is DataType.NULL
+
+
+def test_float32_widens_beside_integers_and_float64_and_stays_beside_bool():
+    f32, f64 = DataType.FLOAT32, DataType.FLOAT64
+    assert unify_types([f32, f32]) is f32
+    assert unify_types([f32, DataType.BOOL, DataType.NULL]) is f32
+    assert unify_types([f32, f64]) is f64
+    assert unify_types([f32, DataType.INT64]) is f64  # float32 holds integers up to 2**24 only
+    assert unify_types([f32, DataType.STRING]) is DataType.STRING
+
+
+def test_float32_option_stores_float64_features_as_float32_and_leaves_keys_and_metadata():
+    unit = _unit("a", [("AreaShape_Area", DataType.FLOAT64), ("Count", DataType.INT64),
+                       ("Metadata_Dose", DataType.FLOAT64), ("Parent_Nuclei", DataType.FLOAT64)])
+    tables = (IMAGE, *derive_join(PRESET).tables)
+    wide = {c.name: c.type for c in plan_output(PRESET, "j", tables, [unit], joined=True).columns}
+    plan = plan_output(PRESET, "j", tables, [unit], joined=True, float32=True)
+    narrow = {c.name: c.type for c in plan.columns}
+    assert wide["Cells_AreaShape_Area"] is DataType.FLOAT64
+    assert narrow["Cells_AreaShape_Area"] is DataType.FLOAT32
+    assert {s.output: s.type for s in plan.selects_for("a")}["Cells_AreaShape_Area"] is DataType.FLOAT32
+    changed = {n for n in wide if wide[n] is not narrow[n]}
+    assert changed == {"Cells_AreaShape_Area"}  # ints, metadata, parent references kept

@@ -26,8 +26,9 @@ def test_every_builtin_preset_joins_all_its_compartments(name):
     preset = get_preset(name)
     spec = derive_join(preset)
     assert set(spec.tables) == {c.name for c in preset.compartments}
-    assert spec.base == ("Objects" if preset.one_table_per_file else "Cytoplasm")
-    assert spec.with_image == (not preset.one_table_per_file)
+    lone = {"in-carta": "Objects", "deepprofiler": "Cells"}  # one table, no image table
+    assert spec.base == lone.get(name, "Cytoplasm")
+    assert spec.with_image == (name not in lone)
 
 
 def test_tables_match_by_exact_name_ignoring_case():

@@ -32,11 +32,16 @@ def declared_types(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[st
     return out
 
 
-def stage_mixed(con: duckdb.DuckDBPyConnection, source: str, target: str, where: str) -> None:
+def stage_mixed(con: duckdb.DuckDBPyConnection, source: str, target: str,
+                where: str) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
     """Create ``target`` from the attached SQLite table ``source`` read as text, each column cast
     to its declared type; integer columns holding non-integral numbers become DOUBLE.
 
     ``con`` must be a cursor of its own: the text setting is changed on it for this read only.
+
+    Returns:
+        ``(column, values)`` for each column with values that did not cast (read as NULL), and
+        the integer columns widened to DOUBLE: what the run report shows.
     """
     # A logger per call, not per module: rarely called, and never one a cached configuration
     # of an earlier caller keeps from structlog.testing.capture_logs.
@@ -75,3 +80,5 @@ def stage_mixed(con: duckdb.DuckDBPyConnection, source: str, target: str, where:
         log.warning("sqlite_integers_widened", table=where, columns=widened, type=_DOUBLE,
                     reason="declared integer, holding non-integral numbers")
     con.execute("DROP TABLE _text")
+    not_cast = tuple((name, n) for (name, _), n in zip(numeric, counts, strict=True) if n)
+    return not_cast, tuple(widened)

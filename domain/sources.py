@@ -42,12 +42,36 @@ class SourceUnit:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file under the source that no table of the preset was read from, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SourceLayout:
-    """The plates found under a source path, and the files passed over."""
+    """The plates found under a source path, and the files passed over.
+
+    ``reasons`` gives, when the locator knows it, why each file of ``skipped`` was passed over
+    (same order)."""
 
     root: str
     units: tuple[SourceUnit, ...]
     skipped: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    roots: tuple[str, ...] = ()
+    """The sources read when ``root`` lists several (a manifest); empty when ``root`` is the one
+    source."""
+
+    def __post_init__(self) -> None:
+        if self.reasons and len(self.reasons) != len(self.skipped):
+            raise ValueError("one reason per skipped file, or none")
+
+    def skipped_files(self) -> tuple[SkippedFile, ...]:
+        """Every skipped file with its reason (``"not read"`` when none was recorded)."""
+        reasons = self.reasons or ("not read",) * len(self.skipped)
+        return tuple(SkippedFile(p, r) for p, r in zip(self.skipped, reasons, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +84,11 @@ class StagedTable:
     rows_by_image: tuple[tuple[int, int], ...]
     null_keys: int = 0
     duplicate_keys: int = 0
+    not_cast: tuple[tuple[str, int], ...] = ()
+    """``(column, values)``: values that did not cast to the column's type and were read as NULL
+    (SQLite values of mixed storage classes)."""
+    widened: tuple[str, ...] = ()
+    """Columns declared integer in the source but holding fractions, read as float64."""
 
 
 @dataclass(frozen=True, slots=True)

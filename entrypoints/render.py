@@ -1,5 +1,5 @@
-"""How ``celltable inspect`` and ``celltable validate`` show their reports: rich tables for
-people, JSON for programs."""
+"""How ``celltable inspect``, ``convert`` and ``validate`` show their reports: rich tables and
+lines for people, JSON for programs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from rich.text import Text
 
 from celltable.application.inspect import Inspection, kind_label
 from celltable.domain.inspection import Severity, TableDescription, key_columns
+from celltable.domain.model import ConversionResult
 from celltable.domain.presets import Preset, get_preset
+from celltable.domain.report import relative_to
+from celltable.domain.schema import DataType
 from celltable.domain.validation import ValidationReport
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -22,7 +25,7 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 def inspection_json(report: Inspection) -> dict[str, Any]:
     """The inspection as plain data (stable keys, for ``--json``)."""
     d = report.detection
-    preset = get_preset(report.preset) if report.preset else None
+    preset = report.read_with or (get_preset(report.preset) if report.preset else None)
     plates = []
     for u in report.plates:
         tables = []
@@ -62,7 +65,7 @@ def inspection_view(report: Inspection) -> Group:
     head.append("kind    ", style="bold").append(kind_label(report))
     if report.preset is None:
         head.append("  (celltable cannot convert it yet)", style="red")
-    preset = get_preset(report.preset) if report.preset else None
+    preset = report.read_with or (get_preset(report.preset) if report.preset else None)
     if preset is not None:
         how = "detected" if preset.name == d.preset else "given"
         if d.ambiguous and how == "detected":
@@ -154,6 +157,67 @@ def validation_view(report: ValidationReport) -> Text:
             mark = {True: ("✓", "green"), False: ("✗", "bold red"), None: ("-", "dim")}[c.ok]
             text.append("\n  ").append(mark[0], style=mark[1]).append(f" {c.name}: {c.detail}")
     return text
+
+
+def conversion_summary(result: ConversionResult) -> list[str]:
+    """A few lines for people after ``celltable convert``: each output table, then what the run
+    report records beyond it (files skipped, tables without rows, columns some plates lack,
+    types cast, values not cast), where the report went, the time and peak memory."""
+    plates = len(result.plates)
+    lines = []
+    for t in result.tables:
+        line = (f"{t.path}: {t.rows_out:,} rows x {t.columns:,} columns from {t.rows_in:,} "
+                f"{t.name if t.name != 'joined' else 'base'} rows of {plates} plate(s)")
+        if t.dropped:
+            why = ", ".join(f"{n:,} without {rel.split('-> ')[-1]}" for rel, n in t.missing if n)
+            line += f"; {t.dropped:,} dropped ({why})"
+        if t.unaccounted:
+            line += f"; {-t.unaccounted:,} extra rows from duplicate keys"
+        lines.append(line)
+    report = result.report
+    if report is not None:
+        rel = relative_to(report.source)
+        if report.skipped:
+            lines.append(f"skipped {len(report.skipped)} file(s): " + _some(
+                [f"{rel(s.path)} ({s.reason})" for s in report.skipped]))
+        if report.empty_tables:
+            lines.append("tables without rows: " + _some(
+                [f"{rel(t.path)} ({t.table} of {t.plate})" for t in report.empty_tables]))
+        if report.missing:
+            lines.append("columns missing in some plates (NULL there): " + _some(
+                [f"{m.plate} lacks {len(m.columns):,} {m.table} column(s) "
+                 f"({_some(list(m.columns), 2)})" for m in report.missing]))
+        if report.cast:
+            lines.append("columns cast to one type: " + _some(
+                [f"{c.column} to {c.type.value} ({_by_type(c.sources)})" for c in report.cast]))
+        if report.widened:
+            lines.append("declared integer, read as float64: " + _some(
+                [f"{t}.{c} ({p})" for p, t, c in report.widened]))
+        if report.not_cast:
+            lines.append("values not cast, read as NULL: " + _some(
+                [f"{v.values:,} in {v.table}.{v.column} ({v.plate})" for v in report.not_cast]))
+    if result.report_path:
+        lines.append(f"report: {result.report_path}")
+    done = f"done in {result.duration_s:.2f} s"
+    if report is not None and report.peak_memory is not None:
+        peak = max(report.peak_memory.process, report.peak_memory.workers)
+        done += f", peak memory {peak / 2**20:,.0f} MiB"
+    lines.append(done)
+    return lines
+
+
+def _by_type(sources: Sequence[tuple[str, DataType]]) -> str:
+    """``int64 in a, b; string in c``: plates grouped by their source type."""
+    plates: dict[str, list[str]] = {}
+    for plate, t in sources:
+        plates.setdefault(t.value, []).append(plate)
+    return "; ".join(f"{t} in {_some(ps)}" for t, ps in plates.items())
+
+
+def _some(items: Sequence[str], n: int = 3) -> str:
+    """The first ``n`` items, and how many more."""
+    shown = ", ".join(items[:n])
+    return shown if len(items) <= n else f"{shown} and {len(items) - n:,} more"
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -24,6 +24,7 @@ from celltable import (
     ConfigurationError,
     DestinationError,
     InvalidOptionError,
+    InvalidPresetError,
     NoTablesFoundError,
     SchemaError,
     SourceNotFoundError,
@@ -547,3 +548,26 @@ def test_converting_generated_plates_never_loses_or_duplicates_an_object(tmp_pat
             base_rows, len(kept), base_rows - len(kept), 0)
         tables.append(table)
     assert tables[0].equals(tables[1])
+
+
+# user preset files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('extends = "cellprofiler_csv"\nrelationships = ["Cytoplasm.Parent_Cels -> Cels"]\n',
+     ("mine.toml", "'Cels'", "did you mean 'Cells'?")),
+    ('extends = "cellprofiler_csv"\nrelationships = [\n"Cytoplasm -> Cells"\n"x"]\n',
+     ("mine.toml", "not valid TOML", "line 4")),
+])
+def test_an_invalid_preset_file_fails_with_a_named_error_and_one_line(tmp_path, text, words):
+    src = _csv_copy(tmp_path)
+    preset_file = tmp_path / "mine.toml"
+    preset_file.write_text(text)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(InvalidPresetError) as raised:
+        celltable.convert(src, out / "py.parquet", preset=preset_file)
+    assert all(w in str(raised.value) for w in words), str(raised.value)
+    _fails(_convert(src, out / "cli.parquet", "--preset-file", preset_file), out / "cli.parquet",
+           *words)
+    assert list(out.iterdir()) == []

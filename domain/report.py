@@ -1,0 +1,298 @@
+"""The run report: what a conversion found, read, joined and wrote, and every difference between
+plates it reconciled on the way (columns a plate lacks, types widened, values not cast).
+
+The convert use case builds a :class:`RunReport` from what it already knows; :func:`report_json`
+turns it into the plain data written beside the output (``<DEST>.report.json``). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from celltable.domain.output import OutputPlan
+from celltable.domain.schema import DataType, unify_types
+from celltable.domain.sources import SkippedFile, StagedUnit
+
+if TYPE_CHECKING:  # model.py imports this module for ConversionResult
+    from celltable.domain.model import TableReport
+
+REPORT_VERSION = 1
+"""Bumped when a key of :func:`report_json` changes meaning or disappears (new keys do not)."""
+
+REPORT_SUFFIX = ".report.json"
+"""The report's name beside the output: ``<DEST>.report.json``; never a Parquet name, so
+``celltable validate`` of a folder output never takes it for a table."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableRead:
+    """One source table of one plate as staged: where it was, its rows and columns."""
+
+    plate: str
+    table: str
+    path: str
+    rows: int
+    columns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MissingColumns:
+    """Output columns one plate lacks (NULL in its rows), grouped by the table that gives them in
+    the other plates.
+
+    Attributes:
+        output: The output table (``"joined"``, or the table's name with ``join=False``).
+        plate: The plate lacking them.
+        table: The preset table the columns come from elsewhere.
+        path: The plate's file of that table; None when the plate lacks the whole table.
+        columns: The output names of the columns.
+    """
+
+    output: str
+    plate: str
+    table: str
+    path: str | None
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnCast:
+    """An output column whose type differs from its source type in some plates: those plates'
+    values were cast to ``type`` (``int64`` in one plate and ``float64`` in another give
+    ``float64``; anything with text gives text).
+
+    ``sources`` holds ``(plate, source type)`` for the plates whose type differs.
+    """
+
+    output: str
+    column: str
+    type: DataType
+    sources: tuple[tuple[str, DataType], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ValuesNotCast:
+    """Values of one source column that did not cast to its type and were read as NULL (SQLite
+    columns whose values have mixed storage classes: ``'n/a'`` in an ``INTEGER`` column)."""
+
+    plate: str
+    table: str
+    column: str
+    type: DataType
+    values: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeakMemory:
+    """Peak resident memory in bytes: of the converting process, and of the largest worker
+    process that finished (0 when tasks ran in threads). Both are peaks over the life of the
+    process so far, which in a notebook includes earlier work."""
+
+    process: int
+    workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnDifferences:
+    """How the plates of one output table differ in their columns: :func:`column_differences`."""
+
+    added: tuple[str, ...] = ()
+    missing: tuple[MissingColumns, ...] = ()
+    cast: tuple[ColumnCast, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Everything a conversion did, for the report file and the summary.
+
+    Attributes:
+        source: The source as given (absolute for local paths).
+        dest: The published destination.
+        preset: The preset used.
+        join: One joined table (True) or one table per source table.
+        producer: ``celltable``; ``version``: its version.
+        used: The files tables were read from (relative to ``source`` where under it).
+        skipped: The files passed over, with why.
+        read: Every source table read, per plate.
+        tables: One report per output table (rows in, out, dropped, missing partners).
+        differences: Per output table name, how its plates differ in their columns.
+        not_cast: Source values read as NULL because they did not cast.
+        widened: ``(plate, table, column)`` declared integer but holding fractions: read as
+            float64.
+        duration_s: Wall time of the conversion.
+        peak_memory: None where it cannot be measured.
+    """
+
+    source: str
+    dest: str
+    preset: str
+    join: bool
+    producer: str
+    version: str
+    used: tuple[str, ...]
+    skipped: tuple[SkippedFile, ...]
+    read: tuple[TableRead, ...]
+    tables: tuple[TableReport, ...]
+    differences: tuple[tuple[str, ColumnDifferences], ...] = ()
+    not_cast: tuple[ValuesNotCast, ...] = ()
+    widened: tuple[tuple[str, str, str], ...] = ()
+    duration_s: float = 0.0
+    peak_memory: PeakMemory | None = None
+
+    @property
+    def empty_tables(self) -> tuple[TableRead, ...]:
+        """Source tables without rows (a header-only CSV, an empty SQLite table)."""
+        return tuple(t for t in self.read if t.rows == 0)
+
+    @property
+    def missing(self) -> tuple[MissingColumns, ...]:
+        return tuple(m for _, d in self.differences for m in d.missing)
+
+    @property
+    def cast(self) -> tuple[ColumnCast, ...]:
+        return tuple(c for _, d in self.differences for c in d.cast)
+
+
+def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> ColumnDifferences:
+    """What the union of columns in ``plan`` filled in and cast, plate by plate.
+
+    A column a plate lacks is NULL in its rows (``missing``); a column typed differently in some
+    plates is cast to the type holding them all (``cast``); a column no source holds is added by
+    celltable (``added``: ``Metadata_TableNumber``). Tables without rows cast no values and are
+    not counted as cast.
+    """
+    units = {s.unit.key: s for s in staged}
+    origin: dict[str, str] = {}
+    for _, selects in plan.selects:
+        for c in selects:
+            if c.table is not None:
+                origin.setdefault(c.output, c.table)
+    added = tuple(c.output for c in plan.selects[0][1] if c.constant is not None) if plan.selects else ()
+    missing: list[MissingColumns] = []
+    found: dict[str, list[tuple[str, DataType, int]]] = {}  # column -> (plate, type, rows)
+    for plate, selects in plan.selects:
+        unit = units.get(plate)
+        lacking: dict[str, list[str]] = {}
+        for c in selects:
+            if c.constant is not None:
+                continue
+            if c.table is None:
+                lacking.setdefault(origin.get(c.output, "?"), []).append(c.output)
+                continue
+            st = unit.table(c.table) if unit is not None else None
+            if st is not None and c.source is not None:
+                found.setdefault(c.output, []).append(
+                    (plate, st.schema.type_of(c.source), st.rows))
+        for table, columns in lacking.items():
+            loc = unit.unit.location(table) if unit is not None else None
+            missing.append(MissingColumns(plan.name, plate, table, loc.path if loc else None,
+                                          tuple(columns)))
+    cast = []
+    for name, sources in found.items():
+        # Against the type the plates were reconciled to, not the stored one: storing features
+        # as float32 is a choice made for every plate alike, not a difference between them.
+        common = unify_types(t for _, t, _ in sources)
+        differing = tuple((plate, t) for plate, t, rows in sources
+                          if rows and t not in (common, DataType.NULL))
+        if differing:
+            cast.append(ColumnCast(plan.name, name, common, differing))
+    return ColumnDifferences(added, tuple(missing), tuple(cast))
+
+
+def tables_read(staged: Iterable[StagedUnit]) -> tuple[TableRead, ...]:
+    """Every staged table of every plate, with the file it came from."""
+    out = []
+    for s in staged:
+        for t in s.tables:
+            loc = s.unit.location(t.table)
+            out.append(TableRead(s.unit.key, t.table, loc.path if loc else s.unit.path, t.rows,
+                                 len(t.schema.columns)))
+    return tuple(out)
+
+
+def values_not_cast(staged: Iterable[StagedUnit]) -> tuple[ValuesNotCast, ...]:
+    """The values each plate's tables read as NULL because they did not cast."""
+    return tuple(
+        ValuesNotCast(s.unit.key, t.table, column, t.schema.type_of(column), n)
+        for s in staged for t in s.tables for column, n in t.not_cast
+    )
+
+
+def widened_in_source(staged: Iterable[StagedUnit]) -> tuple[tuple[str, str, str], ...]:
+    """``(plate, table, column)`` for columns declared integer but read as float64."""
+    return tuple((s.unit.key, t.table, c) for s in staged for t in s.tables for c in t.widened)
+
+
+def report_json(report: RunReport) -> dict[str, Any]:
+    """The report as JSON-ready data (stable keys; ``report_version`` says which).
+
+    Paths under the source are relative to it; the rest are as recorded.
+    """
+    rel = relative_to(report.source)
+    rows_read: dict[str, int] = {}
+    for t in report.read:
+        rows_read[t.table] = rows_read.get(t.table, 0) + t.rows
+    plates: dict[str, list[dict[str, Any]]] = {}
+    for t in report.read:
+        plates.setdefault(t.plate, []).append(
+            {"table": t.table, "path": rel(t.path), "rows": t.rows, "columns": t.columns})
+    return {
+        "report_version": REPORT_VERSION,
+        "producer": report.producer,
+        "producer_version": report.version,
+        "source": report.source,
+        "dest": report.dest,
+        "preset": report.preset,
+        "join": report.join,
+        "duration_s": round(report.duration_s, 3),
+        "peak_memory_bytes": (
+            {"process": report.peak_memory.process, "workers": report.peak_memory.workers}
+            if report.peak_memory else None),
+        "files": {
+            "found": len(report.used) + len(report.skipped),
+            "used": [rel(p) for p in report.used],
+            "skipped": [{"path": rel(s.path), "reason": s.reason} for s in report.skipped],
+        },
+        "plates": [{"plate": p, "tables": ts} for p, ts in plates.items()],
+        "tables_without_rows": [
+            {"plate": t.plate, "table": t.table, "path": rel(t.path)} for t in report.empty_tables],
+        "rows_read": rows_read,
+        "outputs": [
+            {"table": t.name, "path": t.path, "columns": t.columns, "rows_in": t.rows_in,
+             "rows_out": t.rows_out, "rows_dropped": t.dropped, "rows_unaccounted": t.unaccounted,
+             "orphans": dict(t.missing)}
+            for t in report.tables],
+        "columns": {
+            "added": sorted({c for _, d in report.differences for c in d.added}),
+            "missing": [
+                {"table": m.output, "plate": m.plate, "source_table": m.table,
+                 "path": rel(m.path) if m.path else None, "columns": list(m.columns)}
+                for m in report.missing],
+            "cast": [
+                {"table": c.output, "column": c.column, "type": c.type.value,
+                 "from": {plate: t.value for plate, t in c.sources}}
+                for c in report.cast],
+            "widened_in_source": [
+                {"plate": p, "table": t, "column": c, "type": DataType.FLOAT64.value}
+                for p, t, c in report.widened],
+            "values_not_cast": [
+                {"plate": v.plate, "table": v.table, "column": v.column, "type": v.type.value,
+                 "values": v.values}
+                for v in report.not_cast],
+        },
+    }
+
+
+def relative_to(root: str) -> Callable[[str], str]:
+    """A function giving a path relative to ``root`` when it lies under it (``root`` itself:
+    its name), else the path unchanged."""
+    base = root.rstrip("/")
+
+    def rel(path: str) -> str:
+        if path == base:
+            return base.rsplit("/", 1)[-1]
+        return path[len(base) + 1:] if path.startswith(base + "/") else path
+
+    return rel

@@ -13,11 +13,12 @@ from a cloudpathlib client the user builds. Neither is ever logged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +33,13 @@ from cloudpathlib.exceptions import (
     MissingDependenciesError,
 )
 
-from celltable.adapters.storage import LocalDestination, Tree, match_units
+from celltable.adapters.storage import (
+    LocalDestination,
+    Tree,
+    match_units,
+    refuse_inside,
+    write_local_text,
+)
 from celltable.domain.errors import (
     BucketNotFoundError,
     CelltableError,
@@ -397,8 +404,10 @@ class CloudDestination:
         self._dest: CloudPath | None = None
         self._replaces_folder = False
 
-    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
+    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
+                sources: Sequence[str] = ()) -> StagingPaths:
         dest = self._clients.path(dest_path)
+        refuse_inside([s for s in sources if "://" in s], str(dest), str)
         if "/" not in str(dest)[len(dest.cloud_prefix):].strip("/"):
             raise DestinationError(f"destination {dest} names a bucket; add a key, e.g. {dest}/cells.parquet")
         with cloud_errors(str(dest)):
@@ -414,10 +423,14 @@ class CloudDestination:
                     f"{'a folder' if folder else 'a file'}; remove it or choose another path"
                 )
         self._folder = self._uploads / uuid.uuid4().hex[:12]
-        self._local = LocalDestination(self._scratch_dir)
+        # A resume folder outlives the upload folder: one per destination, in the cache.
+        digest = hashlib.sha1(str(dest).encode()).hexdigest()[:16]
+        self._local = LocalDestination(self._scratch_dir,
+                                       resume_dir=str(self._uploads.parent / "resume" / digest))
         self._dest, self._replaces_folder = dest, kind == "folder"
         try:
-            return self._local.prepare(str(self._folder / dest.name), folder=folder, overwrite=False)
+            return self._local.prepare(str(self._folder / dest.name), folder=folder,
+                                       overwrite=False, resume=resume)
         except BaseException:
             self._cleanup()
             raise
@@ -432,6 +445,7 @@ class CloudDestination:
                     self._upload_folder(staged, dest)
                 else:
                     self._upload(staged, dest)
+            self._local.forget_resume()
         finally:
             self._cleanup()
         return str(dest)
@@ -475,6 +489,14 @@ class CloudDestination:
         if self._local is not None:
             self._local.discard()
         self._cleanup()
+
+    def write_text(self, path: str, text: str) -> str:
+        if not is_cloud(path):
+            return write_local_text(path, text)
+        target = self._clients.path(path)
+        with cloud_errors(str(target)):
+            target.write_text(text)  # one object write: readers see the old or the new file
+        return str(target)
 
     def _cleanup(self) -> None:
         if self._folder is not None:

@@ -10,6 +10,7 @@ from celltable.domain.sources import SourceUnit, TableLocation
 SQL_TYPES = {
     DataType.BOOL: "BOOLEAN",
     DataType.INT64: "BIGINT",
+    DataType.FLOAT32: "FLOAT",
     DataType.FLOAT64: "DOUBLE",
     DataType.STRING: "VARCHAR",
     DataType.NULL: "VARCHAR",
@@ -17,7 +18,8 @@ SQL_TYPES = {
 
 _INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
          "UINTEGER", "UBIGINT", "UHUGEINT"}
-_FLOATS = {"FLOAT", "DOUBLE", "REAL"}
+_FLOAT32 = {"FLOAT", "REAL", "FLOAT4"}  # DuckDB's REAL is its 4-byte FLOAT
+_FLOATS = {"DOUBLE", "FLOAT8"}
 
 def ident(name: str) -> str:
     """A quoted identifier."""
@@ -54,6 +56,8 @@ def data_type(duckdb_type: str) -> DataType:
     t = duckdb_type.upper()
     if t in _INTS:
         return DataType.INT64
+    if t in _FLOAT32:
+        return DataType.FLOAT32
     if t in _FLOATS or t.startswith("DECIMAL"):
         return DataType.FLOAT64
     if t == "BOOLEAN":
@@ -128,12 +132,18 @@ def render_chunk(query: ChunkQuery, key_present: bool = True) -> str:
 
 def render_missing(query: ChunkQuery) -> str:
     """Counts for one chunk of a join, reading key columns only: ``dropped`` base rows lacking
-    any partner, then for each join step the base rows lacking that partner."""
+    any partner, then for each join step the base rows lacking that partner while having the
+    step's child (down a chain, Cytoplasm -> Cells -> Nuclei, a row without its cell is counted
+    once, under cells, not again under nuclei)."""
     assert query.join is not None
     aliases = {query.table: "t0"}
     joins = _joins(query, aliases, "LEFT")
-    missing = [f"t{i}.{ident(step.parent_object_number)} IS NULL"
-               for i, step in enumerate(query.join.steps, start=1)]
+    found = {query.table: "TRUE"}  # the condition that a table's row was found
+    missing = []
+    for i, step in enumerate(query.join.steps, start=1):
+        absent = f"t{i}.{ident(step.parent_object_number)} IS NULL"
+        missing.append(f"({found[step.child]} AND {absent})")
+        found[step.parent] = f"t{i}.{ident(step.parent_object_number)} IS NOT NULL"
     counts = [f"count(*) FILTER (WHERE {' OR '.join(missing)})"] + [
         f"count(*) FILTER (WHERE {m})" for m in missing]
     return f"SELECT {', '.join(counts)}" + _from(query, joins, key_present=True)

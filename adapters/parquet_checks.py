@@ -151,7 +151,9 @@ class ParquetReader:
                                       "folder) that celltable convert wrote")
         if path.is_file():
             return (str(path),)
-        files = tuple(str(p) for p in sorted(path.glob("*.parquet")))
+        # a --no-join folder holds a file per table; partitioned by plate, a file per plate
+        # (in a folder per table without a join)
+        files = tuple(str(p) for p in sorted(path.rglob("*.parquet")))
         if not files:
             raise SourceReadError(f"{path} is a folder without Parquet files; give the file (or "
                                   "--no-join folder) that celltable convert wrote")

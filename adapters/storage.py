@@ -5,13 +5,21 @@ The listing of a source (:class:`Tree`) and the matching of its files to a prese
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import glob
+import hashlib
 import os
 import shutil
+import socket
 import sqlite3
+import sys
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
 
 from celltable.domain.errors import (
     DestinationError,
@@ -22,6 +30,8 @@ from celltable.domain.errors import (
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.sources import SourceLayout, SourceUnit, TableLocation
+
+log = structlog.get_logger("celltable.storage")
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
@@ -75,8 +85,8 @@ class Tree:
 
     def sqlite_files(self) -> list[str]:
         """The relative paths of the SQLite files of the source (``""``: the source itself)."""
-        if self.is_file:
-            return [""]
+        if self.is_file:  # any name (SQLite files go by many), but an NPZ file is a zip
+            return [] if self.name.lower().endswith(".npz") else [""]
         return [_join(d, f) for d, names in self.folders for f in names
                 if f.lower().endswith(SQLITE_SUFFIXES)]
 
@@ -101,6 +111,7 @@ def match_units(
     preset: Preset,
     where: Callable[[str], str],
     local: Callable[[str], str] | None = None,
+    state: Callable[[str], str | None] | None = None,
 ) -> SourceLayout:
     """The plates of ``tree`` holding tables of ``preset``.
 
@@ -110,6 +121,8 @@ def match_units(
         where: The location of a relative path, as the units should name it.
         local: The local file of a relative SQLite path, to read its table names (default:
             ``where``).
+        state: What is odd about the file at a relative path (``"empty file"``), when that is
+            cheap to tell; added to the reason a file is skipped.
 
     Raises:
         NoTablesFoundError: Nothing matches the preset's tables.
@@ -117,17 +130,30 @@ def match_units(
     """
     if preset.source_format is SourceFormat.SQLITE:
         units, skipped = _sqlite_units(tree, preset, local or where)
+    elif preset.source_format is SourceFormat.NPZ:
+        units, skipped = _npz_units(tree, preset, where), []
     elif preset.one_table_per_file:
         units, skipped = _file_units(tree, preset, where), []
     else:
         units, skipped = _csv_units(tree, preset, where)
     if not units:
-        raise NoTablesFoundError(_nothing_found(tree, preset, skipped))
-    return SourceLayout(tree.location, tuple(units), tuple(skipped))
+        raise NoTablesFoundError(_nothing_found(tree, preset, [p for p, _ in skipped]))
+    reasons = []
+    for path, why in skipped:
+        odd = state(_rel(tree, path)) if state is not None else None
+        reasons.append(f"{odd}; {why}" if odd else why)
+    return SourceLayout(tree.location, tuple(units), tuple(p for p, _ in skipped),
+                        tuple(reasons))
 
 
-def _sqlite_units(tree: Tree, preset: Preset,
-                  local: Callable[[str], str]) -> tuple[list[SourceUnit], list[str]]:
+def _rel(tree: Tree, path: str) -> str:
+    """The relative path of a location ``where`` gave (``""``: the source itself)."""
+    root = tree.location.rstrip("/")
+    return path[len(root):].lstrip("/") if path.startswith(root) else path
+
+
+def _sqlite_units(tree: Tree, preset: Preset, local: Callable[[str], str]
+                  ) -> tuple[list[SourceUnit], list[tuple[str, str]]]:
     units, skipped = [], []
     for rel in tree.sqlite_files():
         path = local(rel)
@@ -140,7 +166,7 @@ def _sqlite_units(tree: Tree, preset: Preset,
             units.extend(_runs(SourceUnit(tree.key(rel), SourceFormat.SQLITE, path, tuple(tables)),
                                preset.table_number))
         else:
-            skipped.append(path)
+            skipped.append((path, f"holds no table of preset {preset.name}"))
     return units, skipped
 
 
@@ -180,8 +206,23 @@ def _file_units(tree: Tree, preset: Preset, where: Callable[[str], str]) -> list
             for rel in files]
 
 
-def _csv_units(tree: Tree, preset: Preset,
-               where: Callable[[str], str]) -> tuple[list[SourceUnit], list[str]]:
+def _npz_units(tree: Tree, preset: Preset, where: Callable[[str], str]) -> list[SourceUnit]:
+    """Every folder holding ``.npz`` files a plate (DeepProfiler writes ``<plate>/<well>_<site>.npz``),
+    each file a site of it, in name order; a lone file is a plate of one site."""
+    def unit(rel: str, files: list[str]) -> SourceUnit:
+        tables = tuple(TableLocation(preset.base, where(f), Path(f or tree.name).stem)
+                       for f in files)
+        return SourceUnit(tree.key(rel), SourceFormat.NPZ, where(rel), tables)
+
+    if tree.is_file:
+        return [unit("", [""])] if tree.name.lower().endswith(".npz") else []
+    found = [(d, [_join(d, f) for f in names if f.lower().endswith(".npz")])
+             for d, names in tree.folders]
+    return [unit(d, files) for d, files in found if files]
+
+
+def _csv_units(tree: Tree, preset: Preset, where: Callable[[str], str]
+               ) -> tuple[list[SourceUnit], list[tuple[str, str]]]:
     if tree.is_file:
         hint = (" It looks like SQLite: try --preset cellprofiler_sqlite."
                 if tree.name.lower().endswith(SQLITE_SUFFIXES) else "")
@@ -197,7 +238,8 @@ def _csv_units(tree: Tree, preset: Preset,
             table = preset.match_table(stem) if dot and suffix.lower() == "csv" else None
             if table is None:
                 if name.lower().endswith(".csv"):
-                    skipped.append(where(_join(folder, name)))
+                    skipped.append((where(_join(folder, name)),
+                                    f"no table of preset {preset.name} is named {stem}"))
                 continue
             if any(t.table == table for t in tables):
                 raise SourceReadError(
@@ -211,6 +253,9 @@ def _csv_units(tree: Tree, preset: Preset,
 
 
 def _nothing_found(tree: Tree, preset: Preset, skipped: list[str]) -> str:
+    if preset.source_format is SourceFormat.NPZ:
+        return (f"no .npz files (DeepProfiler features) found in {tree.location}; "
+                "`celltable presets` lists the layouts celltable knows")
     wanted = ", ".join((preset.image_table, *(c.table for c in preset.compartments)))
     hint = ""
     if preset.source_format is SourceFormat.CSV and (
@@ -234,21 +279,102 @@ class LocalSourceLocator:
         if not root.exists():
             raise SourceNotFoundError(f"source {root} does not exist; check the path")
         tree = Tree(str(root), root.name, True) if root.is_file() else _walk(root)
-        return match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root))
+        return match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root),
+                           state=lambda rel: file_state(root / rel if rel else root))
+
+
+HEADER_LIMIT = 1 << 24
+"""Bytes read at most to tell a header-only CSV file: CellProfiler headers reach a few hundred
+kB; a longer first line is taken as rows."""
+
+
+def file_state(path: Path) -> str | None:
+    """``"empty file"`` (0 bytes), ``"header only, no rows"`` for a CSV file with one line, or
+    None; reads the first line and the start of the second, in blocks."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        if path.suffix.lower() != ".csv":
+            return None
+        with path.open("rb") as f:
+            read, newline = 0, False
+            while read < HEADER_LIMIT:
+                block = f.read(1 << 16)
+                if not block:
+                    return "header only, no rows"
+                read += len(block)
+                if not newline:
+                    _, newline_found, block = block.partition(b"\n")
+                    newline = bool(newline_found)
+                if newline and block.strip():
+                    return None
+    except OSError:
+        return None
+    return None
+
+
+def refuse_inside(sources: Sequence[str], dest: str, canonical: Callable[[str], str]) -> None:
+    """Refuse a destination that is a source or lies inside one (``canonical`` resolves a
+    source's path as ``dest`` was)."""
+    for source in sources:
+        root = canonical(source).rstrip("/")
+        if dest.rstrip("/") == root or dest.startswith(root + "/"):
+            raise DestinationError(
+                f"destination {dest} lies inside the source {source}, where a rerun would read "
+                "it as input; write it outside the source"
+            )
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``), so a
+    folder replacing another is never absent, even if the process dies; False where the system
+    or filesystem cannot."""
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+OWNER = "owner"
+"""The file in a staging folder naming the host and process writing it."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 class LocalDestination:
     """Writes output under a hidden staging folder beside the destination, then renames it into
     place, so a failed conversion leaves nothing at the destination."""
 
-    def __init__(self, scratch_dir: str | None = None) -> None:
+    def __init__(self, scratch_dir: str | None = None, resume_dir: str | None = None) -> None:
         self._scratch_dir = scratch_dir
+        self._resume_dir = resume_dir
         self._dest: Path | None = None
         self._staging: Path | None = None
         self._output: Path | None = None
 
-    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
+    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
+                sources: Sequence[str] = ()) -> StagingPaths:
         dest = Path(dest_path).expanduser().absolute()
+        refuse_inside(sources, str(dest.resolve()),
+                      lambda src: str(Path(src).resolve()) if "://" not in src else src)
         if dest.exists() or dest.is_symlink():
             if not overwrite:
                 raise DestinationError(
@@ -262,14 +388,19 @@ class LocalDestination:
                 )
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_stale(dest)
             staging = dest.parent / f".{dest.name}.celltable-{uuid.uuid4().hex[:12]}"
             staging.mkdir()
+            (staging / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
             scratch = (
                 Path(self._scratch_dir).expanduser().absolute() / staging.name
                 if self._scratch_dir
                 else staging / "scratch"
             )
             scratch.mkdir(parents=True)
+            self._resume = self.resume_folder(dest)
+            if resume:
+                self._resume.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             blocker = next((p for p in dest.parents if p.exists()), dest.parent)
             why = (f"{blocker} is a file, not a folder" if not blocker.is_dir()
@@ -282,28 +413,87 @@ class LocalDestination:
             output.mkdir()
         self._dest, self._staging, self._output = dest, staging, output
         self._scratch = scratch
-        return StagingPaths(str(output), str(scratch))
+        return StagingPaths(str(output), str(scratch), str(self._resume) if resume else None)
+
+    def _remove_stale(self, dest: Path) -> None:
+        """Remove staging folders that runs to ``dest`` left when they were killed (their
+        process, on this machine, is gone): they would only fill the disk."""
+        host = socket.gethostname()
+        for staging in dest.parent.glob(f".{glob.escape(dest.name)}.celltable-*"):
+            try:
+                owner_host, pid = (staging / OWNER).read_text().split()
+            except (OSError, ValueError):
+                continue  # not a staging folder, or one being created right now
+            if owner_host != host or _alive(int(pid)):
+                continue
+            log.info("stale_staging_removed", folder=str(staging), pid=int(pid))
+            shutil.rmtree(staging, ignore_errors=True)
+            if self._scratch_dir:
+                shutil.rmtree(Path(self._scratch_dir).expanduser().absolute() / staging.name,
+                              ignore_errors=True)
+
+    def resume_folder(self, dest: Path) -> Path:
+        """Where a resumable conversion to ``dest`` keeps its finished chunks: the same folder
+        for every run to ``dest``, under the staging folder when one is set, else beside it."""
+        if self._resume_dir:
+            return Path(self._resume_dir)
+        if self._scratch_dir:
+            digest = hashlib.sha1(str(dest).encode()).hexdigest()[:12]
+            return Path(self._scratch_dir).expanduser().absolute() / f"{dest.name}.celltable-resume-{digest}"
+        return dest.parent / f".{dest.name}.celltable-resume"
 
     def publish(self) -> str:
         assert self._dest and self._output and self._staging, "prepare() first"
         dest, output = self._dest, self._output
         try:
             if output.is_dir() and dest.is_dir():
-                old = self._staging / "replaced"
-                dest.rename(old)
-                output.rename(dest)
+                if not _exchange(output, dest):  # the old folder goes with the staging
+                    dest.rename(self._staging / "replaced")  # DEST is briefly absent
+                    output.rename(dest)
             else:
                 output.replace(dest)  # atomic for files on one filesystem
         except OSError as e:
             raise DestinationError(f"cannot move the output into {dest}: {e}") from e
         self._cleanup()
+        if self._resume_dir is None:
+            self.forget_resume()
         return str(dest)
+
+    def forget_resume(self) -> None:
+        """Remove the chunks saved for a resume (by this run or an earlier one): stale once the
+        output is published."""
+        shutil.rmtree(self._resume, ignore_errors=True)
 
     def discard(self) -> None:
         self._cleanup()
+
+    def write_text(self, path: str, text: str) -> str:
+        if "://" in path:
+            raise DestinationError(f"cannot write {path} beside a local output; give a local path")
+        return write_local_text(path, text)
 
     def _cleanup(self) -> None:
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._staging = None
+
+
+def write_local_text(path: str, text: str) -> str:
+    """Write ``text`` at ``path`` in one step (a hidden file beside it, renamed) and return the
+    absolute path.
+
+    Raises:
+        DestinationError: The file cannot be written there.
+    """
+    target = Path(path).expanduser().absolute()
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DestinationError(
+            f"cannot write {target}: {e.strerror or e}; choose a writable path") from e
+    return str(target)

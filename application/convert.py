@@ -6,33 +6,49 @@ import gc
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
-from pathlib import Path
 
 import structlog
 
 from celltable.application.progress import Meter
 from celltable.application.tasks import run_ordered
-from celltable.domain.errors import DestinationError, InPlaceReadFailed
+from celltable.domain.errors import (
+    CelltableError,
+    ConfigurationError,
+    InPlaceReadFailed,
+)
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
 from celltable.domain.model import STAGING, ConversionRequest, ConversionResult, TableReport
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
-from celltable.domain.output import OutputPlan, check_join_columns, plan_output
+from celltable.domain.output import OutputPlan, check_join_columns, partition_files, plan_output
 from celltable.domain.plan import auto_chunk_size, plan_chunks
 from celltable.domain.ports import (
+    ChunkStore,
     Destination,
     ProgressListener,
     QueryEngine,
     SourceLocator,
     SourceSurveyor,
+    TableSink,
     TableWriter,
     TaskRunner,
 )
 from celltable.domain.presets import IMAGE
+from celltable.domain.report import (
+    REPORT_SUFFIX,
+    PeakMemory,
+    RunReport,
+    column_differences,
+    report_json,
+    tables_read,
+    values_not_cast,
+    widened_in_source,
+)
+from celltable.domain.resume import SavedChunk, chunk_key, run_identity
 from celltable.domain.schema import Column
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import ChunkOutput, SourceLayout, StagedUnit
 
 log = structlog.get_logger("celltable.convert")
 
@@ -53,6 +69,8 @@ class Services:
     version: str
     surveyor: SourceSurveyor | None = None  # recognises sources no preset reads, when detecting
     progress: ProgressListener | None = None  # told after each plate staged and chunk written
+    chunk_store: Callable[[str], ChunkStore] | None = None  # opens a resume folder's saves
+    peak_memory: Callable[[], PeakMemory | None] | None = None  # measured for the run report
 
 
 def convert(request: ConversionRequest, services: Services) -> ConversionResult:
@@ -69,12 +87,17 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     layout = services.locator.discover(request.source_path, preset)
     log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.units),
              skipped=len(layout.skipped))
-    _refuse_inside(layout.root, request.dest_path)
     paths = services.destination.prepare(
-        request.dest_path, folder=not opts.join, overwrite=opts.overwrite
+        request.dest_path, folder=not opts.join or bool(opts.partition_by),
+        overwrite=opts.overwrite, resume=opts.resume, sources=layout.roots or (layout.root,),
     )
     staged: list[StagedUnit] = []
     try:
+        store = None
+        if paths.resume is not None:
+            if services.chunk_store is None:
+                raise ConfigurationError("resuming needs a chunk store; none is configured")
+            store = services.chunk_store(paths.resume)
         meter = Meter(STAGING, len(layout.units), 0, services.progress, "staging_progress",
                       "plates")
         for s in run_ordered(
@@ -93,7 +116,7 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         log.info("source_staged", rows=dict(source_rows))
         while True:
             try:
-                reports = _outputs(request, services, spec, staged, paths.output)
+                reports = _outputs(request, services, spec, staged, paths.output, store)
                 break
             except InPlaceReadFailed as e:
                 # Rare (CellProfiler writes typed values): redo the outputs, that plate copied.
@@ -117,6 +140,7 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         tables=tuple(reports),
         duration_s=time.perf_counter() - started,
     )
+    result = _with_report(request, services, layout, staged, result)
     log.info(
         "conversion_done",
         dest=dest,
@@ -128,31 +152,19 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
 
 
 def _outputs(request: ConversionRequest, services: Services, spec: JoinSpec | None,
-             staged: list[StagedUnit], output: str) -> list[TableReport]:
+             staged: list[StagedUnit], output: str, store: ChunkStore | None) -> list[TableReport]:
     """Write every output table; one report each."""
     if request.options.join_sql:
         return [_convert_sql(request, services, staged, output)]
     if spec is not None:
-        return [_convert_joined(request, services, spec, staged, output)]
+        return [_convert_joined(request, services, spec, staged, output, store)]
+    suffix = "" if request.options.partition_by else ".parquet"  # a folder of plates' files
     return [
-        _convert_table(request, services, table, staged, f"{output}/{table.lower()}.parquet")
+        _convert_table(request, services, table, staged, f"{output}/{table.lower()}{suffix}",
+                       store)
         for table in request.preset.tables
         if any(s.table(table) is not None for s in staged)
     ]
-
-
-def _refuse_inside(root: str, dest: str) -> None:
-    """Refuse a destination in the source (or the source itself): a rerun would read the output
-    as input, and ``overwrite`` would replace the source."""
-    if "://" in root or "://" in dest:
-        r, d = root.rstrip("/"), dest.rstrip("/")
-    else:
-        r, d = str(Path(root).resolve()), str(Path(dest).expanduser().resolve())
-    if d == r or d.startswith(r.rstrip("/") + "/"):
-        raise DestinationError(
-            f"destination {dest} lies inside the source {root}, where a rerun would read it as "
-            "input; write it outside the source"
-        )
 
 
 def _at(report: TableReport, dest: str, staged_output: str) -> TableReport:
@@ -173,6 +185,7 @@ def _convert_joined(
     spec: JoinSpec,
     staged: list[StagedUnit],
     path: str,
+    store: ChunkStore | None,
 ) -> TableReport:
     preset = request.preset
     specs = {s.unit.key: check_join_columns(preset, spec, s) for s in staged}
@@ -181,7 +194,8 @@ def _convert_joined(
         log.warning("plates_without_image_table", plates=without_image,
                     consequence="their rows have no image metadata (well, plate, file names)")
     tables = (IMAGE, *spec.tables)
-    plan = plan_output(preset, JOINED_NAME, tables, staged, joined=True)
+    plan = plan_output(preset, JOINED_NAME, tables, staged, joined=True,
+                       float32=request.options.float32)
     chunk_size = _chunk_size(request, services, plan)
     queries = []
     for s in staged:
@@ -197,7 +211,7 @@ def _convert_joined(
                     order_by=(TABLE_NUMBER, image_number(preset), OBJECT_NUMBER),
                 )
             )
-    return _write(request, services, plan, staged, queries, path, chunk_size)
+    return _write(request, services, plan, staged, queries, path, chunk_size, store)
 
 
 def _convert_table(
@@ -206,9 +220,11 @@ def _convert_table(
     table: str,
     staged: list[StagedUnit],
     path: str,
+    store: ChunkStore | None,
 ) -> TableReport:
     preset = request.preset
-    plan = plan_output(preset, table, (table,), staged, joined=False)
+    plan = plan_output(preset, table, (table,), staged, joined=False,
+                       float32=request.options.float32)
     chunk_size = _chunk_size(request, services, plan)
     order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
     queries = []
@@ -221,7 +237,7 @@ def _convert_table(
                 ChunkQuery(chunk, plan.selects_for(s.unit.key), table, preset.image_key,
                            order_by=order)
             )
-    return _write(request, services, plan, staged, queries, path, chunk_size)
+    return _write(request, services, plan, staged, queries, path, chunk_size, store)
 
 
 def _write(
@@ -232,38 +248,102 @@ def _write(
     queries: list[ChunkQuery],
     path: str,
     chunk_size: int,
+    store: ChunkStore | None,
 ) -> TableReport:
+    """Write one output table at ``path``: one file, or with ``partition_by="plate"`` a folder
+    with a file per plate; with a ``store``, every chunk is
+    saved as it is written, and chunks an earlier run saved are reused instead of converted."""
     by_key = {s.unit.key: s for s in staged}
-    sink = services.writer.create(path, plan.columns)
-    rows_in = rows_out = dropped = 0
-    missing: Counter[str] = Counter()
+    saved: list[SavedChunk | None] = [None] * len(queries)
+    keys: list[str] = []
+    if store is not None:
+        files = sorted({p for s in staged for p in (s.unit.path, *(t.path for t in s.unit.tables))})
+        run = run_identity(request, plan.name, plan.columns, store.versions(files))
+        keys = [chunk_key(run, q) for q in queries]
+        saved = [store.saved(k) for k in keys]
+        log.info("resume_checked", table=plan.name, chunks=len(queries),
+                 reused=sum(s is not None for s in saved))
+    partitioned = request.options.partition_by == "plate"
+    files_by_plate = partition_files(list(by_key)) if partitioned else {}
+    total = TableReport(plan.name, path, 0, 0, len(plan.columns))
     log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=chunk_size,
              columns=len(plan.columns))
-    jobs = _jobs(services, by_key, queries)
-    window = max(1, services.runner.workers) + 1
+    todo = [q for q, s in zip(queries, saved, strict=True) if s is None]
+    computed = run_ordered(services.runner, services.engine.read_chunk,
+                           _jobs(services, by_key, todo), max(1, services.runner.workers) + 1)
     meter = Meter(plan.name, len(queries), sum(q.chunk.rows for q in queries), services.progress,
                   "chunk_written", "chunks")
-    for out in run_ordered(services.runner, services.engine.read_chunk, jobs, window):
-        sink.write(out.data)
-        rows_in += out.rows_in
-        rows_out += out.rows_out
-        dropped += out.dropped
-        missing.update(dict(out.missing))
+    file: _File | None = None
+    for i, query in enumerate(queries):
+        if file is None or (partitioned and file.plate != query.chunk.unit):
+            if file is not None:
+                total = _close(request, services, file, total, chunk_size, plan.columns)
+            plate = query.chunk.unit
+            file_path = f"{path}/{files_by_plate[plate]}" if partitioned else path
+            file = _File(plate, services.writer.create(file_path, plan.columns),
+                         TableReport(plan.name, file_path, 0, 0, len(plan.columns)),
+                         [by_key[plate]] if partitioned else staged)
+        out = _saved_output(store, saved[i], query) if store and saved[i] else next(computed)
+        if store is not None and saved[i] is None:
+            store.save(keys[i], out)
+        file.sink.write(out.data)
+        file.add(out)
         meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
                       chunk=out.chunk.index, rows=out.rows_out)
         # Task runners keep finished tasks' records in reference cycles; the chunks they hold
         # are large but few Python objects, so the collector would rarely look: free them now.
         del out
         gc.collect()
-    report = TableReport(plan.name, path, rows_in, rows_out, len(plan.columns), dropped,
-                         tuple(sorted(missing.items())))
-    written = sink.close(_provenance(request, services, staged, report, chunk_size, plan.columns))
-    if written != rows_out:
-        raise AssertionError(f"{path}: wrote {written} rows, expected {rows_out}")
-    if dropped:
-        log.warning("rows_dropped", table=plan.name, dropped=dropped, by_relationship=dict(missing))
-    log.info("table_written", table=plan.name, rows_in=rows_in, rows_out=rows_out)
-    return report
+    if file is None:  # no chunks: an empty table (one empty file unless partitioned)
+        if not partitioned:
+            file = _File("", services.writer.create(total.path, plan.columns), total, staged)
+            total = _close(request, services, file, total, chunk_size, plan.columns)
+    else:
+        total = _close(request, services, file, total, chunk_size, plan.columns)
+    if total.dropped:
+        log.warning("rows_dropped", table=plan.name, dropped=total.dropped,
+                    by_relationship=dict(total.missing))
+    log.info("table_written", table=plan.name, rows_in=total.rows_in, rows_out=total.rows_out)
+    return total
+
+
+@dataclass(slots=True)
+class _File:
+    """An output file being written, and the counts of the rows it got."""
+
+    plate: str
+    sink: TableSink
+    report: TableReport
+    staged: list[StagedUnit]
+    missing: Counter[str] = field(default_factory=Counter)
+
+    def add(self, out: ChunkOutput) -> None:
+        self.missing.update(dict(out.missing))
+        r = self.report
+        self.report = replace(r, rows_in=r.rows_in + out.rows_in, rows_out=r.rows_out + out.rows_out,
+                              dropped=r.dropped + out.dropped,
+                              missing=tuple(sorted(self.missing.items())))
+
+
+def _close(request: ConversionRequest, services: Services, file: _File, total: TableReport,
+           chunk_size: int, columns: Sequence[Column]) -> TableReport:
+    """Finish ``file``, check the rows it holds, and add its counts to ``total``."""
+    report = file.report
+    written = file.sink.close(
+        _provenance(request, services, file.staged, report, chunk_size, columns)
+    )
+    if written != report.rows_out:
+        raise AssertionError(f"{report.path}: wrote {written} rows, expected {report.rows_out}")
+    missing = Counter(dict(total.missing))
+    missing.update(dict(report.missing))
+    return replace(total, rows_in=total.rows_in + report.rows_in,
+                   rows_out=total.rows_out + report.rows_out,
+                   dropped=total.dropped + report.dropped, missing=tuple(sorted(missing.items())))
+
+
+def _saved_output(store: ChunkStore, saved: SavedChunk, query: ChunkQuery) -> ChunkOutput:
+    return ChunkOutput(query.chunk, store.load(saved), saved.rows_out, saved.rows_in,
+                       saved.dropped, saved.missing)
 
 
 def _jobs(services: Services, by_key: dict[str, StagedUnit],
@@ -317,6 +397,8 @@ def _provenance(
     ]
     prov = {
         "preset": request.preset.name,
+        # the whole layout: a user's preset (file or flags) is known by its definition only
+        "preset_definition": asdict(request.preset),
         "source_path": request.source_path,
         "sources": sources,
         "join": request.options.join,
@@ -333,5 +415,58 @@ def _provenance(
     return {
         "data-producer": services.producer,
         "data-producer-version": services.version,
-        "celltable.provenance": json.dumps(prov, sort_keys=True),
+        "celltable.provenance": json.dumps(prov, sort_keys=True, default=str),
     }
+
+
+# The run report ----------------------------------------------------------------------------
+
+
+def _with_report(request: ConversionRequest, services: Services, layout: SourceLayout,
+                 staged: list[StagedUnit], result: ConversionResult) -> ConversionResult:
+    """The result with its run report, written where the options say. Only a published output
+    gets one: after a failure the error says what happened, and an old report beside an old
+    output still describes it."""
+    opts = request.options
+    report = RunReport(
+        source=layout.root,
+        dest=result.dest_path,
+        preset=result.preset,
+        join=opts.join,
+        producer=services.producer,
+        version=services.version,
+        used=tuple(sorted({loc.path for u in layout.units for loc in u.tables})),
+        skipped=layout.skipped_files(),
+        read=tables_read(staged),
+        tables=result.tables,
+        differences=tuple((p.name, column_differences(p, staged))
+                          for p in _plans(request, staged)),
+        not_cast=values_not_cast(staged),
+        widened=widened_in_source(staged),
+        duration_s=result.duration_s,
+        peak_memory=services.peak_memory() if services.peak_memory else None,
+    )
+    written = None
+    if opts.report_path != "-":
+        path = opts.report_path or result.dest_path.rstrip("/") + REPORT_SUFFIX
+        text = json.dumps(report_json(report), indent=2) + "\n"
+        try:
+            written = services.destination.write_text(path, text)
+        except CelltableError as e:
+            log.warning("report_not_written", path=path, reason=str(e),
+                        consequence="the output is complete; the result object holds the report")
+    return replace(result, report=report, report_path=written)
+
+
+def _plans(request: ConversionRequest, staged: list[StagedUnit]) -> list[OutputPlan]:
+    """The output tables' plans, as :func:`_outputs` makes them (recomputed for the report: pure
+    and cheap); none for a user's SQL, whose columns are its own."""
+    preset, opts = request.preset, request.options
+    if opts.join_sql:
+        return []
+    if opts.join:
+        tables = (IMAGE, *derive_join(preset).tables)
+        return [plan_output(preset, JOINED_NAME, tables, staged, joined=True,
+                            float32=opts.float32)]
+    return [plan_output(preset, t, (t,), staged, joined=False, float32=opts.float32)
+            for t in preset.tables if any(s.table(t) is not None for s in staged)]

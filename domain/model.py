@@ -6,9 +6,13 @@ from dataclasses import dataclass, field
 
 from celltable.domain.errors import InvalidOptionError
 from celltable.domain.presets import Preset
+from celltable.domain.report import RunReport
 
 EXECUTORS = ("threads", "htex")
 """Where tasks can run without a Parsl configuration: local threads or local processes."""
+
+PARTITIONS = (None, "plate")
+"""How an output table may be split into files: not at all, or one file per plate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,19 @@ class ConversionOptions:
             ``GSClient(...)``, ``AzureBlobClient(...)``) used for cloud paths of its kind, for
             settings the SDK's environment does not carry; None builds one from that
             environment. Never logged or shown.
+        report_path: Where the run report (JSON) is written once the output is published;
+            None: beside the output, as ``<DEST>.report.json``; ``"-"``: not written (the
+            result carries it; the command line prints it).
+        resume: Save each finished chunk (in a folder kept beside the destination until the
+            output is published) and reuse the chunks an earlier, interrupted run with
+            ``resume`` saved, when nothing they depend on changed. Costs writing each chunk
+            once more, compressed, to local disk.
+        partition_by: ``"plate"``: write one Parquet file per plate (``DEST/<plate>.parquet``,
+            or ``DEST/<table>/<plate>.parquet`` with ``join=False``), all with the same
+            columns, instead of one file per table.
+        float32: Store feature columns that would be float64 as float32: half the size, about
+            7 significant digits kept (keys and ``Metadata_*`` columns keep their type). Not
+            with ``join_sql``, whose columns are the user's.
     """
 
     join: bool = True
@@ -57,6 +74,10 @@ class ConversionOptions:
     local_cache_dir: str | None = None
     no_sign_request: bool = False
     cloud_client: object | None = field(default=None, repr=False, compare=False)
+    report_path: str | None = None
+    resume: bool = False
+    partition_by: str | None = None
+    float32: bool = False
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -65,6 +86,14 @@ class ConversionOptions:
             raise InvalidOptionError(f"workers must be at least 1, not {self.workers}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise InvalidOptionError(f"chunk_size must be a positive number of rows, not {self.chunk_size}")
+        if self.partition_by not in PARTITIONS:
+            raise InvalidOptionError(
+                f"partition_by must be one of {', '.join(map(str, PARTITIONS))}, "
+                f"not {self.partition_by!r}"
+            )
+        if self.float32 and self.join_sql:
+            raise InvalidOptionError("float32 does not apply to join_sql: cast in the SQL "
+                                     "instead (CAST(x AS FLOAT))")
         if self.threads is not None and self.threads < 1:
             raise InvalidOptionError(f"threads must be at least 1, not {self.threads}")
 
@@ -86,7 +115,8 @@ class TableReport:
     ``rows_in`` counts the rows of the base table read (the base compartment for a join);
     ``dropped`` counts base rows left out because a partner is missing, and ``missing`` splits
     them by relationship (``Cytoplasm.Parent_Cells -> Cells``); a row missing several partners
-    counts once under each.
+    counts once under each it could be looked up for (down a chain of relationships, only
+    under the first missing one).
     """
 
     name: str
@@ -115,6 +145,9 @@ class ConversionResult:
         source_rows: Rows read per source table, summed over plates.
         tables: One report per output table.
         duration_s: Wall time of the conversion in seconds.
+        report: The run report: files found, used and skipped, rows per stage, columns a plate
+            lacks and types cast, peak memory (:mod:`celltable.domain.report`).
+        report_path: Where the report was written; None when it was not.
     """
 
     dest_path: str
@@ -123,6 +156,8 @@ class ConversionResult:
     source_rows: tuple[tuple[str, int], ...]
     tables: tuple[TableReport, ...]
     duration_s: float
+    report: RunReport | None = None
+    report_path: str | None = None
 
     @property
     def rows_out(self) -> int:

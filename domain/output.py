@@ -7,6 +7,7 @@ holds the union of columns, each with the type that holds every plate's values
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from celltable.domain.join import JoinSpec, SelectColumn
 from celltable.domain.naming import (
     TABLE_NUMBER,
     NamedColumn,
+    Role,
     column_order_key,
     name_compartment_columns,
     name_image_columns,
@@ -43,11 +45,17 @@ def _named(preset: Preset, table: str, columns: Sequence[str], joined: bool) -> 
 
 
 def plan_output(
-    preset: Preset, name: str, tables: Sequence[str], units: Sequence[StagedUnit], *, joined: bool
+    preset: Preset, name: str, tables: Sequence[str], units: Sequence[StagedUnit], *,
+    joined: bool, float32: bool = False,
 ) -> OutputPlan:
-    """The output table ``name`` made of ``tables`` (a join, or one table) over ``units``."""
+    """The output table ``name`` made of ``tables`` (a join, or one table) over ``units``.
+
+    With ``float32``, feature columns that would be float64 are float32 (half the size, about 7
+    significant digits); keys and metadata keep their type.
+    """
     per_unit: dict[str, dict[str, tuple[str, str, DataType]]] = {}
     types: dict[str, list[DataType]] = {}
+    features: set[str] = set()
     for staged in units:
         chosen: dict[str, tuple[str, str, DataType]] = {}
         for table in tables:
@@ -61,6 +69,8 @@ def plan_output(
                     n += 1
                     out = f"{col.output}_{n}"
                 chosen[out] = (table, col.source, st.schema.type_of(col.source))
+                if col.role is Role.FEATURE:
+                    features.add(out)
                 types.setdefault(out, []).append(chosen[out][2])
         per_unit[staged.unit.key] = chosen
     if TABLE_NUMBER in types:
@@ -71,7 +81,7 @@ def plan_output(
     order = sorted(types, key=lambda n: column_order_key(preset, n))
     columns = (
         Column(TABLE_NUMBER, DataType.STRING),
-        *(Column(n, unify_types(types[n])) for n in order),
+        *(Column(n, _stored(unify_types(types[n]), float32 and n in features)) for n in order),
     )
     selects = []
     for unit, chosen in per_unit.items():
@@ -84,6 +94,10 @@ def plan_output(
                 row.append(SelectColumn(col.name, col.type))
         selects.append((unit, tuple(row)))
     return OutputPlan(name, columns, tuple(selects))
+
+
+def _stored(kind: DataType, as_float32: bool) -> DataType:
+    return DataType.FLOAT32 if as_float32 and kind is DataType.FLOAT64 else kind
 
 
 def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> JoinSpec:
@@ -120,3 +134,20 @@ def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> Jo
     if with_image == spec.with_image:
         return spec
     return JoinSpec(spec.base, spec.image_key, spec.steps, with_image)
+
+
+def partition_files(plates: Sequence[str]) -> dict[str, str]:
+    """A file name per plate for output partitioned by plate: the plate's name with every
+    character outside letters, digits, ``.``, ``-`` and ``_`` made ``_``, and ``.parquet``
+    added; a name that two plates would share gets ``-2``, ``-3`` ... (in plate order)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for plate in plates:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", plate).strip(".") or "plate"
+        name, n = f"{stem}.parquet", 1
+        while name.lower() in taken:  # some filesystems ignore case
+            n += 1
+            name = f"{stem}-{n}.parquet"
+        taken.add(name.lower())
+        names[plate] = name
+    return names

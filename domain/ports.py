@@ -12,6 +12,7 @@ from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.model import Progress
 from celltable.domain.presets import Preset
+from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column
 from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedUnit
 from celltable.domain.validation import OutputScan
@@ -112,21 +113,27 @@ class TableWriter(Protocol):
 @dataclass(frozen=True, slots=True)
 class StagingPaths:
     """Local paths for a conversion in progress: ``output`` becomes the destination when
-    published; ``scratch`` holds intermediate data and is removed either way."""
+    published; ``scratch`` holds intermediate data and is removed either way; ``resume`` (only
+    when asked for) is the same folder for every run to this destination, kept after a failure
+    and removed once the output is published."""
 
     output: str
     scratch: str
+    resume: str | None = None
 
 
 class Destination(Protocol):
     """Stages output and publishes it atomically at the destination path."""
 
-    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
-        """Fresh local staging paths for the output (a file, or a folder of files).
+    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
+                sources: Sequence[str] = ()) -> StagingPaths:
+        """Fresh local staging paths for the output (a file, or a folder of files), and with
+        ``resume`` the destination's resume folder (created if missing, kept if present).
 
         Raises:
-            DestinationError: The destination exists and ``overwrite`` is false, or it cannot be
-                written.
+            DestinationError: The destination exists and ``overwrite`` is false, it cannot be
+                written, or it is one of ``sources`` or inside one (a rerun would read the
+                output as input, and ``overwrite`` would replace the source).
         """
         ...
 
@@ -135,7 +142,40 @@ class Destination(Protocol):
         ...
 
     def discard(self) -> None:
-        """Remove the staged output (after a failure); the destination stays untouched."""
+        """Remove the staged output (after a failure); the destination stays untouched, and so
+        does the resume folder."""
+        ...
+
+    def write_text(self, path: str, text: str) -> str:
+        """Write a small text file (the run report) at ``path``, local or of this destination's
+        kind, in one step (replacing any file there), and return where it went.
+
+        Raises:
+            DestinationError: It cannot be written there.
+        """
+        ...
+
+
+class ChunkStore(Protocol):
+    """Keeps each chunk's output of a resumable conversion until the conversion is published,
+    so a rerun after a crash reuses the chunks already done (see ``celltable.domain.resume``)."""
+
+    def versions(self, paths: Sequence[str]) -> dict[str, str]:
+        """Each source file's version (size and modification time): a changed source must
+        not reuse chunks made from it."""
+        ...
+
+    def saved(self, key: str) -> SavedChunk | None:
+        """The chunk saved under ``key``, if one was saved completely and its bytes still match
+        its checksum; None otherwise (a damaged save is forgotten)."""
+        ...
+
+    def save(self, key: str, output: ChunkOutput) -> None:
+        """Save a chunk's output durably (written, flushed, then recorded)."""
+        ...
+
+    def load(self, saved: SavedChunk) -> object:
+        """The rows of a saved chunk, as the engine produced them."""
         ...
 
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from celltable.api import convert, detect, inspect, presets, validate
+from celltable.api import convert, detect, inspect, load_preset, presets, validate
 from celltable.domain.errors import (
     BucketNotFoundError,
     CelltableError,
@@ -51,6 +51,7 @@ __all__ = [
     "convert",
     "detect",
     "inspect",
+    "load_preset",
     "presets",
     "validate",
 ]

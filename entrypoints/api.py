@@ -4,7 +4,9 @@ commands of the same names."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from celltable.application.convert import convert as convert_use_case
@@ -15,10 +17,12 @@ from celltable.application.inspect import inspect as inspect_use_case
 from celltable.application.validate import validate as validate_use_case
 from celltable.bootstrap import bootstrap, inspect_services, output_reader
 from celltable.domain.detect import Detection
-from celltable.domain.errors import CelltableError
+from celltable.domain.errors import CelltableError, InvalidPresetError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
 from celltable.domain.ports import ProgressListener
+from celltable.domain.preset_file import parse_preset
 from celltable.domain.presets import PRESETS, Preset, get_preset
+from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
 from celltable.logs import route_to_stdlib_unless_configured
 
@@ -29,8 +33,8 @@ def convert(
     source_path: str | os.PathLike[str],
     dest_path: str | os.PathLike[str],
     dest_datatype: str = "parquet",
-    preset: str | Preset | None = None,
-    join: bool = True,
+    preset: str | os.PathLike[str] | Preset | None = None,
+    join: bool | None = None,
     chunk_size: int | None = None,
     parsl_config: Any = None,
     options: ConversionOptions | None = None,
@@ -43,13 +47,16 @@ def convert(
             folder of SQLite files; local or in the cloud (``s3://``, ``gs://``, ``az://``).
         dest_path: The Parquet file to write; with ``join=False``, a folder. Local or cloud.
         dest_datatype: ``"parquet"``.
-        preset: A preset name (see :func:`presets`) or a :class:`Preset`; None detects it
-            from the source (see :func:`detect`).
-        join: One joined table, or one table per source table.
+        preset: A preset name (see :func:`presets`), the path of a preset file (``.toml``,
+            see :func:`load_preset`) or a :class:`Preset`; None detects it from the source
+            (see :func:`detect`).
+        join: One joined table, or one table per source table (None: ``options.join``,
+            joined by default).
         chunk_size: Rows of the base compartment per task (None: chosen from memory).
         parsl_config: A ``parsl.Config`` to run tasks on, or the path of a Python file
             defining one as ``config`` (None: ``options.executor``, local threads by default).
-        options: Advanced settings; ``join`` and ``chunk_size`` given here win over it.
+        options: Advanced settings; ``join`` and ``chunk_size``, when given here, win over
+            its own.
         progress: Called with a :class:`celltable.Progress` after each plate staged and each
             chunk written (from the calling thread); None (the default) reports nothing.
 
@@ -69,10 +76,11 @@ def convert(
         )
     base = options or ConversionOptions()
     opts = replace(
-        base, join=join, chunk_size=chunk_size if chunk_size is not None else base.chunk_size
+        base, join=join if join is not None else base.join,
+        chunk_size=chunk_size if chunk_size is not None else base.chunk_size,
     )
     source, dest = _path(source_path), _path(dest_path)
-    given = preset if isinstance(preset, Preset) or preset is None else get_preset(preset)
+    given = resolve_preset(preset)
     with bootstrap(
         threads=opts.threads,
         memory_limit=opts.memory_limit,
@@ -87,6 +95,7 @@ def convert(
         no_sign_request=opts.no_sign_request,
         cloud_client=opts.cloud_client,
     ) as services:
+        services = replace(services, peak_memory=peak_memory)
         if progress is not None:
             services = replace(services, progress=progress)
         chosen = given or preset_to_convert(
@@ -95,9 +104,79 @@ def convert(
         return convert_use_case(request, services)
 
 
+def peak_memory() -> PeakMemory | None:
+    """Peak resident memory of this process, and of its largest child process (Parsl's worker
+    processes): finished ones from ``getrusage``, running ones from ``/proc`` on Linux; None
+    where the platform has no ``getrusage``."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return PeakMemory(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit,
+                      max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit,
+                          _running_children_peak()))
+
+
+def _running_children_peak() -> int:
+    """The largest peak resident memory (``VmHWM``) of this process's running descendants, in
+    bytes: HTEX workers are still running when the report is made. 0 without ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):  # ended meanwhile, or not Linux's layout
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    peak, todo = 0, list(children.get(os.getpid(), ()))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, ()))
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]) * 1024)
+    return peak
+
+
 def _path(path: str | os.PathLike[str]) -> str:
     # A cloudpathlib path's __fspath__ would download it: its URI is what is meant.
     return str(path) if hasattr(path, "cloud_prefix") else os.fspath(path)
+
+
+def load_preset(path: str | os.PathLike[str]) -> Preset:
+    """The preset a TOML preset file describes: a built-in preset with compartments and
+    relationships added, changed or dropped (see docs/presets.md).
+
+    Raises:
+        InvalidPresetError: The file is missing, unreadable, not TOML, or describes a preset
+            that cannot be joined; the message says what to change.
+
+    Example:
+        >>> preset = celltable.load_preset("cellpose.toml")  # doctest: +SKIP
+        >>> celltable.convert("plate/", "plate.parquet", preset=preset)  # doctest: +SKIP
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidPresetError(f"preset file {file} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidPresetError(f"cannot read preset file {file}: {e}; give a UTF-8 .toml "
+                                 "file") from None
+    return parse_preset(text, file.name)
+
+
+def resolve_preset(preset: str | os.PathLike[str] | Preset | None) -> Preset | None:
+    """A preset given by name, by preset-file path (``.toml`` or a path object) or as is."""
+    if preset is None or isinstance(preset, Preset):
+        return preset
+    if not isinstance(preset, str) or preset.lower().endswith(".toml"):
+        return load_preset(preset)
+    return get_preset(preset)
 
 
 def presets() -> dict[str, str]:
@@ -119,7 +198,8 @@ def detect(source_path: str | os.PathLike[str],
     return detect_use_case(source, services.locator, services.surveyor)
 
 
-def inspect(source_path: str | os.PathLike[str], preset: str | Preset | None = None,
+def inspect(source_path: str | os.PathLike[str],
+            preset: str | os.PathLike[str] | Preset | None = None,
             options: ConversionOptions | None = None) -> Inspection:
     """What a source holds, cheaply (nothing is converted): its kind and preset, plates,
     tables with rows, columns and key columns, and issues (missing tables, orphans ...).
@@ -138,7 +218,7 @@ def inspect(source_path: str | os.PathLike[str], preset: str | Preset | None = N
     """
     route_to_stdlib_unless_configured()
     source = _path(source_path)
-    given = preset if isinstance(preset, Preset) or preset is None else get_preset(preset)
+    given = resolve_preset(preset)
     return inspect_use_case(source, _inspect_services(source, options), given)
 
 

@@ -110,21 +110,16 @@ def bootstrap(
     **fakes: Any,
 ) -> Iterator[Services]:
     """Services for one conversion: real adapters unless fakes are passed by keyword
-    (``locator``, ``engine``, ``writer``, ``destination``, ``runner``).
+    (``locator``, ``engine``, ``writer``, ``destination``, ``runner``, ``chunk_store``).
 
     The locator and the destination are chosen by the scheme of ``source_path`` and
     ``dest_path`` (``s3://``, ``gs://``, ``az://``: cloud; anything else: local).
     ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
     None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``)."""
-    from celltable.adapters.cloud import (
-        CloudClients,
-        CloudDestination,
-        is_cloud,
-    )
+    from celltable.adapters.chunk_store import LocalChunkStore
     from celltable.adapters.duckdb_engine import DuckDBEngine
     from celltable.adapters.parquet import ParquetWriter
     from celltable.adapters.parquet_checks import ChecksummedWriter
-    from celltable.adapters.parsl_runner import ParslRunner, load_config_file
     from celltable.adapters.storage import LocalDestination
 
     settings = Settings.resolve(threads, memory_limit, workers=workers,
@@ -134,14 +129,22 @@ def bootstrap(
 
         pa.set_cpu_count(settings.threads)
     if isinstance(parsl_config, str | os.PathLike):
+        from celltable.adapters.parsl_runner import load_config_file
+
         parsl_config = load_config_file(os.fspath(parsl_config))
-    clients = CloudClients(settings.cache_dir, client=cloud_client, no_sign_request=no_sign_request)
-    locator, surveyor = _source_adapters(source_path, settings, clients)
-    destination = fakes.get("destination") or (
-        CloudDestination(clients, settings.cache_dir, staging_dir) if is_cloud(dest_path)
-        else LocalDestination(staging_dir)
-    )
-    runner = fakes.get("runner") or ParslRunner(parsl_config, settings.workers, executor=executor)
+    entries = _manifest(source_path)
+    clients = _cloud_clients(settings, (source_path, *entries, dest_path), cloud_client,
+                             no_sign_request)
+    locator, surveyor = _source_adapters(source_path, settings, clients, entries)
+    if fakes.get("destination"):
+        destination = fakes["destination"]
+    elif _is_cloud(dest_path):
+        from celltable.adapters.cloud import CloudDestination
+
+        destination = CloudDestination(clients, settings.cache_dir, staging_dir)
+    else:
+        destination = LocalDestination(staging_dir)
+    runner = fakes.get("runner") or _runner(parsl_config, settings.workers, executor)
     with runner:
         yield Services(
             locator=locator,
@@ -160,6 +163,7 @@ def bootstrap(
             producer=PRODUCER,
             version=package_version(),
             surveyor=fakes.get("surveyor") or surveyor,
+            chunk_store=fakes.get("chunk_store") or LocalChunkStore,
         )
 
 
@@ -175,12 +179,12 @@ def inspect_services(
 ) -> InspectServices:
     """Services for inspecting a source (no task runner: nothing is staged); real adapters
     unless fakes are passed by keyword (``locator``, ``engine``, ``surveyor``)."""
-    from celltable.adapters.cloud import CloudClients
     from celltable.adapters.duckdb_engine import DuckDBEngine
 
     settings = Settings.resolve(threads, memory_limit, local_cache_dir=local_cache_dir)
-    clients = CloudClients(settings.cache_dir, client=cloud_client, no_sign_request=no_sign_request)
-    locator, surveyor = _source_adapters(source_path, settings, clients)
+    entries = _manifest(source_path)
+    clients = _cloud_clients(settings, (source_path, *entries), cloud_client, no_sign_request)
+    locator, surveyor = _source_adapters(source_path, settings, clients, entries)
     return InspectServices(
         locator=fakes.get("locator") or locator,
         # One describe at a time, so DuckDB may use every thread.
@@ -190,16 +194,60 @@ def inspect_services(
     )
 
 
-def _source_adapters(source_path: str, settings: Settings, clients: Any) -> tuple[Any, Any]:
-    """The locator for the source's scheme, and the surveyor recognising other kinds of
-    source (local sources only)."""
-    from celltable.adapters.cloud import CloudSourceLocator, is_cloud
+def _manifest(source_path: str) -> tuple[str, ...]:
+    """The sources a manifest file lists; empty when ``source_path`` is not a manifest."""
+    from celltable.adapters.manifest import is_manifest, read_manifest
+
+    return read_manifest(source_path) if source_path and is_manifest(source_path) else ()
+
+
+def _source_adapters(source_path: str, settings: Settings, clients: Any,
+                     entries: tuple[str, ...] = ()) -> tuple[Any, Any]:
+    """The locator for the source's scheme (or, for a manifest, for each listed source's), and
+    the surveyor recognising other kinds of source (local sources only)."""
     from celltable.adapters.storage import LocalSourceLocator
     from celltable.adapters.survey import LocalSurveyor
 
-    if is_cloud(source_path):
+    if entries:
+        from celltable.adapters.manifest import ManifestLocator
+
+        def locator_for(entry: str) -> Any:
+            return _source_adapters(entry, settings, clients)[0]
+
+        return ManifestLocator(entries, locator_for, source_path), None
+    if _is_cloud(source_path):
+        from celltable.adapters.cloud import CloudSourceLocator
+
         return CloudSourceLocator(clients, settings.cache_dir), None
     return LocalSourceLocator(), LocalSurveyor()
+
+
+def _runner(parsl_config: Any, workers: int, executor: str) -> Any:
+    """Tasks run as Parsl apps: on local threads by default, else on the executor or
+    configuration asked for."""
+    from celltable.adapters.parsl_runner import ParslRunner
+
+    return ParslRunner(parsl_config, workers, executor=executor)
+
+
+def _is_cloud(path: str) -> bool:
+    """Whether ``path`` names object storage. The cloud adapters (cloudpathlib, and boto3 when
+    installed: a tenth of a second or more) are imported only then."""
+    if "://" not in str(path):
+        return False
+    from celltable.adapters.cloud import is_cloud
+
+    return is_cloud(path)
+
+
+def _cloud_clients(settings: Settings, paths: tuple[str, ...], client: Any,
+                   no_sign_request: bool) -> Any:
+    """The cloud clients when a path is in the cloud, else None."""
+    if not any(_is_cloud(p) for p in paths):
+        return None
+    from celltable.adapters.cloud import CloudClients
+
+    return CloudClients(settings.cache_dir, client=client, no_sign_request=no_sign_request)
 
 
 def output_reader() -> OutputReader:

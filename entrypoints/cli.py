@@ -12,12 +12,15 @@ import typer
 from celltable import api
 from celltable.application.detect import preset_to_convert
 from celltable.bootstrap import package_version
-from celltable.domain.errors import CelltableError
-from celltable.domain.model import EXECUTORS, ConversionOptions, ConversionResult
+from celltable.domain.errors import CelltableError, InvalidPresetError
+from celltable.domain.model import EXECUTORS, ConversionOptions
+from celltable.domain.preset_file import override_builtin
+from celltable.domain.presets import Preset
+from celltable.domain.report import report_json
 from celltable.logs import configure
-from celltable.progress import progress_bar
 from celltable.render import (
     console,
+    conversion_summary,
     inspection_json,
     inspection_view,
     validation_json,
@@ -47,17 +50,40 @@ def _main(
     """celltable converts CellProfiler CSV and SQLite output into Parquet."""
 
 
+# Options changing the preset without writing a file (convert and inspect share them).
+PresetFileOption = Annotated[Path | None, typer.Option(
+    help="A TOML preset file: a built-in preset with compartments and relationships added, "
+    "changed or dropped (see docs/presets.md); instead of --preset.")]
+CompartmentOption = Annotated[list[str] | None, typer.Option(
+    "--compartment", metavar="NAME[=TABLE]",
+    help="Add a compartment (its table named as the preset names them, or TABLE); join it "
+    "with --relationship. Repeatable.")]
+RelationshipOption = Annotated[list[str] | None, typer.Option(
+    "--relationship", metavar="RELATIONSHIP",
+    help="'CHILD.COLUMN -> PARENT': CHILD's COLUMN holds the object number of a PARENT in the "
+    "same image, e.g. "
+    "'Cytoplasm.Parent_Cells_Cellpose3 -> Cells_Cellpose3'. Repeatable.")]
+DropOption = Annotated[list[str] | None, typer.Option(
+    "--drop-compartment", metavar="NAME", help="Leave a compartment out, e.g. Nuclei. "
+    "Repeatable.")]
+
+
 @app.command()
 def convert(
     # Strings, not Paths: a Path would turn s3://bucket into s3:/bucket.
     source: Annotated[str, typer.Argument(help="A folder of CSVs (one subfolder per plate "
                                           "allowed), a SQLite file, or a folder of SQLite files; "
-                                          "local or s3://, gs://, az://.")],
+                                          "local or s3://, gs://, az://; or a .txt manifest "
+                                          "listing such sources, one per line.")],
     dest: Annotated[str, typer.Argument(help="The Parquet file to write (a folder with "
                                         "--no-join); local or s3://, gs://, az://.")],
     preset: Annotated[str | None, typer.Option(help="The source layout; `celltable presets` "
                                                "lists them (default: detected from SOURCE, as "
                                                "`celltable inspect` shows).")] = None,
+    preset_file: PresetFileOption = None,
+    compartment: CompartmentOption = None,
+    relationship: RelationshipOption = None,
+    drop_compartment: DropOption = None,
     join: Annotated[bool, typer.Option("--join/--no-join", help="One joined single-cell table, "
                                        "or one Parquet file per source table.")] = True,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Base-compartment rows per task "
@@ -85,11 +111,24 @@ def convert(
                                                          "~/.cache/celltable).")] = None,
     no_sign_request: Annotated[bool, typer.Option(help="Read public buckets without "
                                                   "credentials.")] = False,
+    resume: Annotated[bool, typer.Option(help="Keep each finished chunk until DEST is written, "
+                                         "and continue a run that was killed or failed (run "
+                                         "the same command again with --resume).")] = False,
+    partition_by: Annotated[str | None, typer.Option(help="plate: one Parquet file per plate "
+                                                     "in the folder DEST (same columns in "
+                                                     "each).")] = None,
+    float32: Annotated[bool, typer.Option("--float32", help="Store float64 feature columns as "
+                                          "float32: half the size, about 7 significant digits "
+                                          "(keys and Metadata_* keep their type).")] = False,
     log_format: Annotated[str | None, typer.Option(help="console or json (default: console on "
                                                    "a terminal, json otherwise).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notices "
                                         "on stderr (errors still show).")] = False,
+    report: Annotated[str | None, typer.Option(help="Where to write the run report (JSON: files "
+                                               "used and skipped, rows per stage, columns "
+                                               "missing or cast); - prints it on stdout "
+                                               "(default: DEST.report.json).")] = None,
 ) -> None:
     """Convert SOURCE into one single-cell Parquet table at DEST.
 
@@ -99,6 +138,10 @@ def convert(
     Example: celltable convert ExampleHuman/ example.parquet
 
     Example: celltable convert s3://bucket/plates/ plates.parquet --executor htex --workers 4
+
+    Example: celltable convert plates/ out/ --partition-by plate --resume
+
+    Example: celltable convert ExampleHuman/ no_nuclei.parquet --drop-compartment Nuclei
     """
     if log_format not in (None, "console", "json"):
         _fail("--log-format must be console or json")
@@ -118,19 +161,30 @@ def convert(
             workers=workers,
             local_cache_dir=str(local_cache_dir) if local_cache_dir else None,
             no_sign_request=no_sign_request,
+            resume=resume,
+            partition_by=partition_by,
+            report_path=report,
+            float32=float32,
         )
+        preset = _given_preset(preset, preset_file)
         if preset is None:
             detection = api.detect(source, options)
             preset = preset_to_convert(detection).name
             # verbose logs say it (preset_detected); with nothing found, the error does
             if not quiet and not verbose and detection.preset is not None:
                 typer.echo(f"celltable: {detection.explain()}", err=True)
+        from celltable.progress import progress_bar  # rich's bars, for terminals only
+
         with progress_bar(sys.stderr.isatty() and not quiet) as listener:
-            result = api.convert(source, dest, preset=preset, join=join, options=options,
+            chosen = _customised(preset, compartment, relationship, drop_compartment)
+            result = api.convert(source, dest, preset=chosen, join=join, options=options,
                                  parsl_config=parsl_config, progress=listener)
     except (CelltableError, OSError) as e:
         _fail(str(e))
-    _summary(result)
+    if report == "-" and result.report is not None:
+        typer.echo(json.dumps(report_json(result.report), indent=2))
+    for line in conversion_summary(result):
+        typer.echo(line, err=report == "-")
 
 
 @app.command()
@@ -139,6 +193,10 @@ def inspect(
                                           "of either, as for convert.")],
     preset: Annotated[str | None, typer.Option(help="Read SOURCE as this preset (default: "
                                                "detected).")] = None,
+    preset_file: PresetFileOption = None,
+    compartment: CompartmentOption = None,
+    relationship: RelationshipOption = None,
+    drop_compartment: DropOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs instead of "
                                           "tables.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
@@ -155,7 +213,11 @@ def inspect(
     """
     configure(None, "info" if verbose else "warning")
     try:
-        report = api.inspect(source, preset=preset)
+        given = _given_preset(preset, preset_file)
+        if given is None and (compartment or relationship or drop_compartment):
+            given = preset_to_convert(api.detect(source)).name
+        chosen = given and _customised(given, compartment, relationship, drop_compartment)
+        report = api.inspect(source, preset=chosen)
     except (CelltableError, OSError) as e:
         _fail(str(e))
     if as_json:
@@ -202,23 +264,26 @@ def presets() -> None:
         typer.echo(f"{name.ljust(width)}  {description}")
 
 
+def _given_preset(preset: str | None, preset_file: Path | None) -> str | Preset | None:
+    """The preset named by --preset or --preset-file (None: detect it)."""
+    if preset is not None and preset_file is not None:
+        raise InvalidPresetError("give --preset or --preset-file, not both: a preset file names "
+                                 "the built-in preset it changes with `extends`")
+    return api.load_preset(preset_file) if preset_file is not None else preset
+
+
+def _customised(preset: str | Preset, compartments: list[str] | None,
+                relationships: list[str] | None, drop: list[str] | None) -> Preset:
+    """``preset`` with --compartment, --relationship and --drop-compartment applied."""
+    chosen = api.resolve_preset(preset)
+    assert chosen is not None
+    return override_builtin(chosen, compartments=compartments or (),
+                            relationships=relationships or (), drop=drop or ())
+
+
 def _fail(message: str) -> None:
     typer.echo(f"celltable: error: {message}", err=True)
     raise typer.Exit(1)
-
-
-def _summary(result: ConversionResult) -> None:
-    plates = len(result.plates)
-    for t in result.tables:
-        line = (f"{t.path}: {t.rows_out:,} rows x {t.columns:,} columns from {t.rows_in:,} "
-                f"{t.name if t.name != 'joined' else 'base'} rows of {plates} plate(s)")
-        if t.dropped:
-            why = ", ".join(f"{n:,} without {rel.split('-> ')[-1]}" for rel, n in t.missing if n)
-            line += f"; {t.dropped:,} dropped ({why})"
-        if t.unaccounted:
-            line += f"; {-t.unaccounted:,} extra rows from duplicate keys"
-        typer.echo(line)
-    typer.echo(f"done in {result.duration_s:.2f} s")
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from celltable.domain.inspection import TableDescription, UnitDescription, orpha
 from celltable.domain.join import ChunkQuery
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
+from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import (
     ChunkOutput,
@@ -162,13 +163,15 @@ class FakeDestination:
     existing: set[str] = field(default_factory=set)
     published: list[str] = field(default_factory=list)
     discarded: int = 0
+    texts: dict[str, str] = field(default_factory=dict)
     _dest: str = ""
 
-    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool) -> StagingPaths:
+    def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
+                sources: Sequence[str] = ()) -> StagingPaths:
         if dest_path in self.existing and not overwrite:
             raise DestinationError(f"{dest_path} exists")
-        self._dest = dest_path
-        return StagingPaths("staged", "scratch")
+        self._dest, self.sources = dest_path, tuple(sources)
+        return StagingPaths("staged", "scratch", f"resume:{dest_path}" if resume else None)
 
     def publish(self) -> str:
         self.published.append(self._dest)
@@ -176,6 +179,10 @@ class FakeDestination:
 
     def discard(self) -> None:
         self.discarded += 1
+
+    def write_text(self, path: str, text: str) -> str:
+        self.texts[path] = text
+        return path
 
 
 class SyncRunner:
@@ -206,3 +213,30 @@ class FakeSurveyor:
 
     def survey(self, source_path: str) -> SourceSurvey:
         return self.survey_
+
+
+@dataclass
+class FakeChunkStore:
+    """Saved chunks in a dict (shared by the stores of every run, like a folder on disk)."""
+
+    saves: dict[str, tuple[SavedChunk, Any]] = field(default_factory=dict)
+    loaded: list[str] = field(default_factory=list)
+    source_version: str = "v1"
+
+    def open(self, folder: str) -> FakeChunkStore:
+        return self
+
+    def versions(self, paths: Sequence[str]) -> dict[str, str]:
+        return {p: self.source_version for p in paths}
+
+    def saved(self, key: str) -> SavedChunk | None:
+        entry = self.saves.get(key)
+        return entry[0] if entry else None
+
+    def save(self, key: str, output: ChunkOutput) -> None:
+        self.saves[key] = (SavedChunk(key, output.rows_out, output.rows_in, output.dropped,
+                                      output.missing, "sum"), output.data)
+
+    def load(self, saved: SavedChunk) -> Any:
+        self.loaded.append(saved.key)
+        return self.saves[saved.key][1]

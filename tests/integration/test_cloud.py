@@ -124,14 +124,17 @@ def test_a_local_plate_converts_to_s3_with_the_same_rows(s3, tmp_path, plate):
     assert result.rows_out == local.rows_out
     uploaded = _read_s3_table(s3, OUT, f"tables/{path.stem}.parquet")
     assert uploaded.equals(reference)
-    assert _keys(s3, OUT) == [f"tables/{path.stem}.parquet"]  # no temporary objects left
+    # no temporary objects left; the run report beside the table
+    assert _keys(s3, OUT) == [f"tables/{path.stem}.parquet", f"tables/{path.stem}.parquet.report.json"]
+    assert result.report_path == f"{dest}.report.json"
     assert not any((tmp_path / "cache" / "uploads").iterdir())  # local staging removed
 
 
 def test_s3_to_s3_without_join_uploads_one_file_per_table(s3, tmp_path, example_human):
     uri = _upload_plate(s3, example_human)
     celltable.convert(uri, f"s3://{OUT}/eh", join=False, options=_options(tmp_path))
-    assert _keys(s3, OUT) == [f"eh/{t}.parquet" for t in ("cells", "cytoplasm", "image", "nuclei")]
+    assert _keys(s3, OUT) == ["eh.report.json",
+                              *(f"eh/{t}.parquet" for t in ("cells", "cytoplasm", "image", "nuclei"))]
     assert _read_s3_table(s3, OUT, "eh/cells.parquet").num_rows == 289
 
 
@@ -242,3 +245,14 @@ def test_the_command_line_reads_s3_shows_downloads_and_never_logs_credentials(s3
     assert events.count("download_done") == 4 and "upload_done" in events
     assert SECRET not in done.stdout + done.stderr
     assert f"s3://{OUT}/eh.parquet: 289 rows" in done.stdout
+
+
+def test_a_manifest_mixes_local_and_s3_plates(s3, tmp_path, nf1_sqlite):
+    uri = _upload_plate(s3, nf1_sqlite)
+    manifest = tmp_path / "plates.txt"
+    manifest.write_text(f"{uri}\n{nf1_sqlite}\n")
+    result = celltable.convert(manifest, tmp_path / "both.parquet", preset="cellprofiler_sqlite",
+                               options=_options(tmp_path))
+    single = celltable.convert(nf1_sqlite, tmp_path / "one.parquet", preset="cellprofiler_sqlite")
+    assert len(result.plates) == 2 and result.rows_out == 2 * single.rows_out
+    assert result.plates[0].endswith("screen/all_cellprofiler.sqlite")

@@ -95,15 +95,10 @@ def test_an_existing_destination_is_refused_without_overwrite():
         convert(request, services)
 
 
-@pytest.mark.parametrize(("source", "dest"), [
-    ("src", "src/out.parquet"), ("src", "src/sub/../tables"), ("src", "src"),
-    ("s3://bucket/plates", "s3://bucket/plates/out.parquet"),
-])
-def test_a_destination_inside_the_source_is_refused_before_anything_is_staged(source, dest):
+def test_the_destination_is_told_the_sources_before_anything_is_staged():
     services = _services({"p": _plate()})
-    with pytest.raises(DestinationError, match="inside the source"):
-        convert(ConversionRequest(source, dest, PRESET, ConversionOptions(overwrite=True)), services)
-    assert services.destination.published == [] and services.destination.discarded == 0
+    convert(ConversionRequest("src", "out.parquet", PRESET), services)
+    assert services.destination.sources == ("src",)
 
 
 def test_a_destination_beside_the_source_is_fine():

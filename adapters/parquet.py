@@ -7,23 +7,28 @@ groups of tens of megabytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from celltable.domain.errors import SchemaError
+from celltable.domain.errors import DestinationError, SchemaError
 from celltable.domain.schema import Column, DataType
 
 ARROW_TYPES = {
     DataType.BOOL: pa.bool_(),
     DataType.INT64: pa.int64(),
+    DataType.FLOAT32: pa.float32(),
     DataType.FLOAT64: pa.float64(),
     DataType.STRING: pa.string(),
     DataType.NULL: pa.string(),
 }
 
-ROW_GROUP_BYTES = 64 * 2**20
+ROW_GROUP_BYTES = 32 * 2**20  # below an automatic chunk, which is then written at once
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
@@ -38,6 +43,8 @@ def domain_columns(schema: pa.Schema) -> tuple[Column, ...]:
             return DataType.BOOL
         if pa.types.is_integer(t):
             return DataType.INT64
+        if pa.types.is_float32(t) or pa.types.is_float16(t):
+            return DataType.FLOAT32
         if pa.types.is_floating(t) or pa.types.is_decimal(t):
             return DataType.FLOAT64
         if pa.types.is_null(t):
@@ -45,6 +52,21 @@ def domain_columns(schema: pa.Schema) -> tuple[Column, ...]:
         return DataType.STRING
 
     return tuple(Column(f.name, kind(f.type)) for f in schema)
+
+
+@contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """Name a failed write after its cause: most often a full disk."""
+    try:
+        yield
+    except OSError as e:
+        code = e.errno if e.errno is not None else next(
+            (int(m) for m in re.findall(r"errno (\d+)", str(e))), None)
+        why = os.strerror(code) if code is not None else str(e)
+        raise DestinationError(
+            f"cannot write {path}: {why}; the disk is full or a file size limit was reached: "
+            "free space, or convert to another disk (--staging-dir moves intermediate data)"
+        ) from e
 
 
 class ParquetSink:
@@ -82,13 +104,15 @@ class ParquetSink:
     def _flush(self) -> None:
         if self._pending:
             group = pa.concat_tables(self._pending)
-            self._writer.write_table(group, row_group_size=max(1, group.num_rows))
+            with _writing(self._path):
+                self._writer.write_table(group, row_group_size=max(1, group.num_rows))
         self._pending, self._pending_bytes = [], 0
 
     def close(self, metadata: Mapping[str, str]) -> int:
         self._flush()
         self._writer.add_key_value_metadata(dict(metadata))
-        self._writer.close()
+        with _writing(self._path):
+            self._writer.close()
         # read the footer back: the rows the file really holds
         return pq.ParquetFile(self._path, memory_map=self._memory_map).metadata.num_rows
 
@@ -107,6 +131,8 @@ class ParquetWriter:
         self.memory_map = memory_map
 
     def create(self, path: str, columns: Sequence[Column]) -> ParquetSink:
+        with _writing(path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # a table's folder of plates
         return ParquetSink(path, arrow_schema(columns), self.compression, self.memory_map)
 
     def columns_of(self, data: object) -> Sequence[Column]:

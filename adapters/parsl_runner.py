@@ -1,8 +1,8 @@
 """Tasks run as Parsl apps. Each runner owns its own DataFlowKernel: nothing global is loaded,
 so conversions can follow each other (or run side by side) in one process.
 
-Executors: local threads (the default), local worker processes (Parsl's HighThroughputExecutor
-with a LocalProvider), or any ``parsl.Config``, also from a Python file defining ``config``.
+Executors: local threads, local worker processes (Parsl's HighThroughputExecutor with a
+LocalProvider), or any ``parsl.Config``, also from a Python file defining ``config``.
 Tasks are bound methods of frozen dataclass adapters (``DuckDBEngine.stage`` ...) taking value
 objects, so they pickle and run in other processes.
 """

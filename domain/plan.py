@@ -63,13 +63,18 @@ def plan_chunks(unit: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: i
     return tuple(chunks)
 
 
-CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES = 48 * 2**20
+COPIES_AT_PEAK = 16
+"""Chunks' worth of memory a conversion holds at its peak, measured on plates read in place:
+the next chunk's rows being read, this chunk's rows and their join (hash tables, DuckDB's
+result and its Arrow copy), the previous chunk being written, and what allocators keep."""
 
 
 def auto_chunk_size(columns: int, memory_budget: int) -> int:
-    """Rows per chunk: about 64 MB of values (8 bytes each), less when the memory budget of a
-    task is small, since the join, the Arrow result and the Parquet encoder hold about four copies
-    of a chunk at once. Bigger chunks barely speed up a conversion but raise its peak memory."""
+    """Rows per chunk: about 48 MB of values (8 bytes each), less when the memory budget of a
+    task is small. Measured on a 1,830-column plate: with 48 MB chunks a conversion peaks near
+    1 GB whatever the plate's size; 64 MB ones peak about 100 MB higher for 4% less CPU time,
+    16 MB ones take 60% more CPU time."""
     per_row = max(1, columns) * 8
-    target = min(CHUNK_BYTES, memory_budget // 4)
+    target = min(CHUNK_BYTES, memory_budget // COPIES_AT_PEAK)
     return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, target // per_row))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celltable.domain.errors import SchemaError
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.presets import SourceFormat
 from celltable.domain.schema import DataType
@@ -22,7 +23,16 @@ _FLOAT32 = {"FLOAT", "REAL", "FLOAT4"}  # DuckDB's REAL is its 4-byte FLOAT
 _FLOATS = {"DOUBLE", "FLOAT8"}
 
 def ident(name: str) -> str:
-    """A quoted identifier."""
+    """A quoted identifier.
+
+    Raises:
+        SchemaError: The name holds a NUL character, which no SQL statement can carry.
+    """
+    if "\0" in name:
+        raise SchemaError(
+            f"a column or table is named {name!r}, with a NUL character (\\x00) that SQL "
+            "cannot name; rename it in the source"
+        )
     return '"' + name.replace('"', '""') + '"'
 
 

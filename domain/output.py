@@ -129,6 +129,13 @@ def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> Jo
                 f"{where}: table {table} lacks the key columns {missing} that preset "
                 f"{preset.name!r} joins on; is this the right preset?"
             )
+        text = sorted(c for c in cols if st.schema.type_of(c) is DataType.STRING)
+        if text:
+            raise SchemaError(
+                f"{where}: table {table} has key columns holding text, not numbers: {text}; "
+                "objects can only be joined on numbers: fix those values in the source, or "
+                "convert with --no-join"
+            )
     image = staged.table(IMAGE)
     with_image = spec.with_image and image is not None and preset.image_key in image.schema.names
     if with_image == spec.with_image:

@@ -137,6 +137,19 @@ def _no_parent_column(tmp: Path) -> Path:
     return src
 
 
+def _text_parent_reference(tmp: Path) -> Path:
+    """A parent reference holding text (a damaged export), found by fuzzing."""
+    src = _csv_copy(tmp)
+    lines = (src / "Cytoplasm.csv").read_text().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    column = header.index("Parent_Nuclei")
+    row = lines[5].rstrip("\n").split(",")
+    row[column] = "none"
+    lines[5] = ",".join(row) + "\n"
+    (src / "Cytoplasm.csv").write_text("".join(lines))
+    return src
+
+
 def _image_only(tmp: Path) -> Path:
     src = _csv_copy(tmp)
     for name in ("Cells.csv", "Cytoplasm.csv", "Nuclei.csv"):
@@ -186,6 +199,8 @@ FAILING = {
     "text image keys in CSV": Failing(_text_keys_csv, SchemaError, ("Cells.csv", "ImageNumber",
                                                                     "whole numbers")),
     "no parent reference column": Failing(_no_parent_column, SchemaError, ("Parent_Cells",)),
+    "text in a parent reference": Failing(_text_parent_reference, SchemaError,
+                                          ("Parent_Nuclei", "text, not numbers", "--no-join")),
     "image table only": Failing(_image_only, SchemaError, ("no Cytoplasm table", "--no-join")),
     "empty source folder": Failing(_empty_folder, NoTablesFoundError, ("empty", "celltable presets")),
     "missing source": Failing(lambda tmp: tmp / "nowhere", SourceNotFoundError, ("does not exist",)),

@@ -116,7 +116,7 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         log.info("source_staged", rows=dict(source_rows))
         while True:
             try:
-                reports = _outputs(request, services, spec, staged, paths.output, store)
+                written = _outputs(request, services, spec, staged, paths.output, store)
                 break
             except InPlaceReadFailed as e:
                 # Rare (CellProfiler writes typed values): redo the outputs, that plate copied.
@@ -131,7 +131,7 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     finally:
         for s in staged:
             services.engine.release(s)
-    reports = [_at(r, dest, paths.output) for r in reports]
+    reports = [_at(r, dest, paths.output) for r, _ in written]
     result = ConversionResult(
         dest_path=dest,
         preset=preset.name,
@@ -140,7 +140,8 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
         tables=tuple(reports),
         duration_s=time.perf_counter() - started,
     )
-    result = _with_report(request, services, layout, staged, result)
+    result = _with_report(request, services, layout, staged, result,
+                          [p for _, p in written if p is not None])
     log.info(
         "conversion_done",
         dest=dest,
@@ -151,11 +152,15 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     return result
 
 
+Written = tuple[TableReport, OutputPlan | None]
+"""An output table written, and the plan of its columns (None for a user's SQL)."""
+
+
 def _outputs(request: ConversionRequest, services: Services, spec: JoinSpec | None,
-             staged: list[StagedUnit], output: str, store: ChunkStore | None) -> list[TableReport]:
-    """Write every output table; one report each."""
+             staged: list[StagedUnit], output: str, store: ChunkStore | None) -> list[Written]:
+    """Write every output table; a report and a plan each."""
     if request.options.join_sql:
-        return [_convert_sql(request, services, staged, output)]
+        return [(_convert_sql(request, services, staged, output), None)]
     if spec is not None:
         return [_convert_joined(request, services, spec, staged, output, store)]
     suffix = "" if request.options.partition_by else ".parquet"  # a folder of plates' files
@@ -186,7 +191,7 @@ def _convert_joined(
     staged: list[StagedUnit],
     path: str,
     store: ChunkStore | None,
-) -> TableReport:
+) -> Written:
     preset = request.preset
     specs = {s.unit.key: check_join_columns(preset, spec, s) for s in staged}
     without_image = [key for key, s in specs.items() if not s.with_image and preset.image_table]
@@ -211,7 +216,7 @@ def _convert_joined(
                     order_by=(TABLE_NUMBER, image_number(preset), OBJECT_NUMBER),
                 )
             )
-    return _write(request, services, plan, staged, queries, path, chunk_size, store)
+    return _write(request, services, plan, staged, queries, path, chunk_size, store), plan
 
 
 def _convert_table(
@@ -221,7 +226,7 @@ def _convert_table(
     staged: list[StagedUnit],
     path: str,
     store: ChunkStore | None,
-) -> TableReport:
+) -> Written:
     preset = request.preset
     plan = plan_output(preset, table, (table,), staged, joined=False,
                        float32=request.options.float32)
@@ -237,7 +242,7 @@ def _convert_table(
                 ChunkQuery(chunk, plan.selects_for(s.unit.key), table, preset.image_key,
                            order_by=order)
             )
-    return _write(request, services, plan, staged, queries, path, chunk_size, store)
+    return _write(request, services, plan, staged, queries, path, chunk_size, store), plan
 
 
 def _write(
@@ -423,7 +428,8 @@ def _provenance(
 
 
 def _with_report(request: ConversionRequest, services: Services, layout: SourceLayout,
-                 staged: list[StagedUnit], result: ConversionResult) -> ConversionResult:
+                 staged: list[StagedUnit], result: ConversionResult,
+                 plans: list[OutputPlan]) -> ConversionResult:
     """The result with its run report, written where the options say. Only a published output
     gets one: after a failure the error says what happened, and an old report beside an old
     output still describes it."""
@@ -439,8 +445,7 @@ def _with_report(request: ConversionRequest, services: Services, layout: SourceL
         skipped=layout.skipped_files(),
         read=tables_read(staged),
         tables=result.tables,
-        differences=tuple((p.name, column_differences(p, staged))
-                          for p in _plans(request, staged)),
+        differences=tuple((p.name, column_differences(p, staged)) for p in plans),
         not_cast=values_not_cast(staged),
         widened=widened_in_source(staged),
         duration_s=result.duration_s,
@@ -456,17 +461,3 @@ def _with_report(request: ConversionRequest, services: Services, layout: SourceL
             log.warning("report_not_written", path=path, reason=str(e),
                         consequence="the output is complete; the result object holds the report")
     return replace(result, report=report, report_path=written)
-
-
-def _plans(request: ConversionRequest, staged: list[StagedUnit]) -> list[OutputPlan]:
-    """The output tables' plans, as :func:`_outputs` makes them (recomputed for the report: pure
-    and cheap); none for a user's SQL, whose columns are its own."""
-    preset, opts = request.preset, request.options
-    if opts.join_sql:
-        return []
-    if opts.join:
-        tables = (IMAGE, *derive_join(preset).tables)
-        return [plan_output(preset, JOINED_NAME, tables, staged, joined=True,
-                            float32=opts.float32)]
-    return [plan_output(preset, t, (t,), staged, joined=False, float32=opts.float32)
-            for t in preset.tables if any(s.table(t) is not None for s in staged)]

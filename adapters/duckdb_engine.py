@@ -143,8 +143,11 @@ class DuckDBEngine:
                 tables: tuple[StagedTable, ...] = (stage_npz(con, unit, preset),)
             else:
                 # Reading a SQLite table barely uses a second thread, so tables are staged side
-                # by side, one cursor each, as many at once as this task has threads.
-                with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(unit.tables)))) as pool:
+                # by side, one cursor each, as many at once as this task has threads. Not into a
+                # file: a plate too big for memory is one whose wide tables, each buffering row
+                # groups while it is written, would together exceed the memory limit.
+                side_by_side = max(1, min(self.threads, len(unit.tables))) if in_memory else 1
+                with ThreadPoolExecutor(max_workers=side_by_side) as pool:
                     tables = tuple(pool.map(
                         lambda loc: self._stage_table(con.cursor(), unit, loc, preset), unit.tables))
             if unit.format is SourceFormat.SQLITE:

@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from celltable.adapters.duckdb_sql import SQL_TYPES, data_type, error_summary, ident
 from celltable.adapters.parquet import ARROW_TYPES
-from celltable.domain.errors import InvalidPresetError, SourceReadError
+from celltable.domain.errors import InvalidPresetError, SourceReadError, UnsafePickleError
 from celltable.domain.inspection import TableDescription, UnitDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.naming import safe_name
@@ -61,10 +61,6 @@ MAX_HEADER = 10_000  # bytes of .npy header read at most (NumPy's own default bo
 MAX_METADATA = 16 * 2**20  # a metadata dict is a few kB; more is not DeepProfiler's
 
 Value = str | int | float | bool | None
-
-
-class UnsafePickleError(SourceReadError):
-    """``metadata.npy`` of an NPZ file asks for more than a 0-d object array of plain values."""
 
 
 def _reconstruct() -> Callable[..., Any]:

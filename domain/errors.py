@@ -27,6 +27,11 @@ class SourceReadError(CelltableError):
     """A source file could not be read (corrupt SQLite, unreadable CSV ...)."""
 
 
+class UnsafePickleError(SourceReadError):
+    """A pickled object in a source (DeepProfiler's ``metadata.npy``) asks for more than plain
+    values: it is refused unread, and nothing it names runs."""
+
+
 class SchemaError(CelltableError):
     """A table lacks a column the preset needs (a key column, a parent reference ...)."""
 

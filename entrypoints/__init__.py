@@ -22,6 +22,7 @@ from celltable.domain.errors import (
     SourceNotFoundError,
     SourceReadError,
     UnknownPresetError,
+    UnsafePickleError,
     UnsupportedSourceError,
     ValidationError,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "SourceReadError",
     "TableReport",
     "UnknownPresetError",
+    "UnsafePickleError",
     "UnsupportedSourceError",
     "ValidationError",
     "convert",

@@ -13,13 +13,12 @@ import pytest
 
 from celltable.adapters.npz import (
     MetadataUnpickler,
-    UnsafePickleError,
     describe_npz,
     load_metadata,
     read_npz,
     site_table,
 )
-from celltable.domain.errors import SourceReadError
+from celltable.domain.errors import SourceReadError, UnsafePickleError
 from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.sources import SourceUnit, TableLocation
 from tests.conftest import SHARED

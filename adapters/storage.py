@@ -85,8 +85,8 @@ class Tree:
 
     def sqlite_files(self) -> list[str]:
         """The relative paths of the SQLite files of the source (``""``: the source itself)."""
-        if self.is_file:  # any name (SQLite files go by many), but an NPZ file is a zip
-            return [] if self.name.lower().endswith(".npz") else [""]
+        if self.is_file:  # any name (SQLite files go by many), but not an NPZ (a zip) or CSV
+            return [] if self.name.lower().endswith((".npz", ".csv", ".tsv")) else [""]
         return [_join(d, f) for d, names in self.folders for f in names
                 if f.lower().endswith(SQLITE_SUFFIXES)]
 

@@ -52,3 +52,10 @@ def test_one_in_carta_file_converts_alone(tmp_path):
     result = celltable.convert(path, tmp_path / "o.parquet", preset="in-carta")
     assert result.plates == (path.name,)
     assert result.rows_out == _files()[path.name][0]
+
+
+def test_one_in_carta_file_is_detected_without_a_preset(tmp_path):
+    path = sorted(IN_CARTA.glob("*.csv"))[0]
+    result = celltable.convert(path, tmp_path / "o.parquet")  # not tried as SQLite first
+    assert result.preset == "in-carta"
+    assert result.rows_out == _files()[path.name][0]

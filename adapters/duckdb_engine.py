@@ -3,11 +3,13 @@
 Staging reads each source table once (SQLite through DuckDB's SQLite extension, shipped as a
 pinned wheel so it works offline; CSV through DuckDB's reader). Chunk queries then filter on the
 image key, which DuckDB answers from the zone maps of the staged tables without rescanning them.
+SQLite and CSV plates stored in image order are read in place instead (``duckdb_stream.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -30,10 +32,10 @@ from celltable.adapters.duckdb_sql import (
     render_missing,
     source_reads,
 )
-from celltable.adapters.duckdb_stream import chunk_tables, in_place_tables
+from celltable.adapters.duckdb_stream import chunk_tables, in_place_csv_tables, in_place_tables
 from celltable.adapters.npz import chunk_rows, describe_npz, plate_table, stage_npz
 from celltable.adapters.sqlite_types import stage_mixed
-from celltable.domain.errors import ExecutionError, SchemaError, SourceReadError
+from celltable.domain.errors import CelltableError, ExecutionError, SchemaError, SourceReadError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.plan import Chunk
@@ -127,6 +129,15 @@ class DuckDBEngine:
             if tables is not None:
                 log.info("plate_read_in_place", plate=unit.key, rows={t.table: t.rows for t in tables})
                 return StagedUnit(unit, unit.path, tables, in_place=True)
+        if unit.format is SourceFormat.CSV and not copy and unit.partition is None:
+            found = self._csv_in_place(unit, preset)
+            if found is not None:
+                csv_tables, reads = found
+                log.info("plate_read_in_place", plate=unit.key,
+                         rows={t.table: t.rows for t in csv_tables})
+                # The handle carries each table's sniffed read, so the chunks' streams (maybe in
+                # another process) read the files exactly as checked, without sniffing again.
+                return StagedUnit(unit, json.dumps(reads), csv_tables, in_place=True)
         digest = hashlib.sha1(f"{unit.key}\0{unit.path}".encode()).hexdigest()[:16]
         spill = str(Path(staging_dir) / f"spill-{digest}")
         in_memory = self.in_memory and self._fits_in_memory(unit)
@@ -163,6 +174,17 @@ class DuckDBEngine:
             con.close()
         log.info("plate_staged", plate=unit.key, rows={t.table: t.rows for t in tables})
         return StagedUnit(unit, handle, tables)
+
+    def _csv_in_place(self, unit: SourceUnit,
+                      preset: Preset) -> tuple[tuple[StagedTable, ...], dict[str, str]] | None:
+        """The plate's tables and their reads if its CSV files can be read in place, else None.
+        Whatever goes wrong here (a damaged or oddly encoded file ...) the copy is left to read,
+        or to name."""
+        try:
+            with self._connect() as con:
+                return in_place_csv_tables(con, unit.tables, preset, self.threads)
+        except (duckdb.Error, OSError, ValueError, CelltableError):
+            return None
 
     def _fits_in_memory(self, unit: SourceUnit) -> bool:
         """Whether the unit's tables, held in DuckDB's memory (about twice a SQLite file, about
@@ -279,8 +301,15 @@ class DuckDBEngine:
         # One thread per stream: a SQLite scan gains little from a second, and a parallel scan
         # keeping storage order buffers rows far ahead of the reader.
         with replace(self, threads=1)._connect() as con:
-            self._attach_sqlite(con, staged.unit.path)
-            yield from chunk_tables(con, staged, queries)
+            if staged.unit.format is SourceFormat.SQLITE:
+                self._attach_sqlite(con, staged.unit.path)
+                yield from chunk_tables(con, staged, queries,
+                                        lambda loc: f"src.{ident(loc.name_in_source)}")
+                return
+            # CSV: in the order the plate was checked in (DuckDB's default, made explicit)
+            con.execute("SET preserve_insertion_order = true")
+            reads = json.loads(staged.handle)
+            yield from chunk_tables(con, staged, queries, lambda loc: reads[loc.table])
 
     def read_chunk(self, source: StagedUnit | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
         if isinstance(source, StagedUnit):

@@ -1,4 +1,4 @@
-"""Reading SQLite plates in place: no copy, each table streamed once, in storage order.
+"""Reading SQLite and CSV plates in place: no copy, each table streamed once, in storage order.
 
 CellProfiler writes each table in image order. When a plate's tables are stored that way (checked
 first, on the key column alone), every chunk's rows are the next run of rows in each table, so
@@ -8,17 +8,18 @@ written but the output. Plates stored otherwise are copied into DuckDB instead (
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from celltable.adapters.duckdb_sql import data_type, error_summary, ident
+from celltable.adapters.duckdb_sql import data_type, error_summary, ident, literal
 from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
-from celltable.domain.presets import IMAGE, Preset
+from celltable.domain.presets import IMAGE, Preset, SourceFormat
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import StagedTable, StagedUnit, TableLocation
 
@@ -51,6 +52,71 @@ def in_place_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableL
         rows = sum(n for _, n in counted)
         tables.append(StagedTable(loc.table, schema, rows, tuple(counted)))
     return tuple(tables)
+
+
+def sniffed_csv(con: duckdb.DuckDBPyConnection, path: str) -> str:
+    """The FROM expression reading a CSV file as ``read_csv(path, header = true)`` does (what
+    staging reads first), its dialect and column types spelled out by DuckDB's sniffer
+    (``sniff_csv``), so that reading it again does not sniff it again: sniffing a sample of wide
+    rows costs several times the scan of the whole file."""
+    prompt = con.execute(
+        f"SELECT Prompt FROM sniff_csv({literal(path)}, header = true)").fetchone()[0]
+    source = str(prompt).strip().removesuffix(";").strip().removeprefix("FROM ").strip()
+    if not source.startswith("read_csv("):
+        raise ValueError(f"unexpected sniffer prompt for {path}: {prompt[:80]!r}")
+    return source
+
+
+def in_place_csv_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableLocation],
+                        preset: Preset, workers: int = 1,
+                        ) -> tuple[tuple[StagedTable, ...], dict[str, str]] | None:
+    """The tables of a CSV plate, and the expression reading each, if all can be read in place:
+    typed by DuckDB's sniffer as staging types them, with rows, integer image keys, none NULL,
+    in non-decreasing order in the file. None if any cannot (a header-only file, a table without
+    the key ...). Up to ``workers`` files are checked side by side (sniffing runs on one core).
+
+    A CSV file has no row id to order by, so the order is checked on the key column as the scan
+    returns it: with ``preserve_insertion_order`` (set here, DuckDB's default) a query without
+    ORDER BY returns a file's rows in file order, however many threads read it; the stream reads
+    the file through the same guarantee. The same pass counts rows per image.
+    """
+    con.execute("SET preserve_insertion_order = true")
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unit_tables)))) as pool:
+        found = list(pool.map(lambda loc: _csv_table(con.cursor(), loc, preset.image_key),
+                              unit_tables))
+    if any(f is None for f in found):
+        return None
+    return tuple(t for t, _ in found), {t.table: source for t, source in found}
+
+
+def _csv_table(con: duckdb.DuckDBPyConnection, loc: TableLocation,
+               key: str) -> tuple[StagedTable, str] | None:
+    """One CSV table and its read if it can be read in place (see ``in_place_csv_tables``)."""
+    if Path(loc.path).stat().st_size == 0:
+        return None
+    source = sniffed_csv(con, loc.path)
+    described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t, *_ in described))
+    if key not in schema.names or schema.type_of(key) is not DataType.INT64:
+        return None
+    counted: dict[int, int] = {}
+    last: int | None = None
+    for batch in con.execute(f"SELECT {ident(key)} FROM {source}").to_arrow_reader(2**20):
+        keys = batch.column(0)
+        if keys.null_count:
+            return None
+        if not len(keys):
+            continue
+        if last is not None and keys[0].as_py() < last:
+            return None
+        if len(keys) > 1 and pc.any(pc.less(keys.slice(1), keys.slice(0, len(keys) - 1))).as_py():
+            return None
+        last = keys[-1].as_py()
+        for run in pc.value_counts(keys).to_pylist():  # in key order, as the keys are
+            counted[run["values"]] = counted.get(run["values"], 0) + run["counts"]
+    if not counted:
+        return None
+    return StagedTable(loc.table, schema, sum(counted.values()), tuple(counted.items())), source
 
 
 class _TableStream:
@@ -100,28 +166,33 @@ class _TableStream:
                 return
 
 
-def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit,
-                 queries: Sequence[ChunkQuery]) -> Iterator[dict[str, pa.Table]]:
+def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit, queries: Sequence[ChunkQuery],
+                 source: Callable[[TableLocation], str]) -> Iterator[dict[str, pa.Table]]:
     """For each query (in key order, possibly with gaps), the rows of every table it reads,
-    read once in order.
+    read once in order from ``source(table)``: the FROM expression of the table's rows.
 
-    A SQLite scan runs on one core; the tables of a chunk are read side by side, one thread each.
+    A scan runs on one core; the tables of a chunk are read side by side, one thread each.
     """
     streams: dict[str, _TableStream] = {}
+    # Values unlike the types read from the source (declared by SQLite, sniffed from a CSV
+    # file's first rows), found only now, as checking beforehand would read the plate twice.
+    redo: tuple[type[duckdb.Error], ...] = (duckdb.TypeMismatchException,)
+    if staged.unit.format is SourceFormat.CSV:
+        # a later value the sniffed type cannot hold, or a row the sniffed dialect cannot split
+        # (damaged, badly encoded): the copy's reader settles it, or names it
+        redo += (duckdb.ConversionException, duckdb.InvalidInputException)
 
     def read(name: str, key: str, lower: int | None, upper: int | None) -> pa.Table:
         try:
             if name not in streams:
                 loc, table = staged.unit.location(name), staged.table(name)
                 assert loc is not None and table is not None, name
-                streams[name] = _TableStream(con, f"src.{ident(loc.name_in_source)}", key,
+                streams[name] = _TableStream(con, source(loc), key,
                                              len(table.schema.columns), start=lower)
             elif lower is not None:  # chunks left out (already converted) leave gaps
                 streams[name].skip(lower)
             return streams[name].below(upper)
-        except duckdb.TypeMismatchException as e:
-            # Values unlike their declared types, found only now, as checking beforehand would
-            # read the plate twice: the conversion redoes this plate from a copy that casts them.
+        except redo as e:  # the conversion redoes this plate from a copy, which settles them
             raise InPlaceReadFailed(staged.unit.key, error_summary(e)) from e
         except duckdb.Error as e:
             loc = staged.unit.location(name)

@@ -66,3 +66,83 @@ def test_a_sqlite_file_that_is_not_a_database_is_a_read_error(tmp_path):
     bad.write_bytes(b"this is not a database" * 100)
     with pytest.raises(SourceReadError, match=r"plate\.sqlite"):
         LocalSourceLocator().discover(str(bad), SQLITE)
+
+
+# CSV plates read in place ------------------------------------------------------------------
+
+
+def _two_image_plate(folder, example_human, *, reversed_table: str | None = None):
+    """ExampleHuman with its one image copied as image 2; ``reversed_table``'s file lists image 2
+    first (out of image order)."""
+    folder.mkdir()
+    for path in example_human.iterdir():
+        lines = path.read_text().splitlines()
+        header, rows = lines[0], lines[1:]
+        at = header.split(",").index("ImageNumber")
+
+        def numbered(row: str, image: int, at: int = at) -> str:
+            cells = row.split(",")
+            cells[at] = str(image)
+            return ",".join(cells)
+
+        first, second = [numbered(r, 1) for r in rows], [numbered(r, 2) for r in rows]
+        ordered = second + first if path.stem == reversed_table else first + second
+        (folder / path.name).write_text("\n".join([header, *ordered]) + "\n")
+    return folder
+
+
+def test_a_csv_plate_in_image_order_is_read_in_place_as_the_copy_reads_it(tmp_path, example_human):
+    unit = LocalSourceLocator().discover(str(example_human), CSV).units[0]
+    engine = DuckDBEngine()
+    in_place = engine.stage(unit, CSV, str(tmp_path))
+    copied = engine.stage(unit, CSV, str(tmp_path), copy=True)
+    try:
+        assert in_place.in_place and not copied.in_place
+        assert in_place.tables == copied.tables  # same types, rows and rows per image
+        assert in_place.table("Cytoplasm").rows_by_image == ((1, 289),)
+    finally:
+        engine.release(copied)
+
+
+def test_an_out_of_order_csv_plate_is_copied_and_converts_as_an_ordered_one(tmp_path, example_human):
+    from celltable import convert
+
+    ordered = _two_image_plate(tmp_path / "ordered", example_human)
+    shuffled = _two_image_plate(tmp_path / "shuffled", example_human, reversed_table="Cells")
+    engine = DuckDBEngine()
+    assert engine.stage(LocalSourceLocator().discover(str(ordered), CSV).units[0], CSV,
+                        str(tmp_path)).in_place
+    staged = engine.stage(LocalSourceLocator().discover(str(shuffled), CSV).units[0], CSV,
+                          str(tmp_path))
+    engine.release(staged)
+    assert not staged.in_place
+    assert staged.table("Cells").rows_by_image == ((1, 289), (2, 289))
+    convert(ordered, tmp_path / "ordered.parquet", chunk_size=1)
+    convert(shuffled, tmp_path / "shuffled.parquet", chunk_size=1)
+    a, b = pq.read_table(tmp_path / "ordered.parquet"), pq.read_table(tmp_path / "shuffled.parquet")
+    assert a.num_rows == 578
+    assert a.drop_columns(["Metadata_TableNumber"]).equals(b.drop_columns(["Metadata_TableNumber"]))
+
+
+def test_a_value_past_the_sniffed_sample_that_breaks_its_type_redoes_the_plate_from_a_copy(
+        tmp_path, monkeypatch):
+    from structlog.testing import capture_logs
+
+    from celltable import convert
+
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    rows = [f"{i // 100 + 1},{i % 100 + 1},{i}" for i in range(30_000)]
+    rows[25_000] = rows[25_000].rsplit(",", 1)[0] + ",n/a"  # past DuckDB's 20,480-row sample
+    (plate / "Cells.csv").write_text("ImageNumber,ObjectNumber,AreaShape_Area\n"
+                                     + "\n".join(rows) + "\n")
+    with capture_logs() as logs:
+        convert(plate, tmp_path / "in_place", join=False, chunk_size=5_000)
+    events = [e["event"] for e in logs]
+    assert "plate_read_in_place" in events and "plate_copied_after_all" in events
+    monkeypatch.setattr(DuckDBEngine, "_csv_in_place", lambda self, unit, preset: None)
+    convert(plate, tmp_path / "copied", join=False, chunk_size=5_000)
+    a = pq.read_table(tmp_path / "in_place" / "cells.parquet")
+    b = pq.read_table(tmp_path / "copied" / "cells.parquet")
+    assert a.num_rows == 30_000 and a.equals(b)
+    assert a.schema.field("Cells_AreaShape_Area").type == "string"  # the whole file's type

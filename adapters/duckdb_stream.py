@@ -134,25 +134,14 @@ class _TableStream:
 
     def below(self, upper: int | None) -> pa.Table:
         """The next rows whose key is below ``upper`` (all the rest when None)."""
-        batches = []
-        while True:
-            batch, self._rest = self._rest, None
-            if batch is None:
-                try:
-                    batch = self._reader.read_next_batch()
-                except StopIteration:
-                    break
-            if upper is not None:
-                n = pc.sum(pc.less(batch.column(self._key), upper)).as_py() or 0
-                if n < batch.num_rows:  # keys are sorted: the first n rows are below
-                    batches.append(batch.slice(0, n))
-                    self._rest = batch.slice(n)
-                    break
-            batches.append(batch)
-        return pa.Table.from_batches(batches, schema=self._reader.schema)
+        return pa.Table.from_batches(list(self._batches_below(upper)), schema=self._reader.schema)
 
     def skip(self, upper: int) -> None:
-        """Pass over the next rows whose key is below ``upper`` (a batch at a time)."""
+        """Pass over the next rows whose key is below ``upper``, a batch at a time."""
+        for _ in self._batches_below(upper):
+            pass
+
+    def _batches_below(self, upper: int | None) -> Iterator[pa.RecordBatch]:
         while True:
             batch, self._rest = self._rest, None
             if batch is None:
@@ -160,10 +149,13 @@ class _TableStream:
                     batch = self._reader.read_next_batch()
                 except StopIteration:
                     return
-            n = pc.sum(pc.less(batch.column(self._key), upper)).as_py() or 0
-            if n < batch.num_rows:
-                self._rest = batch.slice(n)
-                return
+            if upper is not None:
+                n = pc.sum(pc.less(batch.column(self._key), upper)).as_py() or 0
+                if n < batch.num_rows:  # keys are sorted: the first n rows are below
+                    self._rest = batch.slice(n)
+                    yield batch.slice(0, n)
+                    return
+            yield batch
 
 
 def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit, queries: Sequence[ChunkQuery],

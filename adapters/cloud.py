@@ -49,7 +49,8 @@ from celltable.domain.errors import (
     SourceNotFoundError,
     SourceReadError,
 )
-from celltable.domain.ports import StagingPaths
+from celltable.domain.model import DOWNLOADING, Progress
+from celltable.domain.ports import ProgressListener, StagingPaths
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.sources import SourceLayout
 
@@ -265,10 +266,12 @@ class CloudSourceLocator:
         reserve_bytes: Free space to keep on the cache's disk after the downloads.
     """
 
-    def __init__(self, clients: CloudClients, cache_dir: str, reserve_bytes: int = 256 * 2**20) -> None:
+    def __init__(self, clients: CloudClients, cache_dir: str, reserve_bytes: int = 256 * 2**20,
+                 progress: ProgressListener | None = None) -> None:
         self._clients = clients
         self._cache_dir = Path(cache_dir).expanduser().absolute()
         self._reserve = reserve_bytes
+        self._progress = progress  # told after each file downloaded (stage "downloading")
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         root = self._clients.path(source_path)
@@ -332,8 +335,13 @@ class CloudSourceLocator:
                  bytes=needed, cache=str(self._cache_dir))
         if missing:
             self._check_space(needed, len(missing), where)
+        started, done = time.perf_counter(), 0
         for i, r in enumerate(missing, 1):
             self._download(r, i, len(missing))
+            done += r.size
+            if self._progress is not None:
+                self._progress(Progress(DOWNLOADING, i, len(missing), done, needed,
+                                        time.perf_counter() - started))
         return {str(r.path): r.local for r in remotes}
 
     def _check_space(self, needed: int, files: int, where: str) -> None:

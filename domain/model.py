@@ -167,18 +167,25 @@ class ConversionResult:
 STAGING = "staging"
 """The :attr:`Progress.stage` of reading the source plates, before any table is written."""
 
+DOWNLOADING = "downloading"
+"""The :attr:`Progress.stage` of fetching cloud files into the cache, before staging; its
+``rows`` and ``rows_total`` count bytes."""
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """How far a conversion is: reported after each plate is staged and each chunk is written.
+    """How far a conversion is: reported after each cloud file is downloaded, each plate is
+    staged and each chunk is written.
 
     Attributes:
-        stage: ``"staging"`` while plates are read, then the output table being written
-            (``"joined"``, or ``"Cells"`` ... with ``join=False``).
-        done: Plates staged, or chunks written, so far.
-        total: Plates, or chunks, in the stage.
-        rows: Source rows staged, or base rows converted, so far.
-        rows_total: Base rows of the table's chunks; 0 while staging (not known yet).
+        stage: ``"downloading"`` while cloud files are fetched, ``"staging"`` while plates are
+            read, then the output table being written (``"joined"``, or ``"Cells"`` ... with
+            ``join=False``).
+        done: Files downloaded, plates staged, or chunks written, so far.
+        total: Files, plates, or chunks, in the stage.
+        rows: Bytes downloaded, source rows staged, or base rows converted, so far.
+        rows_total: Bytes to download, or base rows of the table's chunks; 0 while staging
+            (not known yet).
         elapsed_s: Seconds since the stage began.
     """
 

@@ -57,7 +57,8 @@ def convert(
             defining one as ``config`` (None: ``options.executor``, local threads by default).
         options: Advanced settings; ``join`` and ``chunk_size``, when given here, win over
             its own.
-        progress: Called with a :class:`celltable.Progress` after each plate staged and each
+        progress: Called with a :class:`celltable.Progress` after each cloud file downloaded
+            (stage ``"downloading"``, counting bytes), each plate staged and each
             chunk written (from the calling thread); None (the default) reports nothing.
 
     Returns:
@@ -94,6 +95,7 @@ def convert(
         local_cache_dir=opts.local_cache_dir,
         no_sign_request=opts.no_sign_request,
         cloud_client=opts.cloud_client,
+        progress=progress,
     ) as services:
         services = replace(services, peak_memory=peak_memory)
         if progress is not None:

@@ -107,6 +107,7 @@ def bootstrap(
     local_cache_dir: str | None = None,
     no_sign_request: bool = False,
     cloud_client: Any = None,
+    progress: Any = None,
     **fakes: Any,
 ) -> Iterator[Services]:
     """Services for one conversion: real adapters unless fakes are passed by keyword
@@ -135,7 +136,7 @@ def bootstrap(
     entries = _manifest(source_path)
     clients = _cloud_clients(settings, (source_path, *entries, dest_path), cloud_client,
                              no_sign_request)
-    locator, surveyor = _source_adapters(source_path, settings, clients, entries)
+    locator, surveyor = _source_adapters(source_path, settings, clients, entries, progress)
     if fakes.get("destination"):
         destination = fakes["destination"]
     elif _is_cloud(dest_path):
@@ -202,7 +203,7 @@ def _manifest(source_path: str) -> tuple[str, ...]:
 
 
 def _source_adapters(source_path: str, settings: Settings, clients: Any,
-                     entries: tuple[str, ...] = ()) -> tuple[Any, Any]:
+                     entries: tuple[str, ...] = (), progress: Any = None) -> tuple[Any, Any]:
     """The locator for the source's scheme (or, for a manifest, for each listed source's), and
     the surveyor recognising other kinds of source (local sources only)."""
     from celltable.adapters.storage import LocalSourceLocator
@@ -212,13 +213,13 @@ def _source_adapters(source_path: str, settings: Settings, clients: Any,
         from celltable.adapters.manifest import ManifestLocator
 
         def locator_for(entry: str) -> Any:
-            return _source_adapters(entry, settings, clients)[0]
+            return _source_adapters(entry, settings, clients, (), progress)[0]
 
         return ManifestLocator(entries, locator_for, source_path), None
     if _is_cloud(source_path):
         from celltable.adapters.cloud import CloudSourceLocator
 
-        return CloudSourceLocator(clients, settings.cache_dir), None
+        return CloudSourceLocator(clients, settings.cache_dir, progress=progress), None
     return LocalSourceLocator(), LocalSurveyor()
 
 

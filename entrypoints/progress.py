@@ -21,15 +21,15 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-from celltable.domain.model import STAGING, Progress
+from celltable.domain.model import DOWNLOADING, STAGING, Progress
 from celltable.domain.ports import ProgressListener
 
 
 class _Steps(ProgressColumn):
-    """``3/10 chunks`` (or plates while staging)."""
+    """``3/10 chunks`` (or plates while staging, files while downloading)."""
 
     def render(self, task: Task) -> Text:
-        unit = "plates" if task.fields.get("stage") == STAGING else "chunks"
+        unit = {STAGING: "plates", DOWNLOADING: "files"}.get(task.fields.get("stage"), "chunks")
         return Text(f"{task.fields.get('done', 0):,}/{task.fields.get('steps', 0):,} {unit}",
                     style="progress.download")
 
@@ -39,6 +39,9 @@ class _Rate(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         rate = task.fields.get("rate", 0.0)
+        if task.fields.get("stage") == DOWNLOADING:  # bytes
+            return Text(f"{rate / 2**20:,.1f} MB/s" if rate else "– MB/s",
+                        style="progress.data.speed")
         return Text(f"{rate:,.0f} rows/s" if rate else "– rows/s", style="progress.data.speed")
 
 

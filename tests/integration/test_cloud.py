@@ -256,3 +256,17 @@ def test_a_manifest_mixes_local_and_s3_plates(s3, tmp_path, nf1_sqlite):
     single = celltable.convert(nf1_sqlite, tmp_path / "one.parquet", preset="cellprofiler_sqlite")
     assert len(result.plates) == 2 and result.rows_out == 2 * single.rows_out
     assert result.plates[0].endswith("screen/all_cellprofiler.sqlite")
+
+
+def test_downloads_are_reported_to_the_progress_listener(s3, tmp_path, example_human):
+    uri = _upload_plate(s3, example_human)
+    seen: list[celltable.Progress] = []
+    celltable.convert(uri, tmp_path / "eh.parquet", options=_options(tmp_path),
+                      progress=seen.append)
+    downloads = [p for p in seen if p.stage == "downloading"]
+    tables = sum((example_human / f"{t}.csv").stat().st_size
+                 for t in ("Image", "Cells", "Cytoplasm", "Nuclei"))
+    assert [p.done for p in downloads] == [1, 2, 3, 4]  # the preset's four tables, one by one
+    assert downloads[-1].total == 4
+    assert downloads[-1].rows == downloads[-1].rows_total == tables  # bytes
+    assert seen.index(downloads[-1]) < next(i for i, p in enumerate(seen) if p.stage == "staging")

@@ -1,12 +1,16 @@
 """Parquet output through Arrow: chunks stream into one file.
 
-Small chunks are gathered into row groups of about ``ROW_GROUP_BYTES``: a row group costs a fixed
+Small chunks are gathered into row groups of at least ``ROW_GROUP_BYTES``: a row group costs a fixed
 amount per column to write (thousands of columns make that dominate), and readers prefer row
-groups of tens of megabytes.
+groups of tens of megabytes. Large tables get larger row groups (:func:`row_group_bytes`): the
+writer holds every row group's column metadata until it closes the file, about
+``COLUMN_CHUNK_BYTES`` per column per row group, so many small row groups of a wide table cost
+more memory than a few big ones.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +33,21 @@ ARROW_TYPES = {
 }
 
 ROW_GROUP_BYTES = 32 * 2**20  # below an automatic chunk, which is then written at once
+MAX_ROW_GROUP_BYTES = 512 * 2**20
+COLUMN_CHUNK_BYTES = 850
+"""Memory Arrow's Parquet writer keeps per column per row group until the file is closed
+(measured: 190 MiB for 129 row groups of 1,832 columns, with or without statistics)."""
+
+
+def row_group_bytes(rows: int, columns: int) -> int:
+    """Row group size for a table of about ``rows`` × ``columns`` values (8 bytes each): the size
+    that makes the least of what the writer holds at once, one row group gathered plus the
+    metadata of all row groups, ``size + (total / size) × columns × COLUMN_CHUNK_BYTES``, i.e.
+    the square root of ``total × columns × COLUMN_CHUNK_BYTES``; never below
+    ``ROW_GROUP_BYTES`` nor above ``MAX_ROW_GROUP_BYTES``."""
+    total = rows * columns * 8
+    best = math.isqrt(total * columns * COLUMN_CHUNK_BYTES)
+    return max(ROW_GROUP_BYTES, min(MAX_ROW_GROUP_BYTES, best))
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
@@ -130,10 +149,11 @@ class ParquetWriter:
         self.compression = compression
         self.memory_map = memory_map
 
-    def create(self, path: str, columns: Sequence[Column]) -> ParquetSink:
+    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> ParquetSink:
         with _writing(path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)  # a table's folder of plates
-        return ParquetSink(path, arrow_schema(columns), self.compression, self.memory_map)
+        return ParquetSink(path, arrow_schema(columns), self.compression, self.memory_map,
+                           row_group_bytes(rows, len(columns)))
 
     def columns_of(self, data: object) -> Sequence[Column]:
         assert isinstance(data, pa.Table), type(data)

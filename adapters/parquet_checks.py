@@ -134,8 +134,8 @@ class ChecksummedWriter:
     def __init__(self, inner: TableWriter) -> None:
         self._inner = inner
 
-    def create(self, path: str, columns: Sequence[Column]) -> ChecksummedSink:
-        return ChecksummedSink(self._inner.create(path, columns), arrow_schema(columns))
+    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> ChecksummedSink:
+        return ChecksummedSink(self._inner.create(path, columns, rows), arrow_schema(columns))
 
     def columns_of(self, data: object) -> Sequence[Column]:
         return self._inner.columns_of(data)

@@ -285,7 +285,8 @@ def _write(
                 total = _close(request, services, file, total, chunk_size, plan.columns)
             plate = query.chunk.unit
             file_path = f"{path}/{files_by_plate[plate]}" if partitioned else path
-            file = _File(plate, services.writer.create(file_path, plan.columns),
+            rows = sum(q.chunk.rows for q in queries if not partitioned or q.chunk.unit == plate)
+            file = _File(plate, services.writer.create(file_path, plan.columns, rows),
                          TableReport(plan.name, file_path, 0, 0, len(plan.columns)),
                          [by_key[plate]] if partitioned else staged)
         out = _saved_output(store, saved[i], query) if store and saved[i] else next(computed)

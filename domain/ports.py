@@ -103,7 +103,10 @@ class TableSink(Protocol):
 class TableWriter(Protocol):
     """Creates output tables."""
 
-    def create(self, path: str, columns: Sequence[Column]) -> TableSink: ...
+    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
+        """A new table at ``path``; ``rows`` (0: unknown) is how many it is expected to hold,
+        which a writer may use to size its row groups."""
+        ...
 
     def columns_of(self, data: object) -> Sequence[Column]:
         """The columns of a table produced by an engine (used for user SQL output)."""

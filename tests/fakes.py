@@ -151,7 +151,7 @@ class FakeSink:
 class FakeWriter:
     files: dict[str, Any] = field(default_factory=dict)
 
-    def create(self, path: str, columns: Sequence[Column]) -> FakeSink:
+    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> FakeSink:
         return FakeSink(path, columns, self.files)
 
     def columns_of(self, data: object) -> Sequence[Column]:

@@ -52,3 +52,16 @@ def test_a_chunk_missing_a_column_is_a_schema_error(tmp_path):
 def test_domain_and_arrow_types_round_trip():
     cols = tuple(Column(t.value, t) for t in DataType if t is not DataType.NULL)
     assert domain_columns(arrow_schema(cols)) == cols
+
+
+def test_row_groups_grow_with_the_table_to_bound_the_writers_metadata():
+    from celltable.adapters.parquet import (
+        MAX_ROW_GROUP_BYTES,
+        ROW_GROUP_BYTES,
+        row_group_bytes,
+    )
+
+    assert row_group_bytes(0, 1832) == ROW_GROUP_BYTES  # unknown size: the default
+    small, large = row_group_bytes(30_000, 1832), row_group_bytes(460_000, 1832)
+    assert small == ROW_GROUP_BYTES < large < MAX_ROW_GROUP_BYTES
+    assert row_group_bytes(10**9, 1832) == MAX_ROW_GROUP_BYTES

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
+from celltable.adapters.duckdb_gather import gather_chunk
 from celltable.adapters.duckdb_sql import (
     data_type,
     error_summary,
@@ -312,6 +313,7 @@ class DuckDBEngine:
             yield from chunk_tables(con, staged, queries, lambda loc: reads[loc.table])
 
     def read_chunk(self, source: StagedUnit | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
+        gathered = None
         if isinstance(source, StagedUnit):
             table = source.table(query.table)
             key_present = table is not None and query.image_key in table.schema.names
@@ -319,10 +321,16 @@ class DuckDBEngine:
                 result, counts = self._run(con, query, key_present)
         else:
             with self._joiner() as con:
-                for name, table in source.items():
-                    con.register(name, table)
-                result, counts = self._run(con, query, key_present=True)
-        result = _sorted(result, query.order_by)
+                gathered = gather_chunk(con, source, query)
+            if gathered is not None:  # in output order already
+                result, counts = gathered
+            else:  # a column Arrow cannot cast as SQL does: join whole rows
+                with self._joiner() as con:
+                    for name, table in source.items():
+                        con.register(name, table)
+                    result, counts = self._run(con, query, key_present=True)
+        if gathered is None:
+            result = _sorted(result, query.order_by)
         missing = ()
         if query.join is not None:
             missing = tuple((s.describe(), n) for s, n in zip(query.join.steps, counts[1:], strict=True))

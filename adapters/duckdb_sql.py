@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from celltable.domain.errors import SchemaError
 from celltable.domain.join import ChunkQuery, SelectColumn
-from celltable.domain.presets import SourceFormat
+from celltable.domain.presets import IMAGE, SourceFormat
 from celltable.domain.schema import DataType
 from celltable.domain.sources import SourceUnit, TableLocation
 
@@ -125,19 +127,42 @@ def _from(query: ChunkQuery, joins: list[str], key_present: bool) -> str:
     return sql + (" WHERE " + " AND ".join(where) if where else "")
 
 
+def _image_join(query: ChunkQuery, aliases: dict[str, str]) -> list[str]:
+    """The image row's left join, when the query has one; ``aliases`` gains ``ti``."""
+    if query.join is None or not query.join.with_image:
+        return []
+    aliases[IMAGE] = "ti"
+    on = [f"ti.{ident(query.image_key)} = t0.{ident(query.image_key)}",
+          *_in_chunk("ti", query.image_key, query, with_nulls=False)]
+    return [f"LEFT JOIN {ident(IMAGE)} AS ti ON " + " AND ".join(on)]
+
+
 def render_chunk(query: ChunkQuery, key_present: bool = True) -> str:
     """The SELECT of one chunk: base rows with every partner (inner joins), and the image row
     when there is one (left join). Rows come back unordered: sorting wide rows costs more in
     the database than sorting their keys afterwards."""
     aliases = {query.table: "t0"}
     joins = _joins(query, aliases, "INNER")
-    if query.join is not None and query.join.with_image:
-        aliases["Image"] = "ti"
-        on = [f"ti.{ident(query.image_key)} = t0.{ident(query.image_key)}",
-              *_in_chunk("ti", query.image_key, query, with_nulls=False)]
-        joins.append(f"LEFT JOIN {ident('Image')} AS ti ON " + " AND ".join(on))
+    joins += _image_join(query, aliases)
     selects = ", ".join(_select(c, aliases) for c in query.columns)
     return f"SELECT {selects}" + _from(query, joins, key_present)
+
+
+def render_rows(query: ChunkQuery, row: str,
+                order: Sequence[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+    """The SELECT of one chunk's join on its keys alone: for every row of the join, the
+    number (column ``row``) of the row it takes from each table, NULL where a partner is
+    missing (partners are left joined, so missing ones can be counted), in output order:
+    ``order``'s ``(table, column)`` pairs, then the row numbers (a stable order for ties).
+    Returns the SQL and the tables whose row numbers it selects, in that order."""
+    aliases = {query.table: "t0"}
+    joins = _joins(query, aliases, "LEFT")
+    joins += _image_join(query, aliases)
+    rows = [f"{alias}.{ident(row)}" for alias in aliases.values()]
+    keys = [f"{aliases[table]}.{ident(column)} NULLS FIRST" for table, column in order]
+    selects = ", ".join(f"{r} AS r{i}" for i, r in enumerate(rows))
+    sql = f"SELECT {selects}" + _from(query, joins, key_present=True)
+    return sql + " ORDER BY " + ", ".join([*keys, *rows]), tuple(aliases)
 
 
 def render_missing(query: ChunkQuery) -> str:

@@ -81,6 +81,17 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     Raises:
         CelltableError: Any named failure; the destination is left as it was.
     """
+    # The collections after each chunk (see ``_write``) then pass over the objects made during
+    # the conversion only, not the hundreds of thousands the imports made: measured 1.7 s of
+    # CPU on a 96-image plate without this.
+    gc.freeze()
+    try:
+        return _convert(request, services)
+    finally:
+        gc.unfreeze()
+
+
+def _convert(request: ConversionRequest, services: Services) -> ConversionResult:
     started = time.perf_counter()
     preset, opts = request.preset, request.options
     spec = derive_join(preset) if opts.join else None

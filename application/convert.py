@@ -7,13 +7,14 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
 
 import structlog
 
 from celltable.application.progress import Meter
-from celltable.application.tasks import run_ordered
+from celltable.application.tasks import prefetched, run_ordered
 from celltable.domain.errors import (
     CelltableError,
     ConfigurationError,
@@ -285,38 +286,41 @@ def _write(
     log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=chunk_size,
              columns=len(plan.columns))
     todo = [q for q, s in zip(queries, saved, strict=True) if s is None]
-    computed = run_ordered(services.runner, services.engine.read_chunk,
-                           _jobs(services, by_key, todo), max(1, services.runner.workers) + 1)
-    meter = Meter(plan.name, len(queries), sum(q.chunk.rows for q in queries), services.progress,
-                  "chunk_written", "chunks")
-    file: _File | None = None
-    for i, query in enumerate(queries):
-        if file is None or (partitioned and file.plate != query.chunk.unit):
-            if file is not None:
+    # Chunks are read (``_jobs``) in a thread of their own while the one before is written.
+    jobs = prefetched(_jobs(services, by_key, todo))
+    computed = run_ordered(services.runner, services.engine.read_chunk, jobs,
+                           max(1, services.runner.workers))
+    with closing(jobs), closing(computed):  # on an error too: stop reading, cancel tasks
+        meter = Meter(plan.name, len(queries), sum(q.chunk.rows for q in queries), services.progress,
+                      "chunk_written", "chunks")
+        file: _File | None = None
+        for i, query in enumerate(queries):
+            if file is None or (partitioned and file.plate != query.chunk.unit):
+                if file is not None:
+                    total = _close(request, services, file, total, chunk_size, plan.columns)
+                plate = query.chunk.unit
+                file_path = f"{path}/{files_by_plate[plate]}" if partitioned else path
+                rows = sum(q.chunk.rows for q in queries if not partitioned or q.chunk.unit == plate)
+                file = _File(plate, services.writer.create(file_path, plan.columns, rows),
+                             TableReport(plan.name, file_path, 0, 0, len(plan.columns)),
+                             [by_key[plate]] if partitioned else staged)
+            out = _saved_output(store, saved[i], query) if store and saved[i] else next(computed)
+            if store is not None and saved[i] is None:
+                store.save(keys[i], out)
+            file.sink.write(out.data)
+            file.add(out)
+            meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
+                          chunk=out.chunk.index, rows=out.rows_out)
+            # Task runners keep finished tasks' records in reference cycles; the chunks they hold
+            # are large but few Python objects, so the collector would rarely look: free them now.
+            del out
+            gc.collect()
+        if file is None:  # no chunks: an empty table (one empty file unless partitioned)
+            if not partitioned:
+                file = _File("", services.writer.create(total.path, plan.columns), total, staged)
                 total = _close(request, services, file, total, chunk_size, plan.columns)
-            plate = query.chunk.unit
-            file_path = f"{path}/{files_by_plate[plate]}" if partitioned else path
-            rows = sum(q.chunk.rows for q in queries if not partitioned or q.chunk.unit == plate)
-            file = _File(plate, services.writer.create(file_path, plan.columns, rows),
-                         TableReport(plan.name, file_path, 0, 0, len(plan.columns)),
-                         [by_key[plate]] if partitioned else staged)
-        out = _saved_output(store, saved[i], query) if store and saved[i] else next(computed)
-        if store is not None and saved[i] is None:
-            store.save(keys[i], out)
-        file.sink.write(out.data)
-        file.add(out)
-        meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
-                      chunk=out.chunk.index, rows=out.rows_out)
-        # Task runners keep finished tasks' records in reference cycles; the chunks they hold
-        # are large but few Python objects, so the collector would rarely look: free them now.
-        del out
-        gc.collect()
-    if file is None:  # no chunks: an empty table (one empty file unless partitioned)
-        if not partitioned:
-            file = _File("", services.writer.create(total.path, plan.columns), total, staged)
+        else:
             total = _close(request, services, file, total, chunk_size, plan.columns)
-    else:
-        total = _close(request, services, file, total, chunk_size, plan.columns)
     if total.dropped:
         log.warning("rows_dropped", table=plan.name, dropped=total.dropped,
                     by_relationship=dict(total.missing))

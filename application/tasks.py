@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -50,3 +52,56 @@ def run_ordered(
                 future.cancel()
             except NotImplementedError:  # Parsl's futures cannot be cancelled; they finish alone
                 pass
+
+
+_END = object()
+
+
+def prefetched(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
+    """``items``, made in a thread of their own, up to ``ahead`` ready in advance: making the
+    next (reading a plate's next chunk) overlaps with using this one (writing it out).
+
+    An error making an item is raised where that item would have come. Stopping early (an
+    error while using an item) stops the maker once the item it is making is done, and closes
+    ``items`` in its thread.
+    """
+    ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: object, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((item, error), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def make() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except BaseException as e:  # handed to the user of the items, who raises it
+            put(_END, e)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    maker = threading.Thread(target=make, name="celltable-prefetch", daemon=True)
+    maker.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        maker.join()

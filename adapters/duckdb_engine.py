@@ -114,7 +114,9 @@ class DuckDBEngine:
     # staging -------------------------------------------------------------------------------
 
     def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
-              copy: bool = False) -> StagedUnit:
+              copy: bool = False, share: int = 1) -> StagedUnit:
+        if share > 1:  # the idle tasks' threads: a lone plate's CSV files are sniffed side by side
+            return replace(self, threads=self.threads * share).stage(unit, preset, staging_dir, copy)
         if unit.format is SourceFormat.NPZ and not copy:  # chunks read their sites' files
             npz = (plate_table(unit, preset),)
             log.info("plate_read_in_place", plate=unit.key, rows={t.table: t.rows for t in npz})

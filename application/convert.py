@@ -112,12 +112,14 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
             store = services.chunk_store(paths.resume)
         meter = Meter(STAGING, len(layout.units), 0, services.progress, "staging_progress",
                       "plates")
+        workers = max(1, services.runner.workers)
+        share = max(1, workers // max(1, len(layout.units)))  # tasks per plate staged at once
         for s in run_ordered(
             services.runner,
             services.engine.stage,
-            ((f"staging plate {u.key!r}", (u, preset, paths.scratch, bool(opts.join_sql)))
+            ((f"staging plate {u.key!r}", (u, preset, paths.scratch, bool(opts.join_sql), share))
              for u in layout.units),
-            window=max(1, services.runner.workers),
+            window=workers,
         ):
             staged.append(s)
             meter.advance(sum(t.rows for t in s.tables), plate=s.unit.key)

@@ -38,9 +38,11 @@ class QueryEngine(Protocol):
     """Stages source tables and reads chunks of joins from them."""
 
     def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
-              copy: bool = False) -> StagedUnit:
+              copy: bool = False, share: int = 1) -> StagedUnit:
         """Prepare the unit's tables for chunk queries: read them in place when their storage
-        allows, else copy them once into a form chunk queries read fast (always with ``copy``)."""
+        allows, else copy them once into a form chunk queries read fast (always with ``copy``).
+        ``share``: how many tasks' worth of threads this staging may use (more than one when
+        fewer plates are staged than tasks can run at once)."""
         ...
 
     def chunk_sources(self, staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[object]:

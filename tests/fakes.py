@@ -59,7 +59,7 @@ class FakeEngine:
     fail_on_chunk: int | None = None
 
     def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
-              copy: bool = False) -> StagedUnit:
+              copy: bool = False, share: int = 1) -> StagedUnit:
         tables = []
         for name, rows in self.source.plates[unit.key].items():
             cols = list(rows[0]) if rows else []

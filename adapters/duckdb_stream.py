@@ -41,17 +41,35 @@ def in_place_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableL
         schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t, *_ in described))
         if key not in schema.names or schema.type_of(key) is not DataType.INT64:
             return None
-        k = ident(key)
-        unordered, nulls = con.execute(
-            "SELECT count(*) FILTER (WHERE k < p), count(*) FILTER (WHERE k IS NULL) FROM "
-            f"(SELECT {k} AS k, lag({k}) OVER (ORDER BY rowid) AS p FROM {source})"
-        ).fetchone()
-        if unordered or nulls:
+        # One scan of the key, in storage order, which the streams read in. Ordered by rowid
+        # explicitly: for the key alone SQLite may scan an index (a primary key on the image
+        # and object numbers) rather than the table, and return the keys sorted.
+        counted = key_runs(con.execute(f"SELECT {ident(key)} FROM {source} ORDER BY rowid"))
+        if counted is None:
             return None
-        counted = con.execute(f"SELECT {k}, count(*) FROM {source} GROUP BY ALL ORDER BY 1").fetchall()
-        rows = sum(n for _, n in counted)
-        tables.append(StagedTable(loc.table, schema, rows, tuple(counted)))
+        tables.append(StagedTable(loc.table, schema, sum(n for _, n in counted), counted))
     return tuple(tables)
+
+
+def key_runs(result: duckdb.DuckDBPyConnection) -> tuple[tuple[int, int], ...] | None:
+    """Rows per key of a query's one column, if its keys come in non-decreasing order and none
+    is NULL; else None. Read a batch at a time: the whole column never sits in memory."""
+    counted: dict[int, int] = {}
+    last: int | None = None
+    for batch in result.to_arrow_reader(2**20):
+        keys = batch.column(0)
+        if keys.null_count:
+            return None
+        if not len(keys):
+            continue
+        if last is not None and keys[0].as_py() < last:
+            return None
+        if len(keys) > 1 and pc.any(pc.less(keys.slice(1), keys.slice(0, len(keys) - 1))).as_py():
+            return None
+        last = keys[-1].as_py()
+        for run in pc.value_counts(keys).to_pylist():  # in key order, as the keys are
+            counted[run["values"]] = counted.get(run["values"], 0) + run["counts"]
+    return tuple(counted.items())
 
 
 CSV_DIALECT = "delim = ',', quote = '\"', escape = '\"'"
@@ -113,24 +131,10 @@ def _csv_table(con: duckdb.DuckDBPyConnection, loc: TableLocation,
     schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t, *_ in described))
     if key not in schema.names or schema.type_of(key) is not DataType.INT64:
         return None
-    counted: dict[int, int] = {}
-    last: int | None = None
-    for batch in con.execute(f"SELECT {ident(key)} FROM {source}").to_arrow_reader(2**20):
-        keys = batch.column(0)
-        if keys.null_count:
-            return None
-        if not len(keys):
-            continue
-        if last is not None and keys[0].as_py() < last:
-            return None
-        if len(keys) > 1 and pc.any(pc.less(keys.slice(1), keys.slice(0, len(keys) - 1))).as_py():
-            return None
-        last = keys[-1].as_py()
-        for run in pc.value_counts(keys).to_pylist():  # in key order, as the keys are
-            counted[run["values"]] = counted.get(run["values"], 0) + run["counts"]
+    counted = key_runs(con.execute(f"SELECT {ident(key)} FROM {source}"))
     if not counted:
         return None
-    return StagedTable(loc.table, schema, sum(counted.values()), tuple(counted.items())), source
+    return StagedTable(loc.table, schema, sum(n for _, n in counted), counted), source
 
 
 class _TableStream:

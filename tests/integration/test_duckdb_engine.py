@@ -146,3 +146,41 @@ def test_a_value_past_the_sniffed_sample_that_breaks_its_type_redoes_the_plate_f
     b = pq.read_table(tmp_path / "copied" / "cells.parquet")
     assert a.num_rows == 30_000 and a.equals(b)
     assert a.schema.field("Cells_AreaShape_Area").type == "string"  # the whole file's type
+
+
+# SQLite plates read in place ---------------------------------------------------------------
+
+
+def _rewritten(src, dest, table: str, order: str) -> None:
+    """A copy of the SQLite plate ``src`` whose ``table`` stores its rows ``ORDER BY order``."""
+    import sqlite3
+
+    shutil.copy(src, dest)
+    with sqlite3.connect(dest) as con:
+        con.execute(f"CREATE TABLE t AS SELECT * FROM {table} ORDER BY {order}")
+        con.execute(f"DELETE FROM {table}")
+        con.execute(f"INSERT INTO {table} SELECT * FROM t")
+        con.execute("DROP TABLE t")
+
+
+@pytest.mark.parametrize(("order", "in_place"), [
+    ("ImageNumber, Cells_Number_Object_Number DESC", True),  # objects out of order: no matter
+    ("ImageNumber DESC", False),  # images out of order: the plate is copied
+])
+def test_a_sqlite_plate_is_read_in_place_only_when_stored_in_image_order(
+        tmp_path, nf1_sqlite, order, in_place):
+    from celltable import convert
+
+    plate = tmp_path / "plate.sqlite"
+    _rewritten(nf1_sqlite, plate, "Per_Cells", order)
+    unit = LocalSourceLocator().discover(str(plate), SQLITE).units[0]
+    staged = DuckDBEngine().stage(unit, SQLITE, str(tmp_path))
+    assert staged.in_place is in_place
+    assert dict(staged.table("Cells").rows_by_image) == dict(
+        DuckDBEngine().stage(unit, SQLITE, str(tmp_path), copy=True).table("Cells").rows_by_image)
+    convert(plate, tmp_path / "out.parquet", preset="cellprofiler_sqlite")
+    convert(nf1_sqlite, tmp_path / "ordered.parquet", preset="cellprofiler_sqlite")
+    got, expected = (pq.read_table(tmp_path / f"{n}.parquet") for n in ("out", "ordered"))
+    assert got.num_rows == 242
+    assert got.drop_columns(["Metadata_TableNumber"]).equals(
+        expected.drop_columns(["Metadata_TableNumber"]))

@@ -58,35 +58,36 @@ _END = object()
 
 
 def prefetched(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
-    """``items``, made in a thread of their own, up to ``ahead`` ready in advance: making the
-    next (reading a plate's next chunk) overlaps with using this one (writing it out).
+    """``items``, made in a thread of their own, at most ``ahead`` of them made (or being made)
+    and not yet taken: making the next (reading a plate's next chunk) overlaps with using this
+    one (writing it out), and no more items than that wait in memory.
 
     An error making an item is raised where that item would have come. Stopping early (an
     error while using an item) stops the maker once the item it is making is done, and closes
     ``items`` in its thread.
     """
-    ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=ahead)
+    ready: queue.Queue[tuple[object, BaseException | None]] = queue.Queue()
+    room = threading.Semaphore(ahead)  # one per item made and not yet taken
     stop = threading.Event()
 
-    def put(item: object, error: BaseException | None = None) -> bool:
+    def wait_for_room() -> bool:
         while not stop.is_set():
-            try:
-                ready.put((item, error), timeout=0.05)
+            if room.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def make() -> None:
         source = iter(items)
         try:
-            for item in source:
-                if not put(item):
-                    break
-            else:
-                put(_END)
+            while wait_for_room():
+                try:
+                    item = next(source)
+                except StopIteration:
+                    ready.put((_END, None))
+                    return
+                ready.put((item, None))
         except BaseException as e:  # handed to the user of the items, who raises it
-            put(_END, e)
+            ready.put((_END, e))
         finally:
             close = getattr(source, "close", None)
             if close is not None:
@@ -101,6 +102,7 @@ def prefetched(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
                 raise error
             if item is _END:
                 return
+            room.release()
             yield item  # type: ignore[misc]
     finally:
         stop.set()

@@ -86,9 +86,14 @@ def sniffed_csv(con: duckdb.DuckDBPyConnection, path: str) -> str:
     first and guesses the dialect only when that splits the header into one column (a file
     delimited by semicolons or tabs)."""
     for dialect in (f", {CSV_DIALECT}", ""):
-        prompt, columns = con.execute(
-            f"SELECT Prompt, len(Columns) FROM sniff_csv({literal(path)}, header = true{dialect})"
-        ).fetchone()
+        try:
+            prompt, columns = con.execute(
+                f"SELECT Prompt, len(Columns) FROM sniff_csv({literal(path)}, header = true"
+                f"{dialect})").fetchone()
+        except duckdb.Error:
+            if not dialect:
+                raise
+            continue  # quotes this dialect cannot split: let the sniffer guess
         if columns > 1 or not dialect:
             break
     source = str(prompt).strip().removesuffix(";").strip().removeprefix("FROM ").strip()

@@ -184,3 +184,22 @@ def test_a_sqlite_plate_is_read_in_place_only_when_stored_in_image_order(
     assert got.num_rows == 242
     assert got.drop_columns(["Metadata_TableNumber"]).equals(
         expected.drop_columns(["Metadata_TableNumber"]))
+
+
+@pytest.mark.parametrize("text", [
+    "ImageNumber,ObjectNumber,Name,X\n1,1,\"a, b\",2.5\n1,2,c,3\n",  # RFC 4180, a quoted comma
+    "ImageNumber;ObjectNumber;Name;X\n1;1;a;2,5\n1;2;c;3\n",  # semicolons, decimal commas
+    "ImageNumber\tObjectNumber\tName\tX\n1\t1\t\"a\t2.5\n",  # tabs and a stray quote
+])
+def test_csv_files_are_sniffed_as_the_sniffer_reads_them_unaided(tmp_path, text):
+    import duckdb
+
+    from celltable.adapters.duckdb_stream import sniffed_csv
+
+    path = tmp_path / "Cells.csv"
+    path.write_text(text)
+    con = duckdb.connect()
+    unaided = con.execute(f"SELECT * FROM read_csv('{path}', header = true)")
+    expected = (unaided.description, unaided.fetchall())
+    read = con.execute(f"SELECT * FROM {sniffed_csv(con, str(path))}")
+    assert (read.description, read.fetchall()) == expected

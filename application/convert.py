@@ -8,8 +8,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from itertools import groupby
+from typing import TypeVar
 
 import structlog
 
@@ -21,7 +22,13 @@ from celltable.domain.errors import (
     InPlaceReadFailed,
 )
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
-from celltable.domain.model import STAGING, ConversionRequest, ConversionResult, TableReport
+from celltable.domain.model import (
+    STAGING,
+    ConversionRequest,
+    ConversionResult,
+    PlateRows,
+    TableReport,
+)
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
 from celltable.domain.output import OutputPlan, check_join_columns, partition_files, plan_output
 from celltable.domain.plan import auto_chunk_size, plan_chunks
@@ -285,6 +292,7 @@ def _write(
     partitioned = request.options.partition_by == "plate"
     files_by_plate = partition_files(list(by_key)) if partitioned else {}
     total = TableReport(plan.name, path, 0, 0, len(plan.columns))
+    plates = {unit: PlateRows(unit, 0, 0) for unit in dict.fromkeys(q.chunk.unit for q in queries)}
     log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=chunk_size,
              columns=len(plan.columns))
     todo = [q for q, s in zip(queries, saved, strict=True) if s is None]
@@ -311,6 +319,7 @@ def _write(
                 store.save(keys[i], out)
             file.sink.write(out.data)
             file.add(out)
+            plates[out.chunk.unit] = _plus(plates[out.chunk.unit], out)
             meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
                           chunk=out.chunk.index, rows=out.rows_out)
             # Task runners keep finished tasks' records in reference cycles; the chunks they hold
@@ -323,9 +332,11 @@ def _write(
                 total = _close(request, services, file, total, chunk_size, plan.columns)
         else:
             total = _close(request, services, file, total, chunk_size, plan.columns)
+    total = replace(total, plates=tuple(plates.values()))
     if total.dropped:
         log.warning("rows_dropped", table=plan.name, dropped=total.dropped,
-                    by_relationship=dict(total.missing))
+                    by_relationship=dict(total.missing),
+                    plates={p.plate: p.dropped for p in total.plates if p.dropped})
     log.info("table_written", table=plan.name, rows_in=total.rows_in, rows_out=total.rows_out)
     return total
 
@@ -338,14 +349,21 @@ class _File:
     sink: TableSink
     report: TableReport
     staged: list[StagedUnit]
-    missing: Counter[str] = field(default_factory=Counter)
 
     def add(self, out: ChunkOutput) -> None:
-        self.missing.update(dict(out.missing))
-        r = self.report
-        self.report = replace(r, rows_in=r.rows_in + out.rows_in, rows_out=r.rows_out + out.rows_out,
-                              dropped=r.dropped + out.dropped,
-                              missing=tuple(sorted(self.missing.items())))
+        self.report = _plus(self.report, out)
+
+
+Counts = TypeVar("Counts", TableReport, PlateRows)
+
+
+def _plus(counts: Counts, more: ChunkOutput | TableReport) -> Counts:
+    """``counts`` with ``more``'s added: rows in, out and dropped, and missing partners."""
+    missing = Counter(dict(counts.missing))
+    missing.update(dict(more.missing))
+    return replace(counts, rows_in=counts.rows_in + more.rows_in,
+                   rows_out=counts.rows_out + more.rows_out, dropped=counts.dropped + more.dropped,
+                   missing=tuple(sorted(missing.items())))
 
 
 def _close(request: ConversionRequest, services: Services, file: _File, total: TableReport,
@@ -357,11 +375,7 @@ def _close(request: ConversionRequest, services: Services, file: _File, total: T
     )
     if written != report.rows_out:
         raise AssertionError(f"{report.path}: wrote {written} rows, expected {report.rows_out}")
-    missing = Counter(dict(total.missing))
-    missing.update(dict(report.missing))
-    return replace(total, rows_in=total.rows_in + report.rows_in,
-                   rows_out=total.rows_out + report.rows_out,
-                   dropped=total.dropped + report.dropped, missing=tuple(sorted(missing.items())))
+    return _plus(total, report)
 
 
 def _saved_output(store: ChunkStore, saved: SavedChunk, query: ChunkQuery) -> ChunkOutput:

@@ -109,6 +109,17 @@ class ConversionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PlateRows:
+    """What became of one plate's base rows in an output table (see :class:`TableReport`)."""
+
+    plate: str
+    rows_in: int
+    rows_out: int
+    dropped: int = 0
+    missing: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TableReport:
     """One output table: where it went, its rows and columns, and what became of its input rows.
 
@@ -126,6 +137,8 @@ class TableReport:
     columns: int
     dropped: int = 0
     missing: tuple[tuple[str, int], ...] = ()
+    plates: tuple[PlateRows, ...] = ()
+    """The same counts for each plate, in plate order."""
 
     @property
     def unaccounted(self) -> int:

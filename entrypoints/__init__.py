@@ -26,7 +26,13 @@ from celltable.domain.errors import (
     UnsupportedSourceError,
     ValidationError,
 )
-from celltable.domain.model import ConversionOptions, ConversionResult, Progress, TableReport
+from celltable.domain.model import (
+    ConversionOptions,
+    ConversionResult,
+    PlateRows,
+    Progress,
+    TableReport,
+)
 
 __all__ = [
     "BucketNotFoundError",
@@ -41,6 +47,7 @@ __all__ = [
     "InvalidOptionError",
     "InvalidPresetError",
     "NoTablesFoundError",
+    "PlateRows",
     "Progress",
     "SchemaError",
     "SourceNotFoundError",

@@ -187,3 +187,29 @@ def test_sqlite_values_not_cast_and_integers_widened_are_in_the_report(tmp_path)
          "column": "Cytoplasm_AreaShape_Area", "type": "int64", "values": 1}]
     widened = {(w["table"], w["column"]) for w in report["widened_in_source"]}
     assert ("Image", "ExecutionTime_30CalculateMath") in widened
+
+
+def test_rows_and_orphans_are_counted_per_plate_too(tmp_path):
+    if not EXAMPLE.exists():
+        pytest.skip("shared ExampleHuman data not present")
+    src = tmp_path / "plates"
+    for plate in "ab":
+        (src / plate).mkdir(parents=True)
+        for name in TABLES:
+            shutil.copyfile(EXAMPLE / name, src / plate / name)
+            (src / plate / name).chmod(0o644)
+    _rewrite(src / "b" / "Cells.csv", lambda rows: [rows[0], *rows[2:]])  # one cell gone
+    with (src / "a" / "Cytoplasm.csv").open(newline="") as f:
+        cytoplasm = sum(1 for _ in csv.reader(f)) - 1
+    result = celltable.convert(src, tmp_path / "out.parquet", preset="cellprofiler_csv")
+    report = json.loads(Path(result.report_path).read_text())
+    (joined,) = report["outputs"]
+    plates = {p["plate"]: p for p in joined["plates"]}
+    assert set(plates) == {"a", "b"}
+    assert plates["a"] == {"plate": "a", "rows_in": cytoplasm, "rows_out": cytoplasm,
+                           "rows_dropped": 0, "orphans": dict.fromkeys(joined["orphans"], 0)}
+    assert plates["b"]["rows_in"] == cytoplasm
+    assert plates["b"]["rows_dropped"] == 1 == plates["b"]["rows_in"] - plates["b"]["rows_out"]
+    assert plates["b"]["orphans"] == joined["orphans"] and sum(joined["orphans"].values()) == 1
+    assert sum(p["rows_out"] for p in plates.values()) == joined["rows_out"]
+    assert pq.read_metadata(tmp_path / "out.parquet").num_rows == joined["rows_out"]

@@ -6,7 +6,7 @@ import pytest
 
 from celltable.application.convert import Services, convert
 from celltable.domain.join import derive_join
-from celltable.domain.model import ConversionOptions, ConversionRequest, TableReport
+from celltable.domain.model import ConversionOptions, ConversionRequest, PlateRows, TableReport
 from celltable.domain.output import plan_output
 from celltable.domain.presets import IMAGE, SourceFormat, get_preset
 from celltable.domain.report import (
@@ -123,7 +123,9 @@ def _report(a, b):
         used=("/src/a/Cells.csv",), skipped=(SkippedFile("/src/a/PH3.csv", "header only"),),
         read=tables_read([a, b]),
         tables=(TableReport("joined", "/out.parquet", 10, 9, 12, 1,
-                            (("Cytoplasm.Parent_Cells -> Cells", 1),)),),
+                            (("Cytoplasm.Parent_Cells -> Cells", 1),),
+                            (PlateRows("a", 10, 9, 1, (("Cytoplasm.Parent_Cells -> Cells", 1),)),
+                             PlateRows("b", 0, 0))),),
         differences=(("joined", column_differences(_plan(a, b), [a, b])),),
         duration_s=1.23456, peak_memory=PeakMemory(100, 50),
     )
@@ -142,7 +144,11 @@ def test_the_json_report_has_a_version_relative_paths_and_rows_per_stage():
         "b/Cytoplasm.csv", "b/Cells.csv", "b/Nuclei.csv"]
     assert data["outputs"] == [{
         "table": "joined", "path": "/out.parquet", "columns": 12, "rows_in": 10, "rows_out": 9,
-        "rows_dropped": 1, "rows_unaccounted": 0, "orphans": {"Cytoplasm.Parent_Cells -> Cells": 1}}]
+        "rows_dropped": 1, "rows_unaccounted": 0, "orphans": {"Cytoplasm.Parent_Cells -> Cells": 1},
+        "plates": [
+            {"plate": "a", "rows_in": 10, "rows_out": 9, "rows_dropped": 1,
+             "orphans": {"Cytoplasm.Parent_Cells -> Cells": 1}},
+            {"plate": "b", "rows_in": 0, "rows_out": 0, "rows_dropped": 0, "orphans": {}}]}]
     assert data["duration_s"] == 1.235
     assert data["peak_memory_bytes"] == {"process": 100, "workers": 50}
     # b has no rows, but its float type still makes the column float64: a's integers are cast

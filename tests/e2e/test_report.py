@@ -46,19 +46,25 @@ def _map(column, fn):
     return edit
 
 
+def _plates(tmp_path: Path, names: str) -> Path:
+    """A folder of plates named by the letters of ``names``, each a copy of ExampleHuman."""
+    if not EXAMPLE.exists():
+        pytest.skip("shared ExampleHuman data not present")
+    src = tmp_path / "plates"
+    for plate in names:
+        (src / plate).mkdir(parents=True)
+        for name in TABLES:
+            shutil.copyfile(EXAMPLE / name, src / plate / name)
+            (src / plate / name).chmod(0o644)
+    return src
+
+
 @pytest.fixture
 def mixed(tmp_path: Path) -> Path:
     """Four plates: ``a`` as exported plus an empty ``Experiment.csv``; ``b`` without two Cells
     columns; ``c`` with Nuclei areas as fractions, a Cells count as text, and a header-only
     ``PH3.csv``; ``d`` with a header-only Cytoplasm table."""
-    if not EXAMPLE.exists():
-        pytest.skip("shared ExampleHuman data not present")
-    src = tmp_path / "plates"
-    for plate in "abcd":
-        (src / plate).mkdir(parents=True)
-        for name in TABLES:
-            shutil.copyfile(EXAMPLE / name, src / plate / name)
-            (src / plate / name).chmod(0o644)
+    src = _plates(tmp_path, "abcd")
     (src / "a" / "Experiment.csv").write_bytes(b"")
     _rewrite(src / "b" / "Cells.csv", _drop(DROPPED))
     _rewrite(src / "c" / "Nuclei.csv", _map("AreaShape_Area", lambda n, v: f"{v}.5"))
@@ -190,14 +196,7 @@ def test_sqlite_values_not_cast_and_integers_widened_are_in_the_report(tmp_path)
 
 
 def test_rows_and_orphans_are_counted_per_plate_too(tmp_path):
-    if not EXAMPLE.exists():
-        pytest.skip("shared ExampleHuman data not present")
-    src = tmp_path / "plates"
-    for plate in "ab":
-        (src / plate).mkdir(parents=True)
-        for name in TABLES:
-            shutil.copyfile(EXAMPLE / name, src / plate / name)
-            (src / plate / name).chmod(0o644)
+    src = _plates(tmp_path, "ab")
     _rewrite(src / "b" / "Cells.csv", lambda rows: [rows[0], *rows[2:]])  # one cell gone
     with (src / "a" / "Cytoplasm.csv").open(newline="") as f:
         cytoplasm = sum(1 for _ in csv.reader(f)) - 1

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "data"
+REAL_DATA = REPO / "tests" / "data" / "real"
 EXAMPLE_HUMAN = REPO / "tests" / "data" / "ExampleHuman"
-NF1_SQLITE = SHARED / "cellprofiler" / "NF1_SchwannCell_data" / "all_cellprofiler.sqlite"
+NF1_SQLITE = REAL_DATA / "cellprofiler" / "NF1_SchwannCell_data" / "all_cellprofiler.sqlite"
 
 
 @pytest.fixture
@@ -20,8 +20,6 @@ def example_human() -> Path:
 @pytest.fixture
 def nf1_sqlite() -> Path:
     """The NF1 CellProfiler SQLite (242 cytoplasm objects over 32 images)."""
-    if not NF1_SQLITE.exists():
-        pytest.skip(f"shared data missing: {NF1_SQLITE}")
     return NF1_SQLITE
 
 

@@ -31,7 +31,7 @@ from celltable import (
     SourceReadError,
     UnknownPresetError,
 )
-from tests.conftest import EXAMPLE_HUMAN, NF1_SQLITE, SHARED
+from tests.conftest import EXAMPLE_HUMAN, NF1_SQLITE, REAL_DATA
 from tests.e2e.test_cli import _convert, _fails
 
 SQLITE = "cellprofiler_sqlite"
@@ -55,8 +55,6 @@ def _header_only(text: str) -> str:
 
 
 def _sqlite_copy(tmp: Path, *sql: str, name: str = "plate.sqlite") -> Path:
-    if not NF1_SQLITE.exists():
-        pytest.skip(f"shared data missing: {NF1_SQLITE}")
     path = tmp / name
     shutil.copy(NF1_SQLITE, path)
     with sqlite3.connect(path) as con:
@@ -101,8 +99,6 @@ def _binary_bytes(tmp: Path) -> Path:
 
 
 def _corrupt_sqlite(tmp: Path) -> Path:
-    if not NF1_SQLITE.exists():
-        pytest.skip(f"shared data missing: {NF1_SQLITE}")
     bad = tmp / "corrupt.sqlite"
     bad.write_bytes(NF1_SQLITE.read_bytes()[:4096] + b"\0garbage" * 1000)
     return bad
@@ -494,9 +490,7 @@ def test_a_symlink_loop_in_the_source_is_not_followed(tmp_path):
 def test_other_files_beside_the_tables_are_skipped(tmp_path):
     """The shared ExampleHuman folder as CellProfiler left it: images, a pipeline, and CSVs of
     other objects (PH3.csv, Experiment.csv)."""
-    shared = SHARED / "cellprofiler" / "ExampleHuman"
-    if not shared.exists():
-        pytest.skip(f"shared data missing: {shared}")
+    shared = REAL_DATA / "cellprofiler" / "ExampleHuman"
     src = tmp_path / "ExampleHuman"
     shutil.copytree(shared, src)
     assert _python(src, tmp_path).rows_out == 289

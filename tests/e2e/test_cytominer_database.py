@@ -19,14 +19,13 @@ import celltable
 from celltable.adapters.duckdb_engine import DuckDBEngine
 from celltable.adapters.storage import LocalSourceLocator
 from celltable.domain.presets import get_preset
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
-DATA = SHARED / "cytominer-database"
+DATA = REAL_DATA / "cytominer-database"
 SQLITE = DATA / "data_a_sqlite" / "data_a.sqlite"
 CSV_SITES = DATA / "data_a"
 CELL_HEALTH = "cell-health-cellprofiler-to-cytominer-database"
 
-pytestmark = pytest.mark.skipif(not SQLITE.exists(), reason=f"shared data missing: {DATA}")
 
 
 def _joined_rows(path: Path, *, by_table_number: bool) -> int:

@@ -18,12 +18,11 @@ from typer.testing import CliRunner
 import celltable
 from celltable.cli import app
 from celltable.domain.errors import SourceReadError
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
-DP = SHARED / "deepprofiler" / "pycytominer_example"
+DP = REAL_DATA / "deepprofiler" / "pycytominer_example"
 PLATE = "SQ00014812"
 
-pytestmark = pytest.mark.skipif(not DP.exists(), reason=f"shared data missing: {DP}")
 
 
 def _sites() -> list[tuple[str, np.ndarray, np.ndarray, dict]]:

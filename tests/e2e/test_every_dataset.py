@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from celltable.cli import app
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
 DATASETS = {
     # folder under shared/data: the preset inspect must detect
@@ -24,9 +24,7 @@ DATASETS = {
 
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_inspect_convert_and_validate_work_on_each_shared_data_set(tmp_path, name):
-    source = SHARED / name
-    if not source.exists():
-        pytest.skip(f"shared data missing: {source}")
+    source = REAL_DATA / name
     runner = CliRunner()
     inspected = runner.invoke(app, ["inspect", str(source), "--json"])
     assert inspected.exit_code == 0, inspected.output

@@ -12,11 +12,10 @@ import pytest
 
 import celltable
 from celltable.domain.naming import safe_name
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
-IN_CARTA = SHARED / "in-carta" / "colas-lab"
+IN_CARTA = REAL_DATA / "in-carta" / "colas-lab"
 
-pytestmark = pytest.mark.skipif(not IN_CARTA.exists(), reason=f"shared data missing: {IN_CARTA}")
 
 
 def _files() -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import celltable
 from celltable.cli import app
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
 runner = CliRunner()
 
@@ -64,11 +64,10 @@ def test_inspect_example_human_notes_the_files_it_does_not_read(example_human):
         "Image": (1, 81), "Cytoplasm": (289, 103), "Cells": (289, 104), "Nuclei": (289, 105)}
     assert {t["image_key"] for t in tables} == {"ImageNumber"}
     assert {t["object_number"] for t in tables if t["table"] != "Image"} == {"ObjectNumber"}
-    shared = SHARED / "cellprofiler" / "ExampleHuman"
-    if shared.exists():
-        messages = [i["message"] for i in _inspect_json(shared)["issues"]]
-        assert messages == ["not read (no table of preset cellprofiler_csv has that name): "
-                            "Experiment.csv, PH3.csv"]
+    shared = REAL_DATA / "cellprofiler" / "ExampleHuman"
+    messages = [i["message"] for i in _inspect_json(shared)["issues"]]
+    assert messages == ["not read (no table of preset cellprofiler_csv has that name): "
+                        "Experiment.csv, PH3.csv"]
 
 
 def test_inspect_lists_every_plate(three_example_plates, two_nf1_plates):
@@ -98,18 +97,14 @@ def test_inspect_finds_orphans_and_a_missing_table(tmp_path, example_human):
 
 
 def test_in_carta_is_inspected_with_its_preset_one_plate_per_file():
-    path = SHARED / "in-carta" / "colas-lab"
-    if not path.exists():
-        pytest.skip(f"shared data missing: {path}")
+    path = REAL_DATA / "in-carta" / "colas-lab"
     report = _inspect_json(path)
     assert (report["kind"], report["supported"], report["preset"]) == ("in_carta", True, "in-carta")
     assert len(report["plates"]) == 4 and report["issues"] == []
 
 
 def test_deepprofiler_is_inspected_with_its_preset_one_plate_per_folder():
-    path = SHARED / "deepprofiler" / "pycytominer_example"
-    if not path.exists():
-        pytest.skip(f"shared data missing: {path}")
+    path = REAL_DATA / "deepprofiler" / "pycytominer_example"
     report = _inspect_json(path)
     assert (report["kind"], report["supported"], report["preset"]) == (
         "deepprofiler", True, "deepprofiler")

@@ -267,8 +267,6 @@ def test_inspect_reads_with_a_preset_file(cellpose):
 
 
 def test_a_sqlite_preset_file_names_new_tables_and_columns_as_the_preset_does(tmp_path):
-    if not NF1_SQLITE.exists():
-        pytest.skip(f"shared data missing: {NF1_SQLITE}")
     src = tmp_path / "plate.sqlite"
     shutil.copy(NF1_SQLITE, src)
     with sqlite3.connect(src) as con:

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 import celltable
 from celltable.cli import app
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
-EXAMPLE = SHARED / "cellprofiler" / "ExampleHuman"
+EXAMPLE = REAL_DATA / "cellprofiler" / "ExampleHuman"
 TABLES = ("Image.csv", "Cells.csv", "Cytoplasm.csv", "Nuclei.csv")
 DROPPED = ["AreaShape_Compactness", "AreaShape_Eccentricity"]
 
@@ -48,8 +48,6 @@ def _map(column, fn):
 
 def _plates(tmp_path: Path, names: str) -> Path:
     """A folder of plates named by the letters of ``names``, each a copy of ExampleHuman."""
-    if not EXAMPLE.exists():
-        pytest.skip("shared ExampleHuman data not present")
     src = tmp_path / "plates"
     for plate in names:
         (src / plate).mkdir(parents=True)
@@ -174,10 +172,9 @@ def test_a_failed_conversion_writes_no_report(tmp_path):
     assert not dest.exists() and not Path(f"{dest}.report.json").exists()
 
 
-CYTOMINER = SHARED / "cytominer-database" / "data_a_sqlite" / "data_a.sqlite"
+CYTOMINER = REAL_DATA / "cytominer-database" / "data_a_sqlite" / "data_a.sqlite"
 
 
-@pytest.mark.skipif(not CYTOMINER.exists(), reason="shared cytominer-database data not present")
 def test_sqlite_values_not_cast_and_integers_widened_are_in_the_report(tmp_path):
     src = tmp_path / "src" / "junk.sqlite"
     src.parent.mkdir()

@@ -90,8 +90,6 @@ def plate(request, tmp_path_factory):
     """A local plate, its preset and its local conversion (the reference): the NF1 SQLite file
     or the ExampleHuman CSV folder."""
     path = NF1_SQLITE if request.param == "sqlite" else EXAMPLE_HUMAN
-    if not path.exists():
-        pytest.skip(f"shared data missing: {path}")
     preset = CASES[request.param]
     dest = tmp_path_factory.mktemp("reference") / "local.parquet"
     result = celltable.convert(path, dest, preset=preset)

@@ -14,7 +14,7 @@ from celltable.adapters.survey import LocalSurveyor
 from celltable.domain.errors import SourceReadError
 from celltable.domain.presets import get_preset
 from celltable.domain.schema import DataType
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 from tests.fakes import FakeEngine, FakeSource
 from tests.unit.test_convert import _plate
 
@@ -102,9 +102,7 @@ def test_an_unreadable_csv_is_named(tmp_path, example_human):
     ("in-carta/colas-lab", ".csv", 4),
 ])
 def test_the_survey_counts_files_and_reads_csv_headers(folder, suffix, files):
-    path = SHARED / folder
-    if not path.exists():
-        pytest.skip(f"shared data missing: {path}")
+    path = REAL_DATA / folder
     survey = LocalSurveyor().survey(str(path))
     assert survey.count(suffix) == files
     if suffix == ".csv":

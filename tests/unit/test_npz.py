@@ -21,7 +21,7 @@ from celltable.adapters.npz import (
 from celltable.domain.errors import SourceReadError, UnsafePickleError
 from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.sources import SourceUnit, TableLocation
-from tests.conftest import SHARED
+from tests.conftest import REAL_DATA
 
 DP = get_preset("deepprofiler")
 META = {"Metadata_Plate": "P1", "Metadata_Well": "B02", "Metadata_Site": 3, "DNA": "a.png",
@@ -213,9 +213,7 @@ def test_object_arrays_are_never_read_as_features(tmp_path):
 
 
 def test_the_shared_deepprofiler_file_reads_as_numpy_does(tmp_path):
-    path = SHARED / "deepprofiler" / "pycytominer_example" / "SQ00014812" / "A01_5.npz"
-    if not path.exists():
-        pytest.skip(f"shared data missing: {path}")
+    path = REAL_DATA / "deepprofiler" / "pycytominer_example" / "SQ00014812" / "A01_5.npz"
     site = read_npz(str(path))
     with np.load(path) as npz:  # no pickle: only the numeric members
         np.testing.assert_array_equal(site.features, npz["features"])

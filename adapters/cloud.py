@@ -33,11 +33,11 @@ from cloudpathlib.exceptions import (
     MissingDependenciesError,
 )
 
+from celltable.adapters.safe_paths import check_written_paths
 from celltable.adapters.storage import (
     LocalDestination,
     Tree,
     match_units,
-    refuse_inside,
     write_local_text,
 )
 from celltable.domain.errors import (
@@ -411,11 +411,16 @@ class CloudDestination:
         self._folder: Path | None = None
         self._dest: CloudPath | None = None
         self._replaces_folder = False
+        self._overwrite = False
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = ()) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
+                ) -> StagingPaths:
         dest = self._clients.path(dest_path)
-        refuse_inside([s for s in sources if "://" in s], str(dest), str)
+        written = [*guarded, ("--local-cache-dir", str(self._uploads.parent))]
+        if self._scratch_dir:
+            written.append(("--staging-dir", self._scratch_dir))
+        check_written_paths(sources, str(dest), written)
         if "/" not in str(dest)[len(dest.cloud_prefix):].strip("/"):
             raise DestinationError(f"destination {dest} names a bucket; add a key, e.g. {dest}/cells.parquet")
         with cloud_errors(str(dest)):
@@ -436,6 +441,7 @@ class CloudDestination:
         self._local = LocalDestination(self._scratch_dir,
                                        resume_dir=str(self._uploads.parent / "resume" / digest))
         self._dest, self._replaces_folder = dest, kind == "folder"
+        self._overwrite = overwrite
         try:
             return self._local.prepare(str(self._folder / dest.name), folder=folder,
                                        overwrite=False, resume=resume)
@@ -449,6 +455,14 @@ class CloudDestination:
         dest = self._dest
         try:
             with cloud_errors(str(dest)):
+                # Object storage has no put-if-absent common to every cloud: check, then put.
+                # A run publishing between the check and the first upload still wins.
+                if not self._overwrite and (dest.is_file() or dest.is_dir()):
+                    raise DestinationError(
+                        f"destination {dest} appeared while this conversion ran (another "
+                        "run?); it is left as it is: choose another path, or pass --overwrite "
+                        "to replace it"
+                    )
                 if staged.is_dir():
                     self._upload_folder(staged, dest)
                 else:

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
+from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
 from celltable.adapters.duckdb_gather import gather_chunk
 from celltable.adapters.duckdb_sql import (
     data_type,
@@ -36,7 +37,13 @@ from celltable.adapters.duckdb_sql import (
 from celltable.adapters.duckdb_stream import chunk_tables, in_place_csv_tables, in_place_tables
 from celltable.adapters.npz import chunk_rows, describe_npz, plate_table, stage_npz
 from celltable.adapters.sqlite_types import stage_mixed
-from celltable.domain.errors import CelltableError, ExecutionError, SchemaError, SourceReadError
+from celltable.domain.errors import (
+    CelltableError,
+    ExecutionError,
+    NotWholeKeyError,
+    SchemaError,
+    SourceReadError,
+)
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.plan import Chunk
@@ -186,6 +193,8 @@ class DuckDBEngine:
         try:
             with self._connect() as con:
                 return in_place_csv_tables(con, unit.tables, preset, self.threads)
+        except NotWholeKeyError:
+            raise
         except (duckdb.Error, OSError, ValueError, CelltableError):
             return None
 
@@ -214,6 +223,10 @@ class DuckDBEngine:
             raise SourceReadError(f"{loc.path} is empty (0 bytes); export or copy it again, "
                                   "or remove it from the source")
         sources = source_reads(unit, loc)
+        keys = self._csv_keys(con, sources[0], loc, preset) if unit.format is SourceFormat.CSV \
+            else []
+        if keys:  # read as DOUBLE first, so a fraction is found, not rounded (csv_keys.py)
+            sources = [with_double_keys(sources[0], keys), *sources[1:]]
         reconciled: tuple[tuple[tuple[str, int], ...], tuple[str, ...]] = ((), ())
         hint = ("" if unit.format is SourceFormat.SQLITE else
                 "; check it is a complete, comma-separated UTF-8 file (export or copy it again)")
@@ -240,6 +253,7 @@ class DuckDBEngine:
         )
         rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
         if unit.format is SourceFormat.CSV:
+            schema = self._whole_keys(con, target, loc, schema, keys)
             schema = self._settle_csv(con, target, loc, schema, rows)
         key = preset.image_key
         if key not in schema.names:
@@ -261,6 +275,38 @@ class DuckDBEngine:
                 by_image = ((first, nulls), *by_image)
         return StagedTable(loc.table, schema, rows, by_image, null_keys=nulls,
                            not_cast=reconciled[0], widened=reconciled[1])
+
+    @staticmethod
+    def _csv_keys(con: duckdb.DuckDBPyConnection, source: str, loc: TableLocation,
+                  preset: Preset) -> list[str]:
+        """The key columns of a CSV table the sniffer types as numbers (none if it cannot
+        tell)."""
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        except duckdb.Error:  # the read itself names the trouble
+            return []
+        wanted = set(preset.key_columns(loc.table))
+        return [n for n, t, *_ in described
+                if n in wanted and data_type(t) in (DataType.INT64, DataType.FLOAT64)]
+
+    @staticmethod
+    def _whole_keys(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
+                    schema: TableSchema, keys: list[str]) -> TableSchema:
+        """The staged table with its key columns, read as DOUBLE, checked whole and cast back
+        to BIGINT.
+
+        Raises:
+            NotWholeKeyError: A key holds a fraction.
+        """
+        keys = [k for k in keys if k in schema.names and schema.type_of(k) is DataType.FLOAT64]
+        if not keys:
+            return schema
+        if con.execute(f"SELECT count(*) FROM {target} WHERE {not_whole(keys)}").fetchone()[0]:
+            raise not_whole_error(con, target, loc.path, keys)
+        casts = ", ".join(f"CAST({ident(k)} AS BIGINT) AS {ident(k)}" for k in keys)
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * REPLACE ({casts}) FROM {target}")
+        return TableSchema(loc.table, tuple(
+            Column(c.name, DataType.INT64 if c.name in keys else c.type) for c in schema.columns))
 
     @staticmethod
     def _settle_csv(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,

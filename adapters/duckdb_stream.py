@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
 from celltable.adapters.duckdb_sql import data_type, error_summary, ident, literal
 from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
@@ -51,12 +52,23 @@ def in_place_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableL
     return tuple(tables)
 
 
-def key_runs(result: duckdb.DuckDBPyConnection) -> tuple[tuple[int, int], ...] | None:
-    """Rows per key of a query's one column, if its keys come in non-decreasing order and none
-    is NULL; else None. Read a batch at a time: the whole column never sits in memory."""
+class FlaggedRow(Exception):
+    """A row of a key scan was flagged (its second column true)."""
+
+
+def key_runs(result: duckdb.DuckDBPyConnection,
+             flagged: bool = False) -> tuple[tuple[int, int], ...] | None:
+    """Rows per key of a query's first column, if its keys come in non-decreasing order and
+    none is NULL; else None. Read a batch at a time: the whole column never sits in memory.
+
+    Raises:
+        FlaggedRow: With ``flagged``, the query's second column (a boolean) is true in a row.
+    """
     counted: dict[int, int] = {}
     last: int | None = None
     for batch in result.to_arrow_reader(2**20):
+        if flagged and pc.any(batch.column(1)).as_py():
+            raise FlaggedRow
         keys = batch.column(0)
         if keys.null_count:
             return None
@@ -119,24 +131,35 @@ def in_place_csv_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[Ta
     """
     con.execute("SET preserve_insertion_order = true")
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unit_tables)))) as pool:
-        found = list(pool.map(lambda loc: _csv_table(con.cursor(), loc, preset.image_key),
-                              unit_tables))
+        found = list(pool.map(lambda loc: _csv_table(con.cursor(), loc, preset), unit_tables))
     if any(f is None for f in found):
         return None
     return tuple(t for t, _ in found), {t.table: source for t, source in found}
 
 
 def _csv_table(con: duckdb.DuckDBPyConnection, loc: TableLocation,
-               key: str) -> tuple[StagedTable, str] | None:
-    """One CSV table and its read if it can be read in place (see ``in_place_csv_tables``)."""
+               preset: Preset) -> tuple[StagedTable, str] | None:
+    """One CSV table and its read if it can be read in place (see ``in_place_csv_tables``).
+
+    Raises:
+        NotWholeKeyError: A key column holds a fraction (checked in the same scan).
+    """
     if Path(loc.path).stat().st_size == 0:
         return None
+    key = preset.image_key
     source = sniffed_csv(con, loc.path)
     described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t, *_ in described))
     if key not in schema.names or schema.type_of(key) is not DataType.INT64:
         return None
-    counted = key_runs(con.execute(f"SELECT {ident(key)} FROM {source}"))
+    keys = [c for c in preset.key_columns(loc.table)
+            if c in schema.names and schema.type_of(c) in (DataType.INT64, DataType.FLOAT64)]
+    checked = with_double_keys(source, keys)
+    try:
+        counted = key_runs(con.execute(
+            f"SELECT CAST({ident(key)} AS BIGINT), {not_whole(keys)} FROM {checked}"), True)
+    except FlaggedRow:
+        raise not_whole_error(con, checked, loc.path, keys) from None
     if not counted:
         return None
     return StagedTable(loc.table, schema, sum(n for _, n in counted), counted), source

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from celltable.adapters.safe_paths import resolved
 from celltable.domain.errors import NoTablesFoundError, SourceNotFoundError, SourceReadError
 from celltable.domain.ports import SourceLocator
 from celltable.domain.presets import Preset
@@ -55,11 +56,21 @@ def read_manifest(path: str) -> tuple[str, ...]:
 
 
 def check_entries(entries: Sequence[str], where: str) -> tuple[str, ...]:
-    seen: set[str] = set()
+    """``entries``, unless two name the same place: compared resolved (symlinks followed,
+    ``..`` removed), so a plate listed under two spellings is not converted twice.
+
+    Raises:
+        SourceReadError: Two entries resolve to the same source.
+    """
+    seen: dict[str, str] = {}
     for e in entries:
-        if e.rstrip("/") in seen:
-            raise SourceReadError(f"{where} lists {e} twice; list each source once")
-        seen.add(e.rstrip("/"))
+        key = resolved(e)
+        if key in seen:
+            if seen[key].rstrip("/") == e.rstrip("/"):
+                raise SourceReadError(f"{where} lists {e} twice; list each source once")
+            raise SourceReadError(f"{where} lists one source twice: {seen[key]} and {e} are "
+                                  f"both {key}; list each source once")
+        seen[key] = e
     return tuple(entries)
 
 

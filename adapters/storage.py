@@ -21,6 +21,12 @@ from pathlib import Path
 
 import structlog
 
+from celltable.adapters.safe_paths import (
+    check_written_paths,
+    missing_parents,
+    publish_new,
+    remove_if_empty,
+)
 from celltable.domain.errors import (
     DestinationError,
     NoTablesFoundError,
@@ -71,13 +77,16 @@ class Tree:
     name: str
     is_file: bool
     folders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    passed: tuple[tuple[str, str], ...] = ()
+    """Folders not read, as ``(relative path, why)``: links to folders read already."""
 
     @classmethod
-    def of(cls, location: str, name: str, listing: Iterable[tuple[str, Iterable[str]]]) -> Tree:
+    def of(cls, location: str, name: str, listing: Iterable[tuple[str, Iterable[str]]],
+           passed: Iterable[tuple[str, str]] = ()) -> Tree:
         """A folder tree from ``(relative folder, file names)`` pairs in any order."""
         folders = sorted(((rel, tuple(sorted(names))) for rel, names in listing),
                          key=lambda f: tuple(f[0].split("/")) if f[0] else ())
-        return cls(location, name, False, tuple(folders))
+        return cls(location, name, False, tuple(folders), tuple(passed))
 
     def key(self, rel: str) -> str:
         """The plate key (``Metadata_TableNumber``) of the unit at ``rel``."""
@@ -96,14 +105,25 @@ def _join(folder: str, name: str) -> str:
 
 
 def _walk(root: Path) -> Tree:
-    """The tree under a local folder; links to folders are not followed, so a link loop cannot
-    trap the walk."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
+    """The tree under a local folder. Links to folders are followed (workflow managers stage
+    plates as links), each folder read once: a link reaching a folder already read (a loop, or
+    a second name for a plate) is passed over and listed with the skipped files, so no plate
+    is read twice. Real folders are walked before links beside them, so a plate keeps its own
+    name rather than a link's."""
+    found, passed, seen = [], [], {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel = Path(dirpath).relative_to(root).as_posix()
-        found.append(("" if rel == "." else rel, filenames))
-    return Tree.of(str(root), root.name, found)
+        rel = "" if rel == "." else rel
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames.clear()
+            passed.append((rel, f"a link to {real}, read already as "
+                                f"{seen[real] or 'the source itself'}"))
+            continue
+        seen[real] = rel
+        dirnames.sort(key=lambda d: ((Path(dirpath) / d).is_symlink(), d))
+        found.append((rel, filenames))
+    return Tree.of(str(root), root.name, found, passed)
 
 
 def match_units(
@@ -138,6 +158,7 @@ def match_units(
         units, skipped = _csv_units(tree, preset, where)
     if not units:
         raise NoTablesFoundError(_nothing_found(tree, preset, [p for p, _ in skipped]))
+    skipped = [*skipped, *((where(rel), why) for rel, why in tree.passed)]
     reasons = []
     for path, why in skipped:
         odd = state(_rel(tree, path)) if state is not None else None
@@ -313,18 +334,6 @@ def file_state(path: Path) -> str | None:
     return None
 
 
-def refuse_inside(sources: Sequence[str], dest: str, canonical: Callable[[str], str]) -> None:
-    """Refuse a destination that is a source or lies inside one (``canonical`` resolves a
-    source's path as ``dest`` was)."""
-    for source in sources:
-        root = canonical(source).rstrip("/")
-        if dest.rstrip("/") == root or dest.startswith(root + "/"):
-            raise DestinationError(
-                f"destination {dest} lies inside the source {source}, where a rerun would read "
-                "it as input; write it outside the source"
-            )
-
-
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``), so a
     folder replacing another is never absent, even if the process dies; False where the system
@@ -369,12 +378,19 @@ class LocalDestination:
         self._dest: Path | None = None
         self._staging: Path | None = None
         self._output: Path | None = None
+        self._created: list[Path] = []  # folders prepare() made, deepest first
+        self._overwrite = False
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = ()) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
+                ) -> StagingPaths:
         dest = Path(dest_path).expanduser().absolute()
-        refuse_inside(sources, str(dest.resolve()),
-                      lambda src: str(Path(src).resolve()) if "://" not in src else src)
+        written = list(guarded)
+        if self._scratch_dir:
+            written.append(("--staging-dir", self._scratch_dir))
+        if resume:
+            written.append(("the resume folder", str(self.resume_folder(dest))))
+        check_written_paths(sources, str(dest), written)
         if dest.exists() or dest.is_symlink():
             if not overwrite:
                 raise DestinationError(
@@ -386,22 +402,24 @@ class LocalDestination:
                     f"destination {dest} is {kind}, but this conversion writes "
                     f"{'a folder' if folder else 'a file'}; remove it or choose another path"
                 )
+        self._created = missing_parents(dest)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             self._remove_stale(dest)
             staging = dest.parent / f".{dest.name}.celltable-{uuid.uuid4().hex[:12]}"
             staging.mkdir()
             (staging / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
-            scratch = (
-                Path(self._scratch_dir).expanduser().absolute() / staging.name
-                if self._scratch_dir
-                else staging / "scratch"
-            )
+            if self._scratch_dir:
+                scratch = Path(self._scratch_dir).expanduser().absolute() / staging.name
+                self._created += missing_parents(scratch)
+            else:
+                scratch = staging / "scratch"
             scratch.mkdir(parents=True)
             self._resume = self.resume_folder(dest)
             if resume:
                 self._resume.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            remove_if_empty(self._created)
             blocker = next((p for p in dest.parents if p.exists()), dest.parent)
             why = (f"{blocker} is a file, not a folder" if not blocker.is_dir()
                    else e.strerror or str(e))
@@ -412,7 +430,7 @@ class LocalDestination:
         if folder:
             output.mkdir()
         self._dest, self._staging, self._output = dest, staging, output
-        self._scratch = scratch
+        self._scratch, self._overwrite = scratch, overwrite
         return StagingPaths(str(output), str(scratch), str(self._resume) if resume else None)
 
     def _remove_stale(self, dest: Path) -> None:
@@ -446,14 +464,22 @@ class LocalDestination:
         assert self._dest and self._output and self._staging, "prepare() first"
         dest, output = self._dest, self._output
         try:
-            if output.is_dir() and dest.is_dir():
+            if not self._overwrite:
+                publish_new(output, dest)
+            elif output.is_dir() and dest.is_dir():
                 if not _exchange(output, dest):  # the old folder goes with the staging
                     dest.rename(self._staging / "replaced")  # DEST is briefly absent
                     output.rename(dest)
             else:
                 output.replace(dest)  # atomic for files on one filesystem
+        except FileExistsError as e:
+            raise DestinationError(
+                f"destination {dest} appeared while this conversion ran (another run?); it is "
+                "left as it is: choose another path, or pass --overwrite to replace it"
+            ) from e
         except OSError as e:
             raise DestinationError(f"cannot move the output into {dest}: {e}") from e
+        self._created = []
         self._cleanup()
         if self._resume_dir is None:
             self.forget_resume()
@@ -466,6 +492,8 @@ class LocalDestination:
 
     def discard(self) -> None:
         self._cleanup()
+        remove_if_empty(self._created)  # the folders made for DEST, unless the run kept one
+        self._created = []
 
     def write_text(self, path: str, text: str) -> str:
         if "://" in path:

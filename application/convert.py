@@ -108,7 +108,8 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
              skipped=len(layout.skipped))
     paths = services.destination.prepare(
         request.dest_path, folder=not opts.join or bool(opts.partition_by),
-        overwrite=opts.overwrite, resume=opts.resume, sources=layout.roots or (layout.root,),
+        overwrite=opts.overwrite, resume=opts.resume, sources=layout.source_paths(),
+        guarded=_guarded(request),
     )
     staged: list[StagedUnit] = []
     try:
@@ -171,6 +172,22 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
         seconds=round(result.duration_s, 3),
     )
     return result
+
+
+def _guarded(request: ConversionRequest) -> list[tuple[str, str]]:
+    """The paths the options name that the conversion writes, besides DEST and its staging:
+    the run report and the cloud download cache."""
+    opts = request.options
+    found = []
+    if opts.report_path != "-":
+        found.append(("--report", _report_path(request)))
+    if opts.local_cache_dir:
+        found.append(("--local-cache-dir", opts.local_cache_dir))
+    return found
+
+
+def _report_path(request: ConversionRequest) -> str:
+    return request.options.report_path or request.dest_path.rstrip("/") + REPORT_SUFFIX
 
 
 Written = tuple[TableReport, OutputPlan | None]

@@ -27,6 +27,11 @@ class SourceReadError(CelltableError):
     """A source file could not be read (corrupt SQLite, unreadable CSV ...)."""
 
 
+class SourceChangedError(SourceReadError):
+    """A source file changed while it was converted (its size or modification time, or the rows
+    read differ from the rows counted at the start): the output would mix two versions."""
+
+
 class UnsafePickleError(SourceReadError):
     """A pickled object in a source (DeepProfiler's ``metadata.npy``) asks for more than plain
     values: it is refused unread, and nothing it names runs."""
@@ -34,6 +39,11 @@ class UnsafePickleError(SourceReadError):
 
 class SchemaError(CelltableError):
     """A table lacks a column the preset needs (a key column, a parent reference ...)."""
+
+
+class NotWholeKeyError(SchemaError):
+    """A key column (image number, object number, parent reference) holds a value that is not a
+    whole number, which a join would round to another object's key."""
 
 
 class DestinationError(CelltableError):

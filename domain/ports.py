@@ -131,19 +131,29 @@ class Destination(Protocol):
     """Stages output and publishes it atomically at the destination path."""
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = ()) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
+                ) -> StagingPaths:
         """Fresh local staging paths for the output (a file, or a folder of files), and with
         ``resume`` the destination's resume folder (created if missing, kept if present).
 
+        ``guarded``: other paths the conversion writes, as ``(option, path)`` (the report ...);
+        with the destination, its staging and resume folders, they go through
+        :func:`celltable.domain.paths.check_paths`, resolved the way this storage resolves.
+
         Raises:
             DestinationError: The destination exists and ``overwrite`` is false, it cannot be
-                written, or it is one of ``sources`` or inside one (a rerun would read the
-                output as input, and ``overwrite`` would replace the source).
+                written, or a path it or ``guarded`` names breaks the path-safety rule (it is
+                a source or lies inside one, or a source lies inside the destination).
         """
         ...
 
     def publish(self) -> str:
-        """Move the staged output to the destination in one step and return its path."""
+        """Move the staged output to the destination in one step and return its path; without
+        ``overwrite``, never over a destination that appeared since ``prepare``.
+
+        Raises:
+            DestinationError: The destination appeared meanwhile (it is left as it is).
+        """
         ...
 
     def discard(self) -> None:

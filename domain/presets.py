@@ -122,6 +122,16 @@ class Preset:
             tables[c.table.lower()] = c.name
         object.__setattr__(self, "tables_by_name", tables)
 
+    def key_columns(self, table: str) -> tuple[str, ...]:
+        """The columns of ``table`` (``Image`` or a compartment) holding keys: the image number,
+        its object number, and the parent references it holds. A join matches them exactly, so
+        each must hold whole numbers."""
+        found = [self.image_key]
+        if table != IMAGE:
+            found.append(self.compartment(table).object_number)
+            found += [r.column for r in self.relationships if r.child == table]
+        return tuple(dict.fromkeys(found))
+
     def compartment(self, name: str) -> Compartment:
         """The compartment called ``name``."""
         for c in self.compartments:

@@ -68,6 +68,15 @@ class SourceLayout:
         if self.reasons and len(self.reasons) != len(self.skipped):
             raise ValueError("one reason per skipped file, or none")
 
+    def source_paths(self) -> tuple[str, ...]:
+        """Every path read as a source: the source given (a manifest too), each source it
+        lists, and each plate's folder or file and table files, as the locator found them."""
+        found = [self.root, *self.roots]
+        for u in self.units:
+            found.append(u.path)
+            found.extend(t.path for t in u.tables)
+        return tuple(dict.fromkeys(found))
+
     def skipped_files(self) -> tuple[SkippedFile, ...]:
         """Every skipped file with its reason (``"not read"`` when none was recorded)."""
         reasons = self.reasons or ("not read",) * len(self.skipped)

@@ -26,6 +26,7 @@ from celltable.render import (
     validation_json,
     validation_view,
 )
+from celltable.signals import EXIT_CODE, Terminated, terminate_as_interrupt
 
 app = typer.Typer(
     help="Turn image-analysis measurements into analysis-ready single-cell Parquet tables.\n\n"
@@ -175,12 +176,16 @@ def convert(
                 typer.echo(f"celltable: {detection.explain()}", err=True)
         from celltable.progress import progress_bar  # rich's bars, for terminals only
 
-        with progress_bar(sys.stderr.isatty() and not quiet) as listener:
+        with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
             chosen = _customised(preset, compartment, relationship, drop_compartment)
             result = api.convert(source, dest, preset=chosen, join=join, options=options,
                                  parsl_config=parsl_config, progress=listener)
     except (CelltableError, OSError) as e:
         _fail(str(e))
+    except Terminated:
+        typer.echo(f"celltable: error: stopped by SIGTERM; {dest} was left as it was (run "
+                   "again, with --resume to reuse finished chunks)", err=True)
+        raise typer.Exit(EXIT_CODE) from None
     if report == "-" and result.report is not None:
         typer.echo(json.dumps(report_json(result.report), indent=2))
     for line in conversion_summary(result):

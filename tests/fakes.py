@@ -167,7 +167,8 @@ class FakeDestination:
     _dest: str = ""
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = ()) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
+                ) -> StagingPaths:
         if dest_path in self.existing and not overwrite:
             raise DestinationError(f"{dest_path} exists")
         self._dest, self.sources = dest_path, tuple(sources)

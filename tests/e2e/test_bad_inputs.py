@@ -243,7 +243,7 @@ def test_a_destination_that_is_the_source_is_refused_even_with_overwrite(tmp_pat
     src = _sqlite_copy(tmp_path)
     before = src.read_bytes()
     result = _convert(src, src, "--preset", SQLITE, "--overwrite")
-    assert result.exit_code == 1 and "inside the source" in result.output
+    assert result.exit_code == 1 and "is the source" in result.output
     assert src.read_bytes() == before
 
 

@@ -1,0 +1,59 @@
+"""Key columns of CSV files checked for values that are not whole numbers.
+
+DuckDB's CSV reader types a column from a sample of rows; a later ``285.5`` in a column typed
+BIGINT is rounded to 286 without an error. For a feature that is documented (docs/output.md);
+for a key (image number, object number, parent reference) it would join a row to another
+object. So key columns typed BIGINT are read as DOUBLE, any fraction is a named error, and only
+then are they cast to BIGINT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from celltable.adapters.duckdb_sql import ident, literal
+from celltable.domain.errors import NotWholeKeyError
+
+
+def with_double_keys(source: str, columns: Sequence[str]) -> str:
+    """``source`` (a ``read_csv(...)`` expression, maybe the sniffer's with every column's type
+    spelled out) with ``columns`` read as DOUBLE."""
+    if not columns:
+        return source
+    if "columns={" in source.replace(" ", ""):  # the sniffer's prompt names every type
+        for c in columns:
+            source = source.replace(f"{literal(c)}: 'BIGINT'", f"{literal(c)}: 'DOUBLE'")
+        return source
+    spec = ", ".join(f"{literal(c)}: 'DOUBLE'" for c in columns)
+    return f"{source[:-1]}, types = {{{spec}}})"
+
+
+def not_whole(columns: Sequence[str]) -> str:
+    """A SQL condition true on a row where one of ``columns`` (DOUBLE) holds a fraction."""
+    if not columns:
+        return "false"
+    return "coalesce(" + " OR ".join(f"{ident(c)} <> trunc({ident(c)})" for c in columns) + \
+        ", false)"
+
+
+def not_whole_error(con: duckdb.DuckDBPyConnection, source: str, path: str,
+                    columns: Sequence[str]) -> NotWholeKeyError:
+    """The error naming the first column of ``columns`` in ``source`` (read as DOUBLE) holding
+    a fraction, its first such value and row, and how many there are."""
+    for c in columns:
+        found = con.execute(
+            f"SELECT n, v, count(*) OVER () FROM (SELECT row_number() OVER () AS n, "
+            f"{ident(c)} AS v FROM {source}) WHERE v <> trunc(v) ORDER BY n LIMIT 1"
+        ).fetchone()
+        if found is not None:
+            row, value, count = found
+            return NotWholeKeyError(
+                f"{path}: key column {c} holds {value:g} in row {row:,} ({count:,} value(s) in "
+                "all are not whole numbers); a key must be a whole number, as a join would "
+                "match it to another object: fix the export, or leave the column's table out "
+                "(--drop-compartment)"
+            )
+    return NotWholeKeyError(f"{path}: a key column ({', '.join(columns)}) holds a value that "
+                            "is not a whole number; fix the export")

@@ -41,6 +41,19 @@ def _durably(tmp: Path, final: Path) -> None:
     tmp.replace(final)
 
 
+def file_versions(paths: Sequence[str]) -> dict[str, str]:
+    """Each local file's version: its size and modification time (``"missing"`` if gone)."""
+    versions = {}
+    for p in paths:
+        try:
+            st = Path(p).stat()
+        except OSError:
+            versions[p] = "missing"
+            continue
+        versions[p] = f"{st.st_size}:{st.st_mtime_ns}"
+    return versions
+
+
 class LocalChunkStore:
     """Implements :class:`celltable.domain.ports.ChunkStore` in a local folder."""
 
@@ -48,15 +61,7 @@ class LocalChunkStore:
         self._folder = Path(folder)
 
     def versions(self, paths: Sequence[str]) -> dict[str, str]:
-        versions = {}
-        for p in paths:
-            try:
-                st = Path(p).stat()
-            except OSError:
-                versions[p] = "missing"
-                continue
-            versions[p] = f"{st.st_size}:{st.st_mtime_ns}"
-        return versions
+        return file_versions(paths)
 
     def saved(self, key: str) -> SavedChunk | None:
         record, data = self._folder / f"{key}.json", self._folder / f"{key}.arrow"
@@ -64,7 +69,7 @@ class LocalChunkStore:
             fields = json.loads(record.read_text())
             saved = SavedChunk(key, fields["rows_out"], fields["rows_in"], fields["dropped"],
                                tuple((str(r), int(n)) for r, n in fields["missing"]),
-                               fields["checksum"])
+                               fields["checksum"], int(fields.get("null_objects", 0)))
             ok = data.stat().st_size == fields["bytes"] and _digest(data) == saved.checksum
         except FileNotFoundError:
             return None
@@ -94,6 +99,7 @@ class LocalChunkStore:
                 "rows_in": output.rows_in,
                 "dropped": output.dropped,
                 "missing": [list(m) for m in output.missing],
+                "null_objects": output.null_objects,
                 "checksum": _digest(data),
                 "bytes": data.stat().st_size,
             }

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 
 import duckdb
 
-from celltable.adapters.duckdb_sql import ident, literal
+from celltable.adapters.duckdb_sql import data_type, ident, literal
 from celltable.domain.errors import NotWholeKeyError
+from celltable.domain.presets import Preset
+from celltable.domain.schema import Column, DataType, TableSchema
+from celltable.domain.sources import TableLocation
 
 
 def with_double_keys(source: str, columns: Sequence[str]) -> str:
@@ -57,3 +60,34 @@ def not_whole_error(con: duckdb.DuckDBPyConnection, source: str, path: str,
             )
     return NotWholeKeyError(f"{path}: a key column ({', '.join(columns)}) holds a value that "
                             "is not a whole number; fix the export")
+
+
+def csv_keys(con: duckdb.DuckDBPyConnection, source: str, loc: TableLocation,
+              preset: Preset) -> list[str]:
+    """The key columns of a CSV table the sniffer types as numbers (none if it cannot
+    tell)."""
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    except duckdb.Error:  # the read itself names the trouble
+        return []
+    wanted = set(preset.key_columns(loc.table))
+    return [n for n, t, *_ in described
+            if n in wanted and data_type(t) in (DataType.INT64, DataType.FLOAT64)]
+
+def whole_keys(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
+                schema: TableSchema, keys: list[str]) -> TableSchema:
+    """The staged table with its key columns, read as DOUBLE, checked whole and cast back
+    to BIGINT.
+
+    Raises:
+        NotWholeKeyError: A key holds a fraction.
+    """
+    keys = [k for k in keys if k in schema.names and schema.type_of(k) is DataType.FLOAT64]
+    if not keys:
+        return schema
+    if con.execute(f"SELECT count(*) FROM {target} WHERE {not_whole(keys)}").fetchone()[0]:
+        raise not_whole_error(con, target, loc.path, keys)
+    casts = ", ".join(f"CAST({ident(k)} AS BIGINT) AS {ident(k)}" for k in keys)
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * REPLACE ({casts}) FROM {target}")
+    return TableSchema(loc.table, tuple(
+        Column(c.name, DataType.INT64 if c.name in keys else c.type) for c in schema.columns))

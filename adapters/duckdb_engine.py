@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
-from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
+from celltable.adapters.csv_keys import csv_keys, whole_keys, with_double_keys
 from celltable.adapters.duckdb_gather import gather_chunk
 from celltable.adapters.duckdb_sql import (
     data_type,
@@ -42,10 +42,12 @@ from celltable.domain.errors import (
     ExecutionError,
     NotWholeKeyError,
     SchemaError,
+    SourceChangedError,
     SourceReadError,
 )
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery
+from celltable.domain.naming import OBJECT_NUMBER
 from celltable.domain.plan import Chunk
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.schema import Column, DataType, TableSchema
@@ -78,6 +80,22 @@ def sqlite_extension() -> str:
             f"duckdb-extension-sqlite-scanner=={duckdb.__version__}"
         )
     return str(found[0])
+
+
+def check_rows_read(tables: dict[str, pa.Table], query: ChunkQuery) -> None:
+    """The rows a chunk read from its source (in place) are those counted when the plate was
+    surveyed.
+
+    Raises:
+        SourceChangedError: They are not: the file changed since (rows added, removed).
+    """
+    read = tables[query.table].num_rows if query.table in tables else query.chunk.rows
+    if read != query.chunk.rows:
+        raise SourceChangedError(
+            f"{query.table} rows of {query.chunk.describe()}: {read:,} read, {query.chunk.rows:,} "
+            "counted at the start; the source changed while it was converted (is something "
+            "still writing it?): run again once it is complete"
+        )
 
 
 def _sorted(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
@@ -223,7 +241,7 @@ class DuckDBEngine:
             raise SourceReadError(f"{loc.path} is empty (0 bytes); export or copy it again, "
                                   "or remove it from the source")
         sources = source_reads(unit, loc)
-        keys = self._csv_keys(con, sources[0], loc, preset) if unit.format is SourceFormat.CSV \
+        keys = csv_keys(con, sources[0], loc, preset) if unit.format is SourceFormat.CSV \
             else []
         if keys:  # read as DOUBLE first, so a fraction is found, not rounded (csv_keys.py)
             sources = [with_double_keys(sources[0], keys), *sources[1:]]
@@ -253,7 +271,7 @@ class DuckDBEngine:
         )
         rows = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
         if unit.format is SourceFormat.CSV:
-            schema = self._whole_keys(con, target, loc, schema, keys)
+            schema = whole_keys(con, target, loc, schema, keys)
             schema = self._settle_csv(con, target, loc, schema, rows)
         key = preset.image_key
         if key not in schema.names:
@@ -275,38 +293,6 @@ class DuckDBEngine:
                 by_image = ((first, nulls), *by_image)
         return StagedTable(loc.table, schema, rows, by_image, null_keys=nulls,
                            not_cast=reconciled[0], widened=reconciled[1])
-
-    @staticmethod
-    def _csv_keys(con: duckdb.DuckDBPyConnection, source: str, loc: TableLocation,
-                  preset: Preset) -> list[str]:
-        """The key columns of a CSV table the sniffer types as numbers (none if it cannot
-        tell)."""
-        try:
-            described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        except duckdb.Error:  # the read itself names the trouble
-            return []
-        wanted = set(preset.key_columns(loc.table))
-        return [n for n, t, *_ in described
-                if n in wanted and data_type(t) in (DataType.INT64, DataType.FLOAT64)]
-
-    @staticmethod
-    def _whole_keys(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
-                    schema: TableSchema, keys: list[str]) -> TableSchema:
-        """The staged table with its key columns, read as DOUBLE, checked whole and cast back
-        to BIGINT.
-
-        Raises:
-            NotWholeKeyError: A key holds a fraction.
-        """
-        keys = [k for k in keys if k in schema.names and schema.type_of(k) is DataType.FLOAT64]
-        if not keys:
-            return schema
-        if con.execute(f"SELECT count(*) FROM {target} WHERE {not_whole(keys)}").fetchone()[0]:
-            raise not_whole_error(con, target, loc.path, keys)
-        casts = ", ".join(f"CAST({ident(k)} AS BIGINT) AS {ident(k)}" for k in keys)
-        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * REPLACE ({casts}) FROM {target}")
-        return TableSchema(loc.table, tuple(
-            Column(c.name, DataType.INT64 if c.name in keys else c.type) for c in schema.columns))
 
     @staticmethod
     def _settle_csv(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
@@ -368,6 +354,7 @@ class DuckDBEngine:
             with self._reader(source.handle) as con:
                 result, counts = self._run(con, query, key_present)
         else:
+            check_rows_read(source, query)
             with self._joiner() as con:
                 gathered = gather_chunk(con, source, query)
             if gathered is not None:  # in output order already
@@ -386,8 +373,10 @@ class DuckDBEngine:
             # Free the chunk's source rows now, not when the task runner lets go of the task's
             # arguments (after the chunk is written): one chunk fewer in memory.
             source.clear()
+        nulls = result.column(OBJECT_NUMBER).null_count if OBJECT_NUMBER in result.column_names \
+            else 0
         return ChunkOutput(query.chunk, result, result.num_rows, rows_in=query.chunk.rows,
-                           dropped=counts[0], missing=missing)
+                           dropped=counts[0], missing=missing, null_objects=nulls)
 
     @staticmethod
     def _run(con: duckdb.DuckDBPyConnection, query: ChunkQuery,

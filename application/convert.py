@@ -20,6 +20,7 @@ from celltable.domain.errors import (
     CelltableError,
     ConfigurationError,
     InPlaceReadFailed,
+    SourceChangedError,
 )
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
 from celltable.domain.model import (
@@ -79,6 +80,8 @@ class Services:
     progress: ProgressListener | None = None  # told after each plate staged and chunk written
     chunk_store: Callable[[str], ChunkStore] | None = None  # opens a resume folder's saves
     peak_memory: Callable[[], PeakMemory | None] | None = None  # measured for the run report
+    # each source file's version (size, modification time), to tell one changed during the run
+    versions: Callable[[Sequence[str]], dict[str, str]] | None = None
 
 
 def convert(request: ConversionRequest, services: Services) -> ConversionResult:
@@ -111,6 +114,8 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
         overwrite=opts.overwrite, resume=opts.resume, sources=layout.source_paths(),
         guarded=_guarded(request),
     )
+    files = sorted({t.path for u in layout.units for t in u.tables})
+    before = services.versions(files) if services.versions else {}
     staged: list[StagedUnit] = []
     try:
         store = None
@@ -146,6 +151,7 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
                 i = next(i for i, s in enumerate(staged) if s.unit.key == e.plate)
                 services.engine.release(staged[i])
                 staged[i] = services.engine.stage(staged[i].unit, preset, paths.scratch, True)
+        _unchanged(services, before)
         dest = services.destination.publish()
     except BaseException:
         services.destination.discard()
@@ -172,6 +178,24 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
         seconds=round(result.duration_s, 3),
     )
     return result
+
+
+def _unchanged(services: Services, before: dict[str, str]) -> None:
+    """Check, before publishing, that no source file changed since the conversion began.
+
+    Raises:
+        SourceChangedError: One did (its size or modification time differ).
+    """
+    if not services.versions or not before:
+        return
+    after = services.versions(list(before))
+    changed = [f for f, v in before.items() if after.get(f) != v]
+    if changed:
+        raise SourceChangedError(
+            f"{changed[0]} changed while it was converted (size or modification time"
+            f"{f'; {len(changed) - 1} other file(s) too' if len(changed) > 1 else ''}); nothing "
+            "was written: run again once nothing writes to the source"
+        )
 
 
 def _guarded(request: ConversionRequest) -> list[tuple[str, str]]:
@@ -350,6 +374,9 @@ def _write(
         else:
             total = _close(request, services, file, total, chunk_size, plan.columns)
     total = replace(total, plates=tuple(plates.values()))
+    if total.null_objects:
+        log.warning("null_object_numbers", table=plan.name, rows=total.null_objects,
+                    plates={p.plate: p.null_objects for p in total.plates if p.null_objects})
     if total.dropped:
         log.warning("rows_dropped", table=plan.name, dropped=total.dropped,
                     by_relationship=dict(total.missing),
@@ -380,7 +407,8 @@ def _plus(counts: Counts, more: ChunkOutput | TableReport) -> Counts:
     missing.update(dict(more.missing))
     return replace(counts, rows_in=counts.rows_in + more.rows_in,
                    rows_out=counts.rows_out + more.rows_out, dropped=counts.dropped + more.dropped,
-                   missing=tuple(sorted(missing.items())))
+                   missing=tuple(sorted(missing.items())),
+                   null_objects=counts.null_objects + more.null_objects)
 
 
 def _close(request: ConversionRequest, services: Services, file: _File, total: TableReport,
@@ -397,7 +425,7 @@ def _close(request: ConversionRequest, services: Services, file: _File, total: T
 
 def _saved_output(store: ChunkStore, saved: SavedChunk, query: ChunkQuery) -> ChunkOutput:
     return ChunkOutput(query.chunk, store.load(saved), saved.rows_out, saved.rows_in,
-                       saved.dropped, saved.missing)
+                       saved.dropped, saved.missing, saved.null_objects)
 
 
 def _jobs(services: Services, by_key: dict[str, StagedUnit],
@@ -462,6 +490,7 @@ def _provenance(
         "rows_in": report.rows_in,
         "rows_out": report.rows_out,
         "rows_dropped": report.dropped,
+        "null_object_numbers": report.null_objects,
         "missing_partners": dict(report.missing),
         "keys": [image_number(request.preset), OBJECT_NUMBER],
         "schema": [[c.name, c.type.value] for c in columns],

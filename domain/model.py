@@ -117,6 +117,7 @@ class PlateRows:
     rows_out: int
     dropped: int = 0
     missing: tuple[tuple[str, int], ...] = ()
+    null_objects: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,8 @@ class TableReport:
     ``dropped`` counts base rows left out because a partner is missing, and ``missing`` splits
     them by relationship (``Cytoplasm.Parent_Cells -> Cells``); a row missing several partners
     counts once under each it could be looked up for (down a chain of relationships, only
-    under the first missing one).
+    under the first missing one). ``null_objects`` counts rows out whose object number
+    (``Metadata_ObjectNumber``) is NULL: kept, but no object can be told by them.
     """
 
     name: str
@@ -139,6 +141,7 @@ class TableReport:
     missing: tuple[tuple[str, int], ...] = ()
     plates: tuple[PlateRows, ...] = ()
     """The same counts for each plate, in plate order."""
+    null_objects: int = 0
 
     @property
     def unaccounted(self) -> int:

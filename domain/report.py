@@ -262,10 +262,11 @@ def report_json(report: RunReport) -> dict[str, Any]:
         "outputs": [
             {"table": t.name, "path": t.path, "columns": t.columns, "rows_in": t.rows_in,
              "rows_out": t.rows_out, "rows_dropped": t.dropped, "rows_unaccounted": t.unaccounted,
-             "orphans": dict(t.missing),
+             "orphans": dict(t.missing), "null_object_numbers": t.null_objects,
              "plates": [
                  {"plate": p.plate, "rows_in": p.rows_in, "rows_out": p.rows_out,
-                  "rows_dropped": p.dropped, "orphans": dict(p.missing)}
+                  "rows_dropped": p.dropped, "orphans": dict(p.missing),
+                  "null_object_numbers": p.null_objects}
                  for p in t.plates]}
             for t in report.tables],
         "columns": {

@@ -28,7 +28,8 @@ class SavedChunk:
     Attributes:
         key: The chunk's identity (:func:`chunk_key`): the run, table and chunk it belongs to.
         rows_out: Rows saved.
-        rows_in, dropped, missing: The chunk's counts for the report, as first computed.
+        rows_in, dropped, missing, null_objects: The chunk's counts for the report, as first
+            computed.
         checksum: Digest of the saved bytes, checked before reuse.
     """
 
@@ -38,6 +39,7 @@ class SavedChunk:
     dropped: int
     missing: tuple[tuple[str, int], ...]
     checksum: str
+    null_objects: int = 0
 
 
 def run_identity(request: ConversionRequest, table: str, columns: Sequence[Column],

@@ -127,3 +127,4 @@ class ChunkOutput:
     rows_in: int
     dropped: int = 0
     missing: tuple[tuple[str, int], ...] = ()
+    null_objects: int = 0  # rows out whose object number is NULL

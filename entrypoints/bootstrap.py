@@ -117,7 +117,7 @@ def bootstrap(
     ``dest_path`` (``s3://``, ``gs://``, ``az://``: cloud; anything else: local).
     ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
     None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``)."""
-    from celltable.adapters.chunk_store import LocalChunkStore
+    from celltable.adapters.chunk_store import LocalChunkStore, file_versions
     from celltable.adapters.duckdb_engine import DuckDBEngine
     from celltable.adapters.parquet import ParquetWriter
     from celltable.adapters.parquet_checks import ChecksummedWriter
@@ -165,6 +165,7 @@ def bootstrap(
             version=package_version(),
             surveyor=fakes.get("surveyor") or surveyor,
             chunk_store=fakes.get("chunk_store") or LocalChunkStore,
+            versions=fakes.get("versions") or file_versions,
         )
 
 

@@ -173,6 +173,8 @@ def conversion_summary(result: ConversionResult) -> list[str]:
             line += f"; {t.dropped:,} dropped ({why})"
         if t.unaccounted:
             line += f"; {-t.unaccounted:,} extra rows from duplicate keys"
+        if t.null_objects:
+            line += f"; {t.null_objects:,} without an object number (NULL)"
         lines.append(line)
     report = result.report
     if report is not None:

@@ -203,7 +203,8 @@ def test_rows_and_orphans_are_counted_per_plate_too(tmp_path):
     plates = {p["plate"]: p for p in joined["plates"]}
     assert set(plates) == {"a", "b"}
     assert plates["a"] == {"plate": "a", "rows_in": cytoplasm, "rows_out": cytoplasm,
-                           "rows_dropped": 0, "orphans": dict.fromkeys(joined["orphans"], 0)}
+                           "rows_dropped": 0, "orphans": dict.fromkeys(joined["orphans"], 0),
+                           "null_object_numbers": 0}
     assert plates["b"]["rows_in"] == cytoplasm
     assert plates["b"]["rows_dropped"] == 1 == plates["b"]["rows_in"] - plates["b"]["rows_out"]
     assert plates["b"]["orphans"] == joined["orphans"] and sum(joined["orphans"].values()) == 1

@@ -87,7 +87,7 @@ def test_the_resume_folder_outlives_a_failure_and_goes_with_publishing(tmp_path)
 def test_a_destination_inside_the_source_is_refused_before_anything_is_written(tmp_path, dest):
     (tmp_path / "src" / "sub").mkdir(parents=True)
     (tmp_path / "link").symlink_to(tmp_path / "src")
-    with pytest.raises(DestinationError, match="(is|lies inside) the source"):
+    with pytest.raises(DestinationError, match=r"(is|lies inside) the source"):
         LocalDestination().prepare(str(tmp_path / dest), folder=False, overwrite=True,
                                    sources=[str(tmp_path / "src")])
     assert sorted(p.name for p in (tmp_path / "src").iterdir()) == ["sub"]

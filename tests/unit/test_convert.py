@@ -98,7 +98,10 @@ def test_an_existing_destination_is_refused_without_overwrite():
 def test_the_destination_is_told_the_sources_before_anything_is_staged():
     services = _services({"p": _plate()})
     convert(ConversionRequest("src", "out.parquet", PRESET), services)
-    assert services.destination.sources == ("src",)
+    layout = services.locator.discover("src", PRESET)
+    paths = {u.path for u in layout.units} | {t.path for u in layout.units for t in u.tables}
+    assert services.destination.sources[0] == "src"
+    assert set(services.destination.sources) == {"src", *paths}
 
 
 def test_a_destination_beside_the_source_is_fine():

@@ -145,10 +145,12 @@ def test_the_json_report_has_a_version_relative_paths_and_rows_per_stage():
     assert data["outputs"] == [{
         "table": "joined", "path": "/out.parquet", "columns": 12, "rows_in": 10, "rows_out": 9,
         "rows_dropped": 1, "rows_unaccounted": 0, "orphans": {"Cytoplasm.Parent_Cells -> Cells": 1},
+        "null_object_numbers": 0,
         "plates": [
             {"plate": "a", "rows_in": 10, "rows_out": 9, "rows_dropped": 1,
-             "orphans": {"Cytoplasm.Parent_Cells -> Cells": 1}},
-            {"plate": "b", "rows_in": 0, "rows_out": 0, "rows_dropped": 0, "orphans": {}}]}]
+             "orphans": {"Cytoplasm.Parent_Cells -> Cells": 1}, "null_object_numbers": 0},
+            {"plate": "b", "rows_in": 0, "rows_out": 0, "rows_dropped": 0, "orphans": {},
+             "null_object_numbers": 0}]}]
     assert data["duration_s"] == 1.235
     assert data["peak_memory_bytes"] == {"process": 100, "workers": 50}
     # b has no rows, but its float type still makes the column float64: a's integers are cast

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,6 +99,8 @@ class ParquetSink:
         self._row_group_bytes = row_group_bytes
         self._pending: list[pa.Table] = []
         self._pending_bytes = 0
+        self.on_row_group: Callable[[], None] | None = None
+        """Called after each row group is written (the rows written since the last call)."""
         # Dictionaries pay off for repeated text (wells, plates, file names), not for measured
         # floats, where they cost time and space.
         text = [f.name for f in schema if pa.types.is_string(f.type)]
@@ -125,6 +127,8 @@ class ParquetSink:
             group = pa.concat_tables(self._pending)
             with _writing(self._path):
                 self._writer.write_table(group, row_group_size=max(1, group.num_rows))
+            if self.on_row_group is not None:
+                self.on_row_group()
         self._pending, self._pending_bytes = [], 0
 
     def close(self, metadata: Mapping[str, str]) -> int:

@@ -20,12 +20,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from celltable.adapters.column_digest import ColumnDigester
 from celltable.adapters.parquet import arrow_schema, domain_columns
-from celltable.domain.errors import SourceNotFoundError, SourceReadError
+from celltable.domain.errors import DestinationError, SourceNotFoundError, SourceReadError
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
 from celltable.domain.ports import TableSink, TableWriter
 from celltable.domain.schema import Column
-from celltable.domain.validation import CHECKSUM_KEY, Checksum, OutputScan
+from celltable.domain.validation import (
+    CHECKSUM_KEY,
+    COLUMNS_KEY,
+    MANIFEST_NAME,
+    Checksum,
+    OutputScan,
+    file_fingerprint,
+    manifest_json,
+)
 
 KEY_COLUMNS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
 _NULL_INT = -(2**63)
@@ -112,19 +121,35 @@ def key_columns_of(schema: pa.Schema) -> tuple[str, ...]:
 
 class ChecksummedSink:
     """A :class:`celltable.domain.ports.TableSink` of Arrow tables that records the checksum of
-    what it wrote under ``celltable.checksum``."""
+    what it wrote under ``celltable.checksum``, and the digests of every column per row group
+    under ``celltable.columns`` (row groups as the inner sink reports them through
+    ``on_row_group``; the whole file is one group for a sink that does not)."""
 
     def __init__(self, inner: TableSink, schema: pa.Schema) -> None:
         self._inner = inner
+        self._schema = schema
         self._digest = TableDigest(schema, key_columns_of(schema))
+        self._columns = ColumnDigester(schema)
+        if hasattr(inner, "on_row_group"):
+            inner.on_row_group = self._columns.end_group
 
     def write(self, data: object) -> None:
-        self._inner.write(data)
         assert isinstance(data, pa.Table), type(data)
+        if data.schema != self._schema:  # as the inner sink will write it
+            try:
+                data = data.select(self._schema.names).cast(self._schema)
+            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                self._inner.write(data)  # which names the trouble
+                raise
         self._digest.update(data)
+        self._columns.update(data)  # before writing: the write may end a row group
+        self._inner.write(data)
 
     def close(self, metadata: Mapping[str, str]) -> int:
-        return self._inner.close({**metadata, CHECKSUM_KEY: self._digest.checksum().to_json()})
+        columns = self._columns.digests()  # the rows still pending are the last row group
+        self.record = {CHECKSUM_KEY: self._digest.checksum().to_json(),
+                       COLUMNS_KEY: columns.to_json()}
+        return self._inner.close({**metadata, **self.record})
 
 
 class ChecksummedWriter:
@@ -139,6 +164,27 @@ class ChecksummedWriter:
 
     def columns_of(self, data: object) -> Sequence[Column]:
         return self._inner.columns_of(data)
+
+    def seal(self, folder: str) -> None:
+        files = folder_fingerprints(Path(folder))
+        try:
+            (Path(folder) / MANIFEST_NAME).write_text(manifest_json(files), encoding="utf-8")
+        except OSError as e:
+            raise DestinationError(f"cannot write {folder}/{MANIFEST_NAME}: {e}") from e
+
+
+def folder_fingerprints(folder: Path) -> dict[str, str]:
+    """Each Parquet file under ``folder`` (relative POSIX path) and its fingerprint, read from
+    its footer."""
+    found = {}
+    for p in sorted(folder.rglob("*.parquet")):
+        try:
+            meta = pq.read_metadata(p).metadata or {}
+        except (pa.ArrowException, OSError):
+            meta = {}
+        text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in meta.items()}
+        found[p.relative_to(folder).as_posix()] = file_fingerprint(p.stat().st_size, text)
+    return found
 
 
 class ParquetReader:
@@ -159,20 +205,47 @@ class ParquetReader:
                                   "--no-join folder) that celltable convert wrote")
         return files
 
-    def scan(self, path: str, key_columns: Sequence[str] | None) -> OutputScan:
+    def folder(self, dest_path: str) -> tuple[str | None, dict[str, str]] | None:
+        path = Path(dest_path).expanduser().absolute()
+        if not path.is_dir():
+            return None
+        try:
+            manifest = (path / MANIFEST_NAME).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            manifest = None
+        except (OSError, UnicodeDecodeError) as e:
+            raise SourceReadError(f"cannot read {path / MANIFEST_NAME}: {e}") from e
+        return manifest, folder_fingerprints(path)
+
+    def scan(self, path: str, key_columns: Sequence[str] | None,
+             group_rows: Sequence[int] | None = None) -> OutputScan:
         try:
             pf = pq.ParquetFile(path)
             schema = pf.schema_arrow
             meta = {k.decode(errors="replace"): v.decode(errors="replace")
                     for k, v in (pf.metadata.metadata or {}).items()}
-            checksum = None
-            if key_columns is not None:
-                digest = TableDigest(schema, [k for k in key_columns if k in schema.names])
+            checksum = columns = None
+            if key_columns is not None or group_rows is not None:
+                digest = TableDigest(schema, [k for k in key_columns or () if k in schema.names])
+                digester = ColumnDigester(schema) if group_rows is not None else None
                 rows = max(1024, BATCH_BYTES // (8 * max(1, len(schema))))
-                for batch in pf.iter_batches(batch_size=rows):
-                    digest.update(batch)
-                checksum = digest.checksum()
+                batches = pf.iter_batches(batch_size=rows)
+                if digester is not None:
+                    batches = _tee(batches, digest.update)
+                    digester.feed(batches, group_rows or ())
+                    columns = digester.digests()
+                else:
+                    for batch in batches:
+                        digest.update(batch)
+                checksum = digest.checksum() if key_columns is not None else None
         except (pa.ArrowException, OSError) as e:
             raise SourceReadError(f"{path} is not a readable Parquet file ({e})") from e
         return OutputScan(path, pf.metadata.num_rows, domain_columns(schema),
-                          tuple(sorted(meta.items())), checksum)
+                          tuple(sorted(meta.items())), checksum, columns)
+
+
+def _tee(batches: Any, also: Any) -> Any:
+    """``batches``, each also given to ``also`` as it passes."""
+    for batch in batches:
+        also(batch)
+        yield batch

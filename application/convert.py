@@ -58,6 +58,7 @@ from celltable.domain.report import (
 from celltable.domain.resume import SavedChunk, chunk_key, run_identity
 from celltable.domain.schema import Column
 from celltable.domain.sources import ChunkOutput, SourceLayout, StagedUnit
+from celltable.domain.validation import FORMAT
 
 log = structlog.get_logger("celltable.convert")
 
@@ -152,6 +153,8 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
                 services.engine.release(staged[i])
                 staged[i] = services.engine.stage(staged[i].unit, preset, paths.scratch, True)
         _unchanged(services, before)
+        if not opts.join or opts.partition_by:  # a folder: its files recorded with it
+            services.writer.seal(paths.output)
         dest = services.destination.publish()
     except BaseException:
         services.destination.discard()
@@ -478,6 +481,7 @@ def _provenance(
         for s in staged
     ]
     prov = {
+        "format": FORMAT,
         "preset": request.preset.name,
         # the whole layout: a user's preset (file or flags) is known by its definition only
         "preset_definition": asdict(request.preset),

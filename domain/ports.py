@@ -114,6 +114,11 @@ class TableWriter(Protocol):
         """The columns of a table produced by an engine (used for user SQL output)."""
         ...
 
+    def seal(self, folder: str) -> None:
+        """Record the files written under ``folder`` (a folder output) in a manifest there, so
+        validation finds a file missing, added or swapped."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StagingPaths:
@@ -216,11 +221,20 @@ class OutputReader(Protocol):
         """
         ...
 
-    def scan(self, path: str, key_columns: Sequence[str] | None) -> OutputScan:
+    def scan(self, path: str, key_columns: Sequence[str] | None,
+             group_rows: Sequence[int] | None = None) -> OutputScan:
         """The file's footer, columns and metadata; with ``key_columns`` (None: skip), also
-        the checksum recomputed from every row, reading the rows in bounded memory.
+        the checksum recomputed from every row, and with ``group_rows`` (rows per row group,
+        as recorded) the digests of every column per row group; the rows are read once, in
+        bounded memory.
 
         Raises:
             SourceReadError: The file is not a readable table.
         """
+        ...
+
+    def folder(self, dest_path: str) -> tuple[str | None, dict[str, str]] | None:
+        """For a folder output: its manifest's text (None if absent) and each table file found
+        (relative path) with its fingerprint
+        (:func:`celltable.domain.validation.file_fingerprint`); None for a one-file output."""
         ...

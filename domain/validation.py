@@ -8,6 +8,7 @@ compares: the rules here are pure; reading is the output reader's job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,14 @@ from celltable.domain.schema import Column
 
 PROVENANCE_KEY = "celltable.provenance"
 CHECKSUM_KEY = "celltable.checksum"
+COLUMNS_KEY = "celltable.columns"
+FORMAT = 2
+"""The provenance's ``format``: files of format 2 on carry every record (schema, checksum,
+column digests), so one missing is damage, not an older celltable."""
+MANIFEST_NAME = "_celltable_manifest.json"
+"""The file naming a folder output's files (``--no-join``, ``--partition-by plate``); its
+leading ``_`` makes Arrow, Spark and pandas pass over it when they read the folder as a
+dataset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,34 @@ class Checksum:
 
 
 @dataclass(frozen=True, slots=True)
+class ColumnDigests:
+    """Digests of every column's values per row group (see ``adapters/column_digest.py``).
+
+    Attributes:
+        algorithm: Names the rules, so a future change is detected, not misread.
+        group_rows: Rows of each row group, in order.
+        groups: Per row group, a digest over all its columns.
+        columns: Per column, ``(name, digest over all row groups)``.
+    """
+
+    algorithm: str
+    group_rows: tuple[int, ...]
+    groups: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"algorithm": self.algorithm, "group_rows": list(self.group_rows),
+                           "groups": list(self.groups), "columns": [list(c) for c in self.columns]})
+
+    @classmethod
+    def from_json(cls, text: str) -> ColumnDigests:
+        d = json.loads(text)
+        return cls(str(d["algorithm"]), tuple(int(n) for n in d["group_rows"]),
+                   tuple(str(g) for g in d["groups"]),
+                   tuple((str(n), str(h)) for n, h in d["columns"]))
+
+
+@dataclass(frozen=True, slots=True)
 class OutputScan:
     """What an output file holds, as re-read: the footer's row count, its columns, its key-value
     metadata, and the checksum recomputed from its rows (None when not asked for)."""
@@ -61,6 +98,7 @@ class OutputScan:
     columns: tuple[Column, ...]
     metadata: tuple[tuple[str, str], ...]
     checksum: Checksum | None = None
+    column_digests: ColumnDigests | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +171,30 @@ def recorded_checksum(path: str, metadata: Mapping[str, str]) -> Checksum | None
         raise ValidationError(f"{path}: its {CHECKSUM_KEY} metadata cannot be read ({e})") from e
 
 
-def compare(scan: OutputScan, prov: Mapping[str, object], recorded: Checksum | None) -> TableValidation:
-    """The checks of one file: rows, schema, null counts and key digest against the record."""
+def recorded_columns(path: str, metadata: Mapping[str, str]) -> ColumnDigests | None:
+    """The column digests written with the file; None for files written before them."""
+    text = metadata.get(COLUMNS_KEY)
+    if text is None:
+        return None
+    try:
+        return ColumnDigests.from_json(text)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValidationError(f"{path}: its {COLUMNS_KEY} metadata cannot be read ({e})") from e
+
+
+def _absent(prov: Mapping[str, object], what: str) -> Check:
+    """A record the file lacks: damage if its format always has it, else an older file."""
+    if int(prov.get("format", 1) or 1) >= FORMAT:  # type: ignore[call-overload]
+        return Check(what, False, f"missing from the metadata, although this file's format "
+                                  f"({prov.get('format')}) always records it: the metadata was "
+                                  "edited or damaged")
+    return Check(what, None, "not recorded (written by an older celltable)")
+
+
+def compare(scan: OutputScan, prov: Mapping[str, object], recorded: Checksum | None,
+            columns: ColumnDigests | None = None) -> TableValidation:
+    """The checks of one file: rows, schema, null counts, key digest and column digests
+    against the record."""
     checks = [_rows(scan, prov, recorded)]
     schema = prov.get("schema")
     if isinstance(schema, list):
@@ -142,15 +202,19 @@ def compare(scan: OutputScan, prov: Mapping[str, object], recorded: Checksum | N
         found = [(c.name, c.type.value) for c in scan.columns]
         checks.append(Check("schema", expected == found, _schema_detail(expected, found)))
     else:
-        checks.append(Check("schema", None, "not recorded (written by an older celltable)"))
+        checks.append(_absent(prov, "schema"))
     if recorded is None or scan.checksum is None:
-        checks.append(Check("checksum", None, "not recorded (written by an older celltable)"))
+        checks.append(_absent(prov, "checksum"))
     elif recorded.algorithm != scan.checksum.algorithm:
         checks.append(Check("checksum", None, f"recorded with {recorded.algorithm}, which this "
                                               "celltable cannot recompute"))
     else:
         checks.append(_nulls(recorded, scan.checksum))
         checks.append(_keys(recorded, scan.checksum))
+    if columns is None or scan.column_digests is None:
+        checks.append(_absent(prov, "column digests"))
+    else:
+        checks.append(_column_check(columns, scan.column_digests))
     meta = dict(scan.metadata)
     return TableValidation(
         path=scan.path,
@@ -209,3 +273,73 @@ def _keys(recorded: Checksum, found: Checksum) -> Check:
                                      f"differs: recorded {recorded.key_digest[:12]}…, read "
                                      f"{found.key_digest[:12]}…")
     return Check("key digest", ok, detail)
+
+
+def _column_check(recorded: ColumnDigests, found: ColumnDigests) -> Check:
+    """Every column's values, row group by row group, against the record; names the columns
+    and row groups that differ."""
+    name = "column digests"
+    if recorded.algorithm != found.algorithm:
+        return Check(name, None, f"recorded with {recorded.algorithm}, which this celltable "
+                                 "cannot recompute")
+    if recorded.group_rows != found.group_rows:
+        return Check(name, False, f"row groups differ: recorded {len(recorded.group_rows):,} "
+                                  f"({sum(recorded.group_rows):,} rows), found "
+                                  f"{len(found.group_rows):,} ({sum(found.group_rows):,} rows)")
+    got = dict(found.columns)
+    columns = [n for n, h in recorded.columns if got.get(n) != h]
+    groups = [i for i, (a, b) in enumerate(zip(recorded.groups, found.groups, strict=True))
+              if a != b]
+    if not columns and not groups:
+        return Check(name, True, f"{len(recorded.columns):,} columns x "
+                                 f"{len(recorded.groups):,} row group(s) as recorded")
+    starts = [sum(recorded.group_rows[:i]) for i in range(len(recorded.group_rows))]
+    where = ", ".join(f"row group {i} (rows {starts[i]:,}-"
+                      f"{starts[i] + recorded.group_rows[i] - 1:,})" for i in groups[:5])
+    return Check(name, False, f"damaged values in column(s) {', '.join(columns[:5]) or '?'}"
+                              f"{' ...' if len(columns) > 5 else ''}, in {where or '?'}")
+
+
+# folder outputs ------------------------------------------------------------------------------
+
+
+def file_fingerprint(size: int, metadata: Mapping[str, str]) -> str:
+    """What a folder's manifest records of one file: its size and its own records (checksum,
+    column digests), so a file missing, added, replaced or renamed (two tables' files swapped)
+    is found without reading its rows."""
+    text = f"{size}\0{metadata.get(CHECKSUM_KEY, '')}\0{metadata.get(COLUMNS_KEY, '')}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def manifest_json(files: Mapping[str, str]) -> str:
+    """The manifest of a folder output: each file (relative POSIX path) and its fingerprint."""
+    return json.dumps({"format": FORMAT, "files": dict(sorted(files.items()))}, indent=1) + "\n"
+
+
+def check_folder(dest: str, manifest: str | None, found: Mapping[str, str],
+                 current: bool) -> Check:
+    """The folder's files against its manifest: none missing, none added, none changed.
+    ``current``: its files are of a format that always has a manifest (then a missing one is a
+    failure, else a folder of an older celltable)."""
+    if manifest is None:
+        check = (Check("files", False, f"{MANIFEST_NAME} is missing, although this output's "
+                                       "format always writes one: the folder was edited")
+                 if current else Check("files", None, "not recorded (an older celltable)"))
+    else:
+        try:
+            expected = {str(k): str(v) for k, v in json.loads(manifest)["files"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValidationError(f"{dest}: {MANIFEST_NAME} cannot be read ({e})") from e
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        changed = sorted(n for n in expected if n in found and found[n] != expected[n])
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}")
+        if extra:
+            parts.append(f"not in the manifest {', '.join(extra[:5])}")
+        if changed:
+            parts.append(f"replaced or swapped {', '.join(changed[:5])}")
+        check = Check("files", not parts, "; ".join(parts) if parts else
+                      f"{len(expected):,} file(s) as recorded in {MANIFEST_NAME}")
+    return check

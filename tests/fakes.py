@@ -157,6 +157,9 @@ class FakeWriter:
     def columns_of(self, data: object) -> Sequence[Column]:
         raise NotImplementedError
 
+    def seal(self, folder: str) -> None:
+        self.sealed = folder
+
 
 @dataclass
 class FakeDestination:

@@ -110,7 +110,8 @@ def test_two_sqlite_plates_give_exactly_twice_the_rows(tmp_path, two_nf1_plates)
 def test_no_join_writes_one_file_per_table(tmp_path, nf1_sqlite):
     dest = tmp_path / "tables"
     assert _convert(nf1_sqlite, dest, "--preset", "cellprofiler_sqlite", "--no-join").exit_code == 0
-    rows = {p.name: pq.read_metadata(p).num_rows for p in dest.iterdir()}
+    rows = {p.name: pq.read_metadata(p).num_rows for p in dest.glob("*.parquet")}
+    assert (dest / "_celltable_manifest.json").is_file()
     assert rows == {"image.parquet": 32, "cells.parquet": 242, "cytoplasm.parquet": 242,
                     "nuclei.parquet": 433}
 

@@ -153,11 +153,11 @@ def test_validate_passes_a_fresh_output(converted):
     result = _run("validate", example)
     assert result.exit_code == 0, result.output
     assert "valid (289 rows x 327 columns" in result.stdout
-    for check in ("✓ rows", "✓ schema", "✓ null counts", "✓ key digest"):
+    for check in ("✓ rows", "✓ schema", "✓ null counts", "✓ key digest", "✓ column digests"):
         assert check in result.stdout
     report = json.loads(_run("validate", example, "--json").stdout)
     assert report["ok"] and [c["name"] for c in report["tables"][0]["checks"]] == [
-        "rows", "schema", "null counts", "key digest"]
+        "rows", "schema", "null counts", "key digest", "column digests"]
     if converted.nf1 is not None:
         assert celltable.validate(converted.nf1).ok
 
@@ -166,7 +166,8 @@ def test_validate_checks_every_table_of_a_folder(tmp_path, three_example_plates)
     folder = celltable.convert(three_example_plates, tmp_path / "tables", join=False)
     report = celltable.validate(folder.dest_path)
     assert report.ok and [Path(t.path).name for t in report.tables] == [
-        "cells.parquet", "cytoplasm.parquet", "image.parquet", "nuclei.parquet"]
+        "tables", "cells.parquet", "cytoplasm.parquet", "image.parquet", "nuclei.parquet"]
+    assert [c.name for c in report.tables[0].checks] == ["files"]
 
 
 def _rewrite(src: Path, dest: Path, change) -> None:
@@ -199,7 +200,8 @@ def test_validate_catches_lost_rows_and_changed_values(tmp_path, converted):
     report = celltable.validate(swapped)
     assert not report.ok
     assert {c.name: c.ok for c in report.tables[0].checks} == {
-        "rows": True, "schema": True, "null counts": True, "key digest": False}
+        "rows": True, "schema": True, "null counts": True, "key digest": False,
+        "column digests": False}
 
 
 def test_validate_fails_in_one_line_on_bad_input(tmp_path):

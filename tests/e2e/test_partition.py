@@ -30,7 +30,8 @@ def test_without_a_join_each_table_is_a_folder_of_plate_files(tmp_path, three_ex
     dest = tmp_path / "tables"
     result = celltable.convert(three_example_plates, dest, join=False,
                                options=celltable.ConversionOptions(partition_by="plate"))
-    assert sorted(p.name for p in dest.iterdir()) == ["cells", "cytoplasm", "image", "nuclei"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "_celltable_manifest.json", "cells", "cytoplasm", "image", "nuclei"]
     assert sorted(p.name for p in (dest / "cells").iterdir()) == [
         "plate_a.parquet", "plate_b.parquet", "plate_c.parquet"]
     cells = next(t for t in result.tables if t.name == "Cells")

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 
+from celltable.adapters.csv_header import with_names
 from celltable.adapters.csv_keys import csv_keys, whole_keys, with_double_keys
 from celltable.adapters.duckdb_gather import gather_chunk
 from celltable.adapters.duckdb_sql import (
@@ -152,6 +153,8 @@ class DuckDBEngine:
                 self._attach_sqlite(con, unit.path)
                 try:
                     tables = in_place_tables(con, unit.tables, preset)
+                except duckdb.TypeMismatchException:  # values unlike their declared types:
+                    tables = None  # the copy reconciles them, or names a key that is not whole
                 except duckdb.Error as e:
                     raise SourceReadError(f"cannot read {unit.path}: {error_summary(e)}") from e
             if tables is not None:
@@ -241,6 +244,8 @@ class DuckDBEngine:
             raise SourceReadError(f"{loc.path} is empty (0 bytes); export or copy it again, "
                                   "or remove it from the source")
         sources = source_reads(unit, loc)
+        if unit.format is SourceFormat.CSV:  # a repeated header name numbered _2, _3 ...
+            sources = [with_names(con, s, loc.path) for s in sources]
         keys = csv_keys(con, sources[0], loc, preset) if unit.format is SourceFormat.CSV \
             else []
         if keys:  # read as DOUBLE first, so a fraction is found, not rounded (csv_keys.py)

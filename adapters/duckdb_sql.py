@@ -60,7 +60,10 @@ def error_summary(error: Exception) -> str:
     """DuckDB's message without its multi-line sniffer dump: the part a user can act on."""
     lines = [ln.strip() for ln in str(error).splitlines()
              if ln.strip() and not ln.startswith("Original Line:")]  # a whole CSV row: noise
-    return " ".join(lines[:2]) if lines else type(error).__name__
+    # DuckDB's own hints name its settings (``* SET sqlite_all_varchar=true ...``), which a
+    # user of celltable cannot set: drop them.
+    text = " ".join(lines[:2]) if lines else type(error).__name__
+    return text.split(" * SET ", 1)[0].strip()
 
 
 def data_type(duckdb_type: str) -> DataType:

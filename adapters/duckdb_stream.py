@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from celltable.adapters.csv_header import with_names
 from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
 from celltable.adapters.duckdb_sql import data_type, error_summary, ident, literal
 from celltable.domain.errors import InPlaceReadFailed, SourceReadError
@@ -113,7 +114,7 @@ def sniffed_csv(con: duckdb.DuckDBPyConnection, path: str) -> str:
         raise ValueError(f"unexpected sniffer prompt for {path}: {prompt[:80]!r}")
     if dialect and "delim=" not in source:  # the sniffer leaves out options it was given
         source = f"{source[:-1]}{dialect})"
-    return source
+    return with_names(con, source, path)
 
 
 def in_place_csv_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableLocation],

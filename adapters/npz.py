@@ -154,6 +154,38 @@ def _header(f: io.BufferedIOBase, where: str) -> tuple[tuple[int, ...], bool, np
                           f"(NumPy {np.__version__} writes 1.0 or 2.0); re-save it with NumPy")
 
 
+def _checked(shape: tuple[int, ...], dtype: np.dtype, held: int, member: str,
+             where: str) -> int:
+    """The bytes a numeric array's header declares, checked before anything is allocated:
+    whole, non-negative dimensions whose values fill exactly the ``held`` bytes after it.
+
+    Raises:
+        SourceReadError: Not numbers, an impossible shape, or a size the member does not hold.
+    """
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fiu":
+        raise SourceReadError(f"{where}: {member} holds {dtype} values, not numbers; "
+                              "is it a DeepProfiler file?")
+    if not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise SourceReadError(f"{where}: {member} declares the impossible shape {shape}; the "
+                              "file is damaged, export or copy it again")
+    size = math.prod(shape) * dtype.itemsize
+    if held != size:
+        raise SourceReadError(
+            f"{where}: {member} declares {shape} values ({size} bytes) but holds {held} bytes; "
+            "the file is damaged, export or copy it again")
+    return size
+
+
+def _declared(zf: zipfile.ZipFile, member: str, where: str) -> tuple[tuple[int, ...], np.dtype]:
+    """A numeric array member's shape and type, from its header alone, checked as
+    :func:`_checked` does."""
+    info = zf.getinfo(member)
+    with zf.open(info) as f:
+        shape, _, dtype = _header(f, f"{where} ({member})")
+        _checked(shape, dtype, info.file_size - f.tell(), member, where)
+    return shape, dtype
+
+
 def _numbers(zf: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
     """A numeric array member, checked against its header before any byte is kept."""
     import numpy as np
@@ -161,14 +193,7 @@ def _numbers(zf: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
     info = zf.getinfo(member)
     with zf.open(info) as f:
         shape, fortran, dtype = _header(f, f"{where} ({member})")
-        if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fiu":
-            raise SourceReadError(f"{where}: {member} holds {dtype} values, not numbers; "
-                                  "is it a DeepProfiler file?")
-        size = math.prod(shape) * dtype.itemsize
-        if info.file_size - f.tell() != size:
-            raise SourceReadError(
-                f"{where}: {member} declares {shape} values ({size} bytes) but holds "
-                f"{info.file_size - f.tell()} bytes; the file is damaged, export or copy it again")
+        size = _checked(shape, dtype, info.file_size - f.tell(), member, where)
         data = f.read(size)
     array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
     if not array.dtype.isnative:
@@ -387,24 +412,26 @@ def _site_schema(path: str) -> tuple[int, tuple[Column, ...]]:
             if missing:
                 raise SourceReadError(f"{path} has no {' or '.join(missing)}; is it a "
                                       "DeepProfiler features file?")
-            with zf.open(FEATURES) as f:
-                features, _, dtype = _header(f, f"{path} ({FEATURES})")
-            with zf.open(LOCATIONS) as f:
-                locations, _, _ = _header(f, f"{path} ({LOCATIONS})")
+            features, dtype = _declared(zf, FEATURES, path)
+            locations, _ = _declared(zf, LOCATIONS, path)
             metadata = _metadata(zf, path) if METADATA in names else {}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
         raise SourceReadError(f"{path} is not a readable NPZ file ({e}); copy or export it "
                               "again, or remove it from the source") from e
-    if len(features) != 2 or len(locations) != 2 or locations[0] != features[0]:
+    if len(features) != 2 or len(locations) != 2 or locations[0] != features[0] \
+            or locations[1] < 2:
         raise SourceReadError(f"{path}: locations.npy has shape {locations} but features.npy "
                               f"has {features}; the file is damaged, export it again")
     feature_type = (DataType.INT64 if dtype.kind in "iu" else
                     DataType.FLOAT64 if dtype.itemsize == 8 else DataType.FLOAT32)
+    # A site without cells has no values for its features: it adds no feature columns (a
+    # damaged header declaring (0, 200000) would otherwise make 200,000 empty columns).
+    width = features[1] if features[0] else 0
     types = [DataType.INT64, DataType.INT64, DataType.STRING,
              *(_domain_type(_arrow_value_type(v)) for v in metadata.values()),
              *(DataType.FLOAT64 for _ in LOCATION_COLUMNS),
-             *(feature_type for _ in range(features[1]))]
-    columns = zip(_names(metadata, features[1]), types, strict=True)
+             *(feature_type for _ in range(width))]
+    columns = zip(_names(metadata, width), types, strict=True)
     return features[0], tuple(Column(n, t) for n, t in columns)
 
 
@@ -435,7 +462,10 @@ def chunk_rows(staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[di
         parts = []
         for image, path, name in files:
             if query.chunk.contains(image):
-                site = site_table(read_npz(path), image_number=image, source=name)
+                found = read_npz(path)
+                if not found.cells:  # no rows (and its features are no columns)
+                    continue
+                site = site_table(found, image_number=image, source=name)
                 parts.append(_conform(site, schema, path))
         rows = pa.concat_tables(parts) if parts else schema.empty_table()
         yield {query.table: rows}

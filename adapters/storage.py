@@ -53,10 +53,26 @@ def sqlite_tables(path: Path) -> list[str]:
             rows = con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
             return [r[0] for r in rows]
     except sqlite3.DatabaseError as e:
-        raise SourceReadError(
-            f"{path} is not a readable SQLite database ({e}); check the file is complete "
-            "(copy it again) or remove it from the source"
-        ) from e
+        raise SourceReadError(sqlite_trouble(path, e)) from e
+
+
+_BUSY, _LOCKED, _READONLY = 5, 6, 8  # SQLite's primary result codes
+
+
+def sqlite_trouble(path: Path, e: sqlite3.DatabaseError) -> str:
+    """What to tell a user whose SQLite file cannot be read: a writer holding a lock and a
+    crashed writer's journal are not damage, and copying the file again would not help."""
+    code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF  # Python 3.11+
+    journal = path.with_name(path.name + "-journal")
+    if code in (_BUSY, _LOCKED):
+        return (f"{path} is locked by a program writing it (is CellProfiler still running?); "
+                "convert it once that program has finished")
+    if code == _READONLY and journal.exists():
+        return (f"{path} has a journal ({journal.name}) left by a writer that stopped mid-way; "
+                "open the database once with write access (e.g. `sqlite3 FILE 'PRAGMA "
+                "integrity_check'`) so SQLite rolls the journal back, then convert it")
+    return (f"{path} is not a readable SQLite database ({e}); check the file is complete "
+            "(copy it again) or remove it from the source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +370,24 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+class ResumeBusy(OSError):
+    """Another live run holds the resume folder's lock."""
+
+
+def hold_lock(path: Path) -> int | None:
+    """An exclusive lock on ``path`` (created if missing), held until its descriptor is
+    closed or the process ends, even by a kill; None if another process holds it."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 OWNER = "owner"
 """The file in a staging folder naming the host and process writing it."""
 
@@ -379,6 +413,7 @@ class LocalDestination:
         self._staging: Path | None = None
         self._output: Path | None = None
         self._created: list[Path] = []  # folders prepare() made, deepest first
+        self._lock: int | None = None  # the resume folder's lock, held while running
         self._overwrite = False
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
@@ -418,6 +453,17 @@ class LocalDestination:
             self._resume = self.resume_folder(dest)
             if resume:
                 self._resume.mkdir(parents=True, exist_ok=True)
+                self._lock = hold_lock(self._resume / ".lock")
+                if self._lock is None:
+                    raise ResumeBusy(str(self._resume))
+        except ResumeBusy as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+            remove_if_empty(self._created)
+            raise DestinationError(
+                f"another run to {dest} is using its resume folder {e}; wait for it to finish "
+                "(or stop it), then run again"
+            ) from None
         except OSError as e:
             remove_if_empty(self._created)
             blocker = next((p for p in dest.parents if p.exists()), dest.parent)
@@ -501,6 +547,9 @@ class LocalDestination:
         return write_local_text(path, text)
 
     def _cleanup(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # releases the resume folder's lock
+            self._lock = None
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             shutil.rmtree(self._scratch, ignore_errors=True)

@@ -104,6 +104,11 @@ def parse_preset(text: str, source: str = "preset file",
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InvalidPresetError(f"{source} is not valid TOML: {e}; {_HELP}") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise InvalidPresetError(f"{source} nests arrays or tables too deeply to be a preset "
+                                 f"file; {_HELP}") from None
+    except (ValueError, TypeError) as e:  # anything else the parser refuses
+        raise InvalidPresetError(f"{source} is not valid TOML: {e}; {_HELP}") from None
     return build_preset(doc, source, builtins)
 
 

@@ -163,13 +163,23 @@ def load_preset(path: str | os.PathLike[str]) -> Preset:
     """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as f:  # bounded: a device (/dev/zero) or a huge file is refused
+            data = f.read(MAX_PRESET_BYTES + 1)
+        if len(data) > MAX_PRESET_BYTES:
+            raise InvalidPresetError(
+                f"preset file {file} is larger than {MAX_PRESET_BYTES // 1024} KiB, far beyond "
+                "any preset; give the .toml file describing the layout (see docs/presets.md)")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise InvalidPresetError(f"preset file {file} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidPresetError(f"cannot read preset file {file}: {e}; give a UTF-8 .toml "
                                  "file") from None
     return parse_preset(text, file.name)
+
+
+MAX_PRESET_BYTES = 1 << 20
+"""Bytes of a preset file read at most: presets are a few hundred bytes."""
 
 
 def resolve_preset(preset: str | os.PathLike[str] | Preset | None) -> Preset | None:

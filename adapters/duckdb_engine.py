@@ -153,8 +153,11 @@ class DuckDBEngine:
                 self._attach_sqlite(con, unit.path)
                 try:
                     tables = in_place_tables(con, unit.tables, preset)
-                except duckdb.TypeMismatchException:  # values unlike their declared types:
-                    tables = None  # the copy reconciles them, or names a key that is not whole
+                except duckdb.TypeMismatchException as e:  # only key columns are read here
+                    raise SchemaError(
+                        f"{unit.path}: its image key {preset.image_key} holds a value unlike "
+                        f"its declared integer type ({error_summary(e)}); keys must be whole "
+                        "numbers: fix the database") from e
                 except duckdb.Error as e:
                     raise SourceReadError(f"cannot read {unit.path}: {error_summary(e)}") from e
             if tables is not None:

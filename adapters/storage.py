@@ -419,7 +419,7 @@ class LocalDestination:
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
                 sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
                 ) -> StagingPaths:
-        dest = Path(dest_path).expanduser().absolute()
+        dest = Path(os.path.abspath(Path(dest_path).expanduser()))  # noqa: PTH100 ("..": lexically)
         written = list(guarded)
         if self._scratch_dir:
             written.append(("--staging-dir", self._scratch_dir))
@@ -445,7 +445,7 @@ class LocalDestination:
             staging.mkdir()
             (staging / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}")
             if self._scratch_dir:
-                scratch = Path(self._scratch_dir).expanduser().absolute() / staging.name
+                scratch = Path(self._scratch_dir).expanduser().absolute() / f"{staging.name}.scratch"
                 self._created += missing_parents(scratch)
             else:
                 scratch = staging / "scratch"
@@ -493,7 +493,7 @@ class LocalDestination:
             log.info("stale_staging_removed", folder=str(staging), pid=int(pid))
             shutil.rmtree(staging, ignore_errors=True)
             if self._scratch_dir:
-                shutil.rmtree(Path(self._scratch_dir).expanduser().absolute() / staging.name,
+                shutil.rmtree(Path(self._scratch_dir).expanduser().absolute() / f"{staging.name}.scratch",
                               ignore_errors=True)
 
     def resume_folder(self, dest: Path) -> Path:

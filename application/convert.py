@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import posixpath
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -214,7 +215,11 @@ def _guarded(request: ConversionRequest) -> list[tuple[str, str]]:
 
 
 def _report_path(request: ConversionRequest) -> str:
-    return request.options.report_path or request.dest_path.rstrip("/") + REPORT_SUFFIX
+    """Where the run report goes: ``--report``, else beside DEST (``..`` in DEST taken
+    lexically, as the destination takes it: ``d/plate/..`` reports to ``d.report.json``)."""
+    dest = request.dest_path
+    beside = dest.rstrip("/") if "://" in dest else posixpath.normpath(dest)
+    return request.options.report_path or beside + REPORT_SUFFIX
 
 
 Written = tuple[TableReport, OutputPlan | None]
@@ -535,7 +540,7 @@ def _with_report(request: ConversionRequest, services: Services, layout: SourceL
     )
     written = None
     if opts.report_path != "-":
-        path = opts.report_path or result.dest_path.rstrip("/") + REPORT_SUFFIX
+        path = _report_path(request)
         text = json.dumps(report_json(report), indent=2) + "\n"
         try:
             written = services.destination.write_text(path, text)

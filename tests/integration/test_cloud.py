@@ -131,7 +131,7 @@ def test_a_local_plate_converts_to_s3_with_the_same_rows(s3, tmp_path, plate):
 def test_s3_to_s3_without_join_uploads_one_file_per_table(s3, tmp_path, example_human):
     uri = _upload_plate(s3, example_human)
     celltable.convert(uri, f"s3://{OUT}/eh", join=False, options=_options(tmp_path))
-    assert _keys(s3, OUT) == ["eh.report.json",
+    assert _keys(s3, OUT) == ["eh.report.json", "eh/_celltable_manifest.json",
                               *(f"eh/{t}.parquet" for t in ("cells", "cytoplasm", "image", "nuclei"))]
     assert _read_s3_table(s3, OUT, "eh/cells.parquet").num_rows == 289
 

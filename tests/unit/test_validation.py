@@ -5,9 +5,13 @@ import pytest
 from celltable.domain.errors import ValidationError
 from celltable.domain.schema import Column, DataType
 from celltable.domain.validation import (
+    FORMAT,
     Checksum,
+    ColumnDigests,
     OutputScan,
+    check_folder,
     compare,
+    manifest_json,
     provenance_of,
     recorded_checksum,
 )
@@ -33,7 +37,7 @@ def _checks(table):
 def test_an_untouched_file_passes_every_check():
     table = compare(_scan(), PROV, SUM)
     assert table.ok and _checks(table) == {"rows": True, "schema": True, "null counts": True,
-                                           "key digest": True}
+                                           "key digest": True, "column digests": None}
     assert (table.preset, table.producer_version, table.rows) == ("cellprofiler_csv", "0.1.0", 5)
 
 
@@ -62,7 +66,8 @@ def test_changed_values_fail_the_checksum():
 def test_files_from_before_checksums_pass_what_they_can():
     old = {"rows_out": 5, "preset": "cellprofiler_csv"}
     table = compare(_scan(checksum=None), old, None)
-    assert table.ok and _checks(table) == {"rows": True, "schema": None, "checksum": None}
+    assert table.ok and _checks(table) == {"rows": True, "schema": None, "checksum": None,
+                                           "column digests": None}
 
 
 def test_a_file_without_provenance_is_not_celltables():
@@ -75,3 +80,46 @@ def test_a_file_without_provenance_is_not_celltables():
 
 def test_a_checksum_survives_its_json():
     assert Checksum.from_json(SUM.to_json()) == SUM
+
+
+DIGESTS = ColumnDigests("a", (3, 2), ("g0", "g1"), tuple((c.name, f"h-{c.name}") for c in COLUMNS))
+
+
+def _with(columns: ColumnDigests):
+    return OutputScan("o.parquet", 5, COLUMNS, (), SUM, columns)
+
+
+def test_a_damaged_value_names_its_column_and_row_group():
+    found = ColumnDigests("a", (3, 2), ("g0", "other"), (
+        *DIGESTS.columns[:2], ("Cells_AreaShape_Area", "changed")))
+    table = compare(_with(found), {**PROV, "format": FORMAT}, SUM, DIGESTS)
+    check = next(c for c in table.checks if c.name == "column digests")
+    assert check.ok is False and not table.ok
+    assert check.detail == "damaged values in column(s) Cells_AreaShape_Area, in row group 1 (rows 3-4)"
+    assert _checks(compare(_with(DIGESTS), PROV, SUM, DIGESTS))["column digests"] is True
+
+
+def test_a_record_missing_from_a_current_file_fails_and_from_an_older_one_is_unknown():
+    current = {k: v for k, v in PROV.items() if k != "schema"} | {"format": FORMAT}
+    table = compare(_scan(checksum=None), current, None, None)
+    assert {k: v for k, v in _checks(table).items() if k != "rows"} == {
+        "schema": False, "checksum": False, "column digests": False}
+    assert "always records it" in next(c for c in table.checks if c.name == "schema").detail
+    older = {k: v for k, v in PROV.items() if k != "schema"}
+    assert _checks(compare(_scan(checksum=None), older, None, None))["schema"] is None
+
+
+def test_a_folders_files_are_checked_against_its_manifest():
+    files = {"cells.parquet": "1", "nuclei.parquet": "2", "image.parquet": "3"}
+    manifest = manifest_json(files)
+    assert check_folder("d", manifest, files, True).ok is True
+    missing = check_folder("d", manifest, {k: v for k, v in files.items() if k != "nuclei.parquet"},
+                           True)
+    assert missing.ok is False and "missing nuclei.parquet" in missing.detail
+    swapped = check_folder("d", manifest, {**files, "cells.parquet": "2", "nuclei.parquet": "1"},
+                           True)
+    assert swapped.ok is False and "swapped cells.parquet, nuclei.parquet" in swapped.detail
+    extra = check_folder("d", manifest, {**files, "x.parquet": "9"}, True)
+    assert extra.ok is False and "not in the manifest x.parquet" in extra.detail
+    assert check_folder("d", None, files, True).ok is False
+    assert check_folder("d", None, files, False).ok is None

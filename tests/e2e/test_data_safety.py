@@ -201,7 +201,7 @@ def test_a_fraction_in_a_parent_reference_past_the_sample_is_named(tmp_path, in_
         lines = (src / "Cytoplasm.csv").read_text().splitlines(keepends=True)
         (src / "Cytoplasm.csv").write_text(lines[0] + "".join(reversed(lines[1:])))
     dest = tmp_path / "o.parquet"
-    with pytest.raises(NotWholeKeyError, match="Parent_Cells holds 23001.5") as raised:
+    with pytest.raises(NotWholeKeyError, match=r"Parent_Cells holds 23001\.5") as raised:
         celltable.convert(src, dest)
     assert isinstance(raised.value, SchemaError)
     _fails(_convert(src, dest), dest, "Cytoplasm.csv", "Parent_Cells", "not whole numbers")
@@ -527,7 +527,7 @@ def test_a_csv_header_repeating_a_name_numbers_the_repeat_2_as_documented(tmp_pa
 # 2, in the cloud: a DEST prefix holding the source ------------------------------------------
 
 
-def test_an_s3_dest_holding_the_source_is_refused_and_nothing_deleted(s3, tmp_path):
+def test_an_s3_dest_holding_the_source_is_refused_and_nothing_deleted(s3, tmp_path):  # noqa: F811
     from tests.integration.test_cloud import SRC, _keys, _put_folder
 
     _put_folder(s3, EXAMPLE_HUMAN, SRC, "proj/p1")
@@ -541,7 +541,7 @@ def test_an_s3_dest_holding_the_source_is_refused_and_nothing_deleted(s3, tmp_pa
     assert _keys(s3, SRC) == before
 
 
-def test_an_s3_dest_appearing_meanwhile_is_kept(s3, tmp_path):
+def test_an_s3_dest_appearing_meanwhile_is_kept(s3, tmp_path):  # noqa: F811
     from tests.integration.test_cloud import OUT
 
     def other_run_finishes(progress):

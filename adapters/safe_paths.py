@@ -49,26 +49,29 @@ def remove_if_empty(folders: Sequence[Path]) -> None:
             continue  # not empty (or gone): its parents are kept too
 
 
-def _rename_noreplace(a: Path, b: Path) -> bool:
-    """Rename ``a`` to ``b`` unless ``b`` exists (Linux ``renameat2`` with
-    ``RENAME_NOREPLACE``), in one step; False where the system or filesystem cannot.
+def renameat2(a: Path, b: Path, flag: int) -> bool:
+    """Linux ``renameat2`` of ``a`` to ``b`` with ``flag`` (:data:`RENAME_NOREPLACE`,
+    :data:`RENAME_EXCHANGE`), in one step; False where the system or filesystem cannot.
 
     Raises:
-        FileExistsError: ``b`` exists.
+        OSError: The rename failed (``FileExistsError`` when ``b`` exists, with no-replace).
     """
     if sys.platform != "linux":
         return False
     try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+        call = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
         return False
-    at_fdcwd, rename_noreplace = -100, 1
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_noreplace) == 0:
+    at_fdcwd = -100
+    if call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flag) == 0:
         return True
     code = ctypes.get_errno()
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
         return False
-    raise OSError(code, os.strerror(code), str(b))  # FileExistsError for EEXIST
+    raise OSError(code, os.strerror(code), str(b))
+
+
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
 
 def publish_new(output: Path, dest: Path) -> None:
@@ -78,7 +81,7 @@ def publish_new(output: Path, dest: Path) -> None:
     Raises:
         FileExistsError: ``dest`` exists now.
     """
-    if _rename_noreplace(output, dest):
+    if renameat2(output, dest, RENAME_NOREPLACE):
         return
     if output.is_dir():
         dest.mkdir()  # the claim: fails if dest exists; the rename then replaces this empty folder

@@ -5,15 +5,12 @@ The listing of a source (:class:`Tree`) and the matching of its files to a prese
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import glob
 import hashlib
 import os
 import shutil
 import socket
 import sqlite3
-import sys
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,10 +19,12 @@ from pathlib import Path
 import structlog
 
 from celltable.adapters.safe_paths import (
+    RENAME_EXCHANGE,
     check_written_paths,
     missing_parents,
     publish_new,
     remove_if_empty,
+    renameat2,
 )
 from celltable.domain.errors import (
     DestinationError,
@@ -354,20 +353,7 @@ def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``), so a
     folder replacing another is never absent, even if the process dies; False where the system
     or filesystem cannot."""
-    if sys.platform != "linux":
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
+    return renameat2(a, b, RENAME_EXCHANGE)
 
 
 class ResumeBusy(OSError):

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow.parquet as pq
 
-import celltable  # noqa: E402
-from benchmarks.plategen import generate_plate  # noqa: E402
-from celltable.adapters.column_digest import ColumnDigester  # noqa: E402
+import celltable
+from benchmarks.plategen import generate_plate
+from celltable.adapters.column_digest import ColumnDigester
 
 
 def main(argv: list[str] | None = None) -> int:

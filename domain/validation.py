@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from celltable.domain.errors import ValidationError
 from celltable.domain.schema import Column
@@ -162,24 +163,26 @@ def provenance_of(path: str, metadata: Mapping[str, str]) -> dict[str, object]:
 
 def recorded_checksum(path: str, metadata: Mapping[str, str]) -> Checksum | None:
     """The checksum written with the file; None for files written before checksums existed."""
-    text = metadata.get(CHECKSUM_KEY)
-    if text is None:
-        return None
-    try:
-        return Checksum.from_json(text)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValidationError(f"{path}: its {CHECKSUM_KEY} metadata cannot be read ({e})") from e
+    return _record(path, metadata, CHECKSUM_KEY, Checksum.from_json)
 
 
 def recorded_columns(path: str, metadata: Mapping[str, str]) -> ColumnDigests | None:
     """The column digests written with the file; None for files written before them."""
-    text = metadata.get(COLUMNS_KEY)
+    return _record(path, metadata, COLUMNS_KEY, ColumnDigests.from_json)
+
+
+R = TypeVar("R")
+
+
+def _record(path: str, metadata: Mapping[str, str], key: str, parse: Callable[[str], R]
+            ) -> R | None:
+    text = metadata.get(key)
     if text is None:
         return None
     try:
-        return ColumnDigests.from_json(text)
+        return parse(text)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValidationError(f"{path}: its {COLUMNS_KEY} metadata cannot be read ({e})") from e
+        raise ValidationError(f"{path}: its {key} metadata cannot be read ({e})") from e
 
 
 def _absent(prov: Mapping[str, object], what: str) -> Check:

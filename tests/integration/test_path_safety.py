@@ -78,7 +78,8 @@ def test_no_written_path_reaches_into_a_source_and_no_source_into_dest(
         spelled["staging"] = _spell(tree, *staging)
     if cache is not None:
         spelled["cache"] = _spell(tree, *cache)
-    real = {k: _resolve(tree, f"{tree}/out/{v}") for k, v in spelled.items()}
+    real = {k: _resolve(tree, v if v.startswith("/") else f"{tree}/out/{v}")
+            for k, v in spelled.items()}
     dest_abs = Path(os.path.abspath(spelled["dest"]))  # noqa: PTH100 ("..": as the adapter)
     if resume:  # where LocalDestination keeps finished chunks
         real["resume"] = (_resolve(tree, str(dest_abs.parent)) + f"/.{dest_abs.name}.celltable-resume"

@@ -37,8 +37,11 @@ def not_whole(columns: Sequence[str]) -> str:
     """A SQL condition true on a row where one of ``columns`` (DOUBLE) holds a fraction."""
     if not columns:
         return "false"
-    return "coalesce(" + " OR ".join(f"{ident(c)} <> trunc({ident(c)})" for c in columns) + \
-        ", false)"
+    # NaN (CellProfiler's missing value) is no key, not a fraction: read as NULL, later
+    # counted as a missing partner; infinities and values past int64 are not whole numbers.
+    return "coalesce(" + " OR ".join(
+        f"(NOT isnan({ident(c)}) AND ({ident(c)} <> trunc({ident(c)}) "
+        f"OR abs({ident(c)}) >= 9.2e18))" for c in columns) + ", false)"
 
 
 def not_whole_error(con: duckdb.DuckDBPyConnection, source: str, path: str,
@@ -46,9 +49,10 @@ def not_whole_error(con: duckdb.DuckDBPyConnection, source: str, path: str,
     """The error naming the first column of ``columns`` in ``source`` (read as DOUBLE) holding
     a fraction, its first such value and row, and how many there are."""
     for c in columns:
+        row = ident("__celltable_row")
         found = con.execute(
-            f"SELECT n, v, count(*) OVER () FROM (SELECT row_number() OVER () AS n, "
-            f"{ident(c)} AS v FROM {source}) WHERE v <> trunc(v) ORDER BY n LIMIT 1"
+            f"SELECT {row}, {ident(c)}, count(*) OVER () FROM (SELECT row_number() OVER () AS "
+            f"{row}, {ident(c)} FROM {source}) WHERE {not_whole([c])} ORDER BY 1 LIMIT 1"
         ).fetchone()
         if found is not None:
             row, value, count = found
@@ -87,7 +91,8 @@ def whole_keys(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
         return schema
     if con.execute(f"SELECT count(*) FROM {target} WHERE {not_whole(keys)}").fetchone()[0]:
         raise not_whole_error(con, target, loc.path, keys)
-    casts = ", ".join(f"CAST({ident(k)} AS BIGINT) AS {ident(k)}" for k in keys)
+    casts = ", ".join(f"CAST(CASE WHEN isnan({ident(k)}) THEN NULL ELSE {ident(k)} END AS BIGINT) "
+                      f"AS {ident(k)}" for k in keys)
     con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * REPLACE ({casts}) FROM {target}")
     return TableSchema(loc.table, tuple(
         Column(c.name, DataType.INT64 if c.name in keys else c.type) for c in schema.columns))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from celltable.adapters.duckdb_engine import DuckDBEngine, _sorted
 from celltable.adapters.duckdb_gather import gather_chunk
 from celltable.adapters.duckdb_sql import render_chunk, render_missing
+from celltable.domain.errors import SourceChangedError
 from celltable.domain.join import ChunkQuery, JoinSpec, JoinStep, SelectColumn
 from celltable.domain.plan import Chunk
 from celltable.domain.schema import DataType
@@ -39,8 +40,9 @@ def _columns(area_type: DataType = DataType.FLOAT64) -> tuple[SelectColumn, ...]
     )
 
 
-def _query(columns: tuple[SelectColumn, ...], join: JoinSpec | None = SPEC) -> ChunkQuery:
-    return ChunkQuery(Chunk("plate", 0, None, None, 0), columns, "Cytoplasm", KEY, join, ORDER)
+def _query(columns: tuple[SelectColumn, ...], join: JoinSpec | None = SPEC,
+           rows: int = 0) -> ChunkQuery:
+    return ChunkQuery(Chunk("plate", 0, None, None, rows), columns, "Cytoplasm", KEY, join, ORDER)
 
 
 def _objects(draw, rows: int, *, parents: bool) -> dict[str, list]:
@@ -168,7 +170,7 @@ def test_the_engine_falls_back_to_the_whole_row_join_and_gets_the_same_table():
     }
     as_text = (*_columns()[:-1], SelectColumn("Nuclei_Parent_Cells", DataType.STRING, "Cells",
                                               "ObjectNumber"))
-    out = DuckDBEngine().read_chunk(dict(tables), _query(as_text))
+    out = DuckDBEngine().read_chunk(dict(tables), _query(as_text, rows=2))
     assert out.data.column("Metadata_ObjectNumber").to_pylist() == [1, 2]
     assert out.data.column("Nuclei_Parent_Cells").to_pylist() == ["1", "1"]
     assert pc.all(pc.equal(out.data.column("Cells_Count"), 7)).as_py()
@@ -186,3 +188,10 @@ def test_source_columns_named_like_the_gathers_own_are_kept(name):
     columns = (*_columns(), SelectColumn("Cytoplasm_X", DataType.INT64, "Cytoplasm", name))
     result, _ = _gathered(tables, _query(columns))
     assert result.column("Cytoplasm_X").to_pylist() == [9]
+
+
+def test_a_chunk_reading_other_rows_than_counted_is_a_changed_source():
+    tables = {"Cytoplasm": pa.table({KEY: [1], "ObjectNumber": [1], "Parent_Cells": [1],
+                                     "Area": [1.0]})}
+    with pytest.raises(SourceChangedError, match="1 read, 3 counted"):
+        DuckDBEngine().read_chunk(tables, _query(_columns(), None, rows=3))

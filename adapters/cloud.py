@@ -267,7 +267,8 @@ class CloudSourceLocator:
     """
 
     def __init__(self, clients: CloudClients, cache_dir: str, reserve_bytes: int = 256 * 2**20,
-                 progress: ProgressListener | None = None) -> None:
+                 progress: ProgressListener | None = None, lazy: bool = False) -> None:
+        self._lazy = lazy  # list only: each plate is downloaded by the worker converting it
         self._clients = clients
         self._cache_dir = Path(cache_dir).expanduser().absolute()
         self._reserve = reserve_bytes
@@ -282,6 +283,10 @@ class CloudSourceLocator:
             def at(rel: str) -> CloudPath:
                 return root / rel if rel else root
 
+            if self._lazy:
+                from celltable.adapters.cloud_plates import listed_plates  # it imports this
+
+                return listed_plates(tree, preset, at)
             if preset.source_format is SourceFormat.SQLITE:
                 files = {rel: at(rel) for rel in tree.sqlite_files()}
                 local = self._fetch(list(files.values()), where)
@@ -412,10 +417,13 @@ class CloudDestination:
         self._dest: CloudPath | None = None
         self._replaces_folder = False
         self._overwrite = False
+        self._remote: CloudPath | None = None  # the output staged in the store itself
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
-                ) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = (),
+                shared: bool = False) -> StagingPaths:
+        """With ``shared``, the output is staged in the object store itself, under a hidden
+        prefix beside DEST that workers write to and :meth:`publish` copies from."""
         dest = self._clients.path(dest_path)
         written = [*guarded, ("--local-cache-dir", str(self._uploads.parent))]
         if self._scratch_dir:
@@ -443,8 +451,12 @@ class CloudDestination:
         self._dest, self._replaces_folder = dest, kind == "folder"
         self._overwrite = overwrite
         try:
-            return self._local.prepare(str(self._folder / dest.name), folder=folder,
-                                       overwrite=False, resume=resume)
+            paths = self._local.prepare(str(self._folder / dest.name), folder=folder,
+                                        overwrite=False, resume=resume)
+            if shared:
+                self._remote = dest.parent / f".{dest.name}.celltable-{self._folder.name}"
+                return replace(paths, output=str(self._remote / dest.name))
+            return paths
         except BaseException:
             self._cleanup()
             raise
@@ -463,7 +475,11 @@ class CloudDestination:
                         "run?); it is left as it is: choose another path, or pass --overwrite "
                         "to replace it"
                     )
-                if staged.is_dir():
+                if self._remote is not None:
+                    from celltable.adapters.cloud_plates import publish_remote
+
+                    publish_remote(self._remote / dest.name, dest, self._replaces_folder)
+                elif staged.is_dir():
                     self._upload_folder(staged, dest)
                 else:
                     self._upload(staged, dest)
@@ -524,6 +540,12 @@ class CloudDestination:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
         self._folder = None
+        if self._remote is not None:
+            from celltable.adapters.cloud_plates import remove_remote
+
+            with _quietly():
+                remove_remote(self._remote)
+        self._remote = None
 
 
 @contextmanager

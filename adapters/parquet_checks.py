@@ -132,6 +132,8 @@ class ChecksummedSink:
         self._columns = ColumnDigester(schema)
         if hasattr(inner, "on_row_group"):
             inner.on_row_group = self._columns.end_group
+        self.checksum = ""
+        """The checksum recorded (JSON), once closed."""
 
     def write(self, data: object) -> None:
         assert isinstance(data, pa.Table), type(data)
@@ -149,6 +151,7 @@ class ChecksummedSink:
         columns = self._columns.digests()  # the rows still pending are the last row group
         self.record = {CHECKSUM_KEY: self._digest.checksum().to_json(),
                        COLUMNS_KEY: columns.to_json()}
+        self.checksum = self.record[CHECKSUM_KEY]
         return self._inner.close({**metadata, **self.record})
 
 

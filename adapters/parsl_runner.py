@@ -123,6 +123,11 @@ def _workers(config: Config, fallback: int) -> int:
     return total or fallback
 
 
+def runs_elsewhere(config: Config) -> bool:
+    """Whether a configuration runs tasks outside this process: any executor but threads."""
+    return any(not isinstance(ex, ThreadPoolExecutor) for ex in config.executors)
+
+
 class ParslRunner:
     """Implements :class:`celltable.domain.ports.TaskRunner` as a context manager.
 
@@ -153,6 +158,8 @@ class ParslRunner:
         self._dfk: DataFlowKernel | None = None
         self._app: Callable[..., Future[Any]] | None = None
         self.workers = workers
+        self.elsewhere = False
+        """Whether tasks run in other processes (known once open): then plates are the tasks."""
 
     def __enter__(self) -> ParslRunner:
         if self._run_dir is None:
@@ -160,6 +167,7 @@ class ParslRunner:
         Path(self._run_dir).mkdir(parents=True, exist_ok=True)
         config = self._config or EXECUTOR_CONFIGS[self._executor](self._fallback, self._run_dir)
         self.workers = _workers(config, self._fallback)
+        self.elsewhere = runs_elsewhere(config)
         self._path = os.environ.get("PATH")
         bin_dir = str(Path(sys.executable).parent)
         os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in (self._path or "").split(os.pathsep)

@@ -403,8 +403,9 @@ class LocalDestination:
         self._overwrite = False
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
-                ) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = (),
+                shared: bool = False) -> StagingPaths:
+        # Staged beside DEST: shared with workers elsewhere whenever DEST's folder is.
         dest = Path(os.path.abspath(Path(dest_path).expanduser()))  # noqa: PTH100 ("..": lexically)
         written = list(guarded)
         if self._scratch_dir:

@@ -44,6 +44,7 @@ from celltable.domain.ports import (
     TableSink,
     TableWriter,
     TaskRunner,
+    WorkerRecipe,
 )
 from celltable.domain.presets import IMAGE
 from celltable.domain.report import (
@@ -84,6 +85,9 @@ class Services:
     peak_memory: Callable[[], PeakMemory | None] | None = None  # measured for the run report
     # each source file's version (size, modification time), to tell one changed during the run
     versions: Callable[[Sequence[str]], dict[str, str]] | None = None
+    worker_recipe: WorkerRecipe | None = None
+    """Set when tasks run in other processes (or machines): then each plate is read, joined and
+    written by one task where it runs, which builds its adapters from this recipe."""
 
 
 def convert(request: ConversionRequest, services: Services) -> ConversionResult:
@@ -99,6 +103,10 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     # CPU on a 96-image plate without this.
     gc.freeze()
     try:
+        if services.worker_recipe is not None and not request.options.join_sql:
+            from celltable.application.distributed import convert_by_plate  # it imports this
+
+            return convert_by_plate(request, services, services.worker_recipe)
         return _convert(request, services)
     finally:
         gc.unfreeze()
@@ -480,6 +488,20 @@ def _provenance(
     chunk_size: int,
     columns: Sequence[Column],
 ) -> dict[str, str]:
+    return provenance(request, services.producer, services.version, staged, report, chunk_size,
+                      columns)
+
+
+def provenance(
+    request: ConversionRequest,
+    producer: str,
+    version: str,
+    staged: Sequence[StagedUnit],
+    report: TableReport,
+    chunk_size: int,
+    columns: Sequence[Column],
+) -> dict[str, str]:
+    """The key/value metadata an output file carries: where its rows came from, and how."""
     sources = [
         {"plate": s.unit.key, "path": s.unit.path,
          "tables": {t.table: {"rows": t.rows, "columns": len(t.schema.columns)} for t in s.tables}}
@@ -505,8 +527,8 @@ def _provenance(
         "schema": [[c.name, c.type.value] for c in columns],
     }
     return {
-        "data-producer": services.producer,
-        "data-producer-version": services.version,
+        "data-producer": producer,
+        "data-producer-version": version,
         "celltable.provenance": json.dumps(prov, sort_keys=True, default=str),
     }
 

@@ -29,11 +29,14 @@ def run_ordered(
     fn: Callable[..., T],
     jobs: Iterable[tuple[str, tuple[Any, ...]]],
     window: int,
+    settle: bool = False,
 ) -> Iterator[T]:
     """Submit ``fn(*args)`` for each ``(label, args)`` and yield the results in job order.
 
     At most ``window`` tasks are in flight, so memory stays bounded by the window, not the plan.
-    A failed task raises :class:`ExecutionError` naming its label.
+    A failed task raises :class:`ExecutionError` naming its label. With ``settle``, a failure is
+    raised only once the tasks in flight have finished (tasks that write files of their own must
+    be done before those files are cleaned up).
     """
     pending: deque[tuple[str, Future[T]]] = deque()
     jobs = iter(jobs)
@@ -46,6 +49,11 @@ def run_ordered(
         while pending:
             label, future = pending.popleft()
             yield _result(future, label)
+    except Exception:
+        if settle:
+            for _, future in pending:
+                future.exception()  # waits; its own failure is not the one to report
+        raise
     finally:
         for _, future in pending:
             try:

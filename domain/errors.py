@@ -64,6 +64,18 @@ class InPlaceReadFailed(CelltableError):
         self.reason = reason
 
 
+class PlateFailedError(CelltableError):
+    """A plate failed on its own data in a plate task (a worker process, maybe elsewhere); the
+    message names the plate and its file. Not retried: it would fail again."""
+
+    def __init__(self, plate: str, path: str, reason: str) -> None:
+        super().__init__(f"plate {plate!r} ({path}) failed: {reason}")
+        self.plate, self.path, self.reason = plate, path, reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # it travels back from workers
+        return (type(self), (self.plate, self.path, self.reason))
+
+
 class CloudStorageError(CelltableError):
     """Object storage (``s3://``, ``gs://``, ``az://``) refused or failed a request: no
     credentials, access denied, endpoint unreachable ..."""

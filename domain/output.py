@@ -84,14 +84,16 @@ def plan_output(
         *(Column(n, _stored(unify_types(types[n]), float32 and n in features)) for n in order),
     )
     selects = []
+    made: dict[SelectColumn, SelectColumn] = {}  # one object per distinct select, not per plate
     for unit, chosen in per_unit.items():
         row = [SelectColumn(TABLE_NUMBER, DataType.STRING, constant=unit)]
         for col in columns[1:]:
             if col.name in chosen:
                 table, source, _ = chosen[col.name]
-                row.append(SelectColumn(col.name, col.type, table=table, source=source))
+                select = SelectColumn(col.name, col.type, table=table, source=source)
             else:
-                row.append(SelectColumn(col.name, col.type))
+                select = SelectColumn(col.name, col.type)
+            row.append(made.setdefault(select, select))
         selects.append((unit, tuple(row)))
     return OutputPlan(name, columns, tuple(selects))
 

@@ -136,10 +136,12 @@ class Destination(Protocol):
     """Stages output and publishes it atomically at the destination path."""
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
-                ) -> StagingPaths:
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = (),
+                shared: bool = False) -> StagingPaths:
         """Fresh local staging paths for the output (a file, or a folder of files), and with
         ``resume`` the destination's resume folder (created if missing, kept if present).
+        With ``shared``, ``output`` is where workers elsewhere can write too: beside DEST, or
+        for an object-store DEST a hidden prefix in the store itself.
 
         ``guarded``: other paths the conversion writes, as ``(option, path)`` (the report ...);
         with the destination, its staging and resume folders, they go through
@@ -238,3 +240,64 @@ class OutputReader(Protocol):
         (relative path) with its fingerprint
         (:func:`celltable.domain.validation.file_fingerprint`); None for a one-file output."""
         ...
+
+class PlateWorker(Protocol):
+    """What a plate task builds where it runs (a worker process, maybe another machine) from
+    the recipe the composition root passed: its own engine, and how it reaches files."""
+
+    @property
+    def engine(self) -> QueryEngine: ...
+
+    @property
+    def read_ahead(self) -> bool:
+        """Whether a plate's next chunk should be read while this one is written (the worker
+        has more than one core)."""
+        ...
+
+    def plates_of(self, unit: SourceUnit, preset: Preset) -> tuple[SourceUnit, ...]:
+        """The plate(s) of ``unit`` with files readable here: a cloud plate downloaded into this
+        worker's cache (a cloud SQLite file listed without its tables gets them, one plate per
+        run of a multi-run file); a local plate as it is."""
+        ...
+
+    def versions(self, paths: Sequence[str]) -> dict[str, str]:
+        """Each local file's version (size and modification time)."""
+        ...
+
+    def usable(self, staged: StagedUnit) -> bool:
+        """Whether a plate staged elsewhere (or earlier) can be read here as it is."""
+        ...
+
+    def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
+        """A new output file at ``path`` (local, or an object store's URI): the one place a
+        plate task creates its writer."""
+        ...
+
+    def finish(self, sink: TableSink, path: str,
+               metadata: Mapping[str, str]) -> tuple[int, int, Mapping[str, str]]:
+        """Close ``sink`` with ``metadata``; the rows it holds, its bytes and the records the
+        writer added (checksum, column digests)."""
+        ...
+
+    def read_text(self, path: str) -> str | None:
+        """A small text file's content, None when it is missing."""
+        ...
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a small text file in one step (a plate's record, after its files; a folder's
+        manifest), locally or in an object store."""
+        ...
+
+    def size(self, path: str) -> int | None:
+        """A file's bytes, None when it is missing."""
+        ...
+
+    def move(self, source: str, target: str) -> None:
+        """Move a finished file into the output being staged."""
+        ...
+
+
+class WorkerRecipe(Protocol):
+    """A picklable description of the adapters a plate task needs, built where it runs."""
+
+    def build(self) -> PlateWorker: ...

@@ -96,6 +96,7 @@ def convert(
         no_sign_request=opts.no_sign_request,
         cloud_client=opts.cloud_client,
         progress=progress,
+        plate_tasks=opts.join_sql is None,
     ) as services:
         services = replace(services, peak_memory=peak_memory)
         if progress is not None:

@@ -108,6 +108,7 @@ def bootstrap(
     no_sign_request: bool = False,
     cloud_client: Any = None,
     progress: Any = None,
+    plate_tasks: bool = True,
     **fakes: Any,
 ) -> Iterator[Services]:
     """Services for one conversion: real adapters unless fakes are passed by keyword
@@ -116,19 +117,13 @@ def bootstrap(
     The locator and the destination are chosen by the scheme of ``source_path`` and
     ``dest_path`` (``s3://``, ``gs://``, ``az://``: cloud; anything else: local).
     ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
-    None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``)."""
-    from celltable.adapters.chunk_store import LocalChunkStore, file_versions
-    from celltable.adapters.duckdb_engine import DuckDBEngine
-    from celltable.adapters.parquet import ParquetWriter
-    from celltable.adapters.parquet_checks import ChecksummedWriter
+    None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``). When that runs
+    tasks in other processes, each plate is one task built from a recipe (``worker_recipe``),
+    unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process)."""
     from celltable.adapters.storage import LocalDestination
 
     settings = Settings.resolve(threads, memory_limit, workers=workers,
                                 local_cache_dir=local_cache_dir)
-    if threads:
-        import pyarrow as pa
-
-        pa.set_cpu_count(settings.threads)
     if isinstance(parsl_config, str | os.PathLike):
         from celltable.adapters.parsl_runner import load_config_file
 
@@ -147,6 +142,21 @@ def bootstrap(
         destination = LocalDestination(staging_dir)
     runner = fakes.get("runner") or _runner(parsl_config, settings.workers, executor)
     with runner:
+        if plate_tasks and getattr(runner, "elsewhere", False) and cloud_client is None:
+            yield _plate_services(settings, locator, surveyor, destination, runner, compression,
+                                  source_path, clients, entries, progress, no_sign_request,
+                                  arrow_threads=max(1, settings.threads // settings.workers)
+                                  if threads else 0)
+            return
+        from celltable.adapters.chunk_store import LocalChunkStore, file_versions
+        from celltable.adapters.duckdb_engine import DuckDBEngine
+        from celltable.adapters.parquet import ParquetWriter
+        from celltable.adapters.parquet_checks import ChecksummedWriter
+
+        if threads:
+            import pyarrow as pa
+
+            pa.set_cpu_count(settings.threads)
         yield Services(
             locator=locator,
             engine=fakes.get("engine")
@@ -167,6 +177,36 @@ def bootstrap(
             chunk_store=fakes.get("chunk_store") or LocalChunkStore,
             versions=fakes.get("versions") or file_versions,
         )
+
+
+class _InPlateTasks:
+    """The engine and writer of a conversion whose plates are tasks: rows are read and written
+    in those tasks only, so this process loads neither DuckDB nor Arrow (about 75 MB)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"{name}: rows are read and written by the plate tasks")
+
+
+def _plate_services(settings: Settings, locator: Any, surveyor: Any, destination: Any,
+                    runner: Any, compression: str, source_path: str, clients: Any,
+                    entries: tuple[str, ...], progress: Any, no_sign_request: bool,
+                    arrow_threads: int) -> Services:
+    """Services when each plate is one task elsewhere, built from a recipe where it runs."""
+    from celltable.adapters.plate_worker import PlateRecipe
+
+    # Each worker runs one plate task at a time with its own engine.
+    recipe = PlateRecipe(
+        engine_threads=settings.engine_threads, memory_limit=settings.memory_limit,
+        compression=compression, memory_map=settings.memory_map,
+        cache_dir=settings.cache_dir, no_sign_request=no_sign_request,
+        arrow_threads=arrow_threads)
+    # Cloud plates are listed only: each is downloaded by the worker converting it.
+    if entries or _is_cloud(source_path):
+        locator = _source_adapters(source_path, settings, clients, entries, progress, lazy=True)[0]
+    return Services(locator=locator, engine=_InPlateTasks(), writer=_InPlateTasks(),
+                    destination=destination, runner=runner, memory_budget=settings.memory_budget,
+                    producer=PRODUCER, version=package_version(), surveyor=surveyor,
+                    worker_recipe=recipe)
 
 
 def inspect_services(
@@ -204,7 +244,8 @@ def _manifest(source_path: str) -> tuple[str, ...]:
 
 
 def _source_adapters(source_path: str, settings: Settings, clients: Any,
-                     entries: tuple[str, ...] = (), progress: Any = None) -> tuple[Any, Any]:
+                     entries: tuple[str, ...] = (), progress: Any = None,
+                     lazy: bool = False) -> tuple[Any, Any]:
     """The locator for the source's scheme (or, for a manifest, for each listed source's), and
     the surveyor recognising other kinds of source (local sources only)."""
     from celltable.adapters.storage import LocalSourceLocator
@@ -214,13 +255,13 @@ def _source_adapters(source_path: str, settings: Settings, clients: Any,
         from celltable.adapters.manifest import ManifestLocator
 
         def locator_for(entry: str) -> Any:
-            return _source_adapters(entry, settings, clients, (), progress)[0]
+            return _source_adapters(entry, settings, clients, (), progress, lazy)[0]
 
         return ManifestLocator(entries, locator_for, source_path), None
     if _is_cloud(source_path):
         from celltable.adapters.cloud import CloudSourceLocator
 
-        return CloudSourceLocator(clients, settings.cache_dir, progress=progress), None
+        return CloudSourceLocator(clients, settings.cache_dir, progress=progress, lazy=lazy), None
     return LocalSourceLocator(), LocalSurveyor()
 
 

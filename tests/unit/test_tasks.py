@@ -68,3 +68,39 @@ def test_stopping_early_stops_the_maker_and_closes_the_items():
     assert closed.is_set()  # closed in the maker's thread, before close() returned
     assert len(made) <= 4  # no more than the items in hand and ahead were made
     assert not any(t.name == "celltable-prefetch" for t in threading.enumerate())
+
+
+class _PoolRunner:
+    """Tasks on two threads of a pool."""
+
+    workers = 2
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def submit(self, fn, /, *args):
+        return self.pool.submit(fn, *args)
+
+
+def test_with_settle_a_failure_is_raised_once_the_tasks_in_flight_are_done():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from celltable.application.tasks import run_ordered
+    from celltable.domain.errors import ExecutionError
+
+    finished = []
+
+    def task(i):
+        if i == 0:
+            raise RuntimeError("plate 0 failed")
+        time.sleep(1.0)
+        finished.append(i)
+        return i
+
+    for settle, done in ((False, []), (True, [1])):
+        finished.clear()
+        with ThreadPoolExecutor(2) as pool:
+            with pytest.raises(ExecutionError, match="plate 0 failed"):
+                list(run_ordered(_PoolRunner(pool), task, ((f"t{i}", (i,)) for i in range(2)),
+                                 window=2, settle=settle))
+            assert finished == done  # without settle, task 1 is still running

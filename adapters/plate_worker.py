@@ -1,0 +1,189 @@
+"""What a plate task builds where it runs: its own DuckDB engine, Parquet writer and cloud
+clients, from a picklable recipe (:class:`PlateRecipe`) the composition root fills in.
+
+Implements :class:`celltable.domain.ports.PlateWorker` and
+:class:`celltable.domain.ports.WorkerRecipe`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celltable.domain.errors import DestinationError
+from celltable.domain.ports import QueryEngine, TableSink
+from celltable.domain.presets import Preset
+from celltable.domain.schema import Column
+from celltable.domain.sources import SourceUnit, StagedUnit
+
+
+def _is_cloud(path: str) -> bool:
+    return "://" in path and path.split("://", 1)[0].lower() in ("s3", "gs", "az")
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRecipe:
+    """Settings only, so it pickles: each task builds its adapters from it where it runs.
+
+    Cloud clients are built from the SDK's environment of the worker (``AWS_*`` ...): a client
+    object built in the main process is not shipped."""
+
+    engine_threads: int = 1
+    memory_limit: int | None = None
+    compression: str = "zstd"
+    memory_map: bool = True
+    cache_dir: str = ""
+    no_sign_request: bool = False
+    arrow_threads: int = 0
+    """Arrow's threads in the worker (0: Arrow's default, every core)."""
+
+    def build(self) -> LocalPlateWorker:
+        return LocalPlateWorker(self)
+
+
+@dataclass(slots=True)
+class LocalPlateWorker:
+    """A worker's adapters: its files are local (or a shared filesystem), its cloud plates
+    downloaded into its own cache, its cloud outputs uploaded as each file is finished. DuckDB
+    and Arrow are loaded on first use: the main process uses it for small files only."""
+
+    recipe: PlateRecipe
+    _engine: Any = field(default=None)
+    _writer: Any = field(default=None)
+    _clients: Any = field(default=None)
+
+    @property
+    def engine(self) -> QueryEngine:
+        if self._engine is None:
+            from celltable.adapters.duckdb_engine import DuckDBEngine
+
+            if self.recipe.arrow_threads:
+                import pyarrow as pa
+
+                pa.set_cpu_count(self.recipe.arrow_threads)
+            self._engine = DuckDBEngine(threads=self.recipe.engine_threads,
+                                        memory_limit=self.recipe.memory_limit)
+        return self._engine
+
+    def _writer_here(self) -> Any:
+        if self._writer is None:
+            from celltable.adapters.parquet import ParquetWriter
+            from celltable.adapters.parquet_checks import ChecksummedWriter
+
+            self._writer = ChecksummedWriter(ParquetWriter(self.recipe.compression,
+                                                           self.recipe.memory_map))
+        return self._writer
+
+    @property
+    def read_ahead(self) -> bool:
+        return self.recipe.engine_threads > 1
+
+    def _cloud(self) -> Any:
+        if self._clients is None:
+            from celltable.adapters.cloud import CloudClients
+
+            self._clients = CloudClients(self.recipe.cache_dir,
+                                         no_sign_request=self.recipe.no_sign_request)
+        return self._clients
+
+    def plates_of(self, unit: SourceUnit, preset: Preset) -> tuple[SourceUnit, ...]:
+        if not _is_cloud(unit.path):
+            return (unit,)
+        from celltable.adapters.cloud_plates import fetch_plate
+
+        return fetch_plate(self._cloud(), self.recipe.cache_dir, unit, preset)
+
+    def versions(self, paths: Sequence[str]) -> dict[str, str]:
+        from celltable.adapters.chunk_store import LocalChunkStore
+
+        return LocalChunkStore("").versions(paths)
+
+    def usable(self, staged: StagedUnit) -> bool:
+        files = {staged.unit.path, *(t.path for t in staged.unit.tables)}
+        if not all(Path(f).exists() for f in files):
+            return False
+        return staged.in_place or Path(staged.handle).exists()
+
+    def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
+        if not _is_cloud(path):
+            return self._writer_here().create(path, columns, rows)
+        local = (Path(self.recipe.cache_dir) / "uploads" / "plates" /
+                 f"{uuid.uuid4().hex[:12]}-{path.rsplit('/', 1)[-1]}")
+        return _UploadedSink(self._writer_here().create(str(local), columns, rows), local, path,
+                             self._cloud())
+
+    def finish(self, sink: TableSink, path: str,
+               metadata: Mapping[str, str]) -> tuple[int, int, Mapping[str, str]]:
+        from celltable.adapters.parquet_checks import ChecksummedSink
+
+        rows = sink.close(metadata)
+        checked = sink.inner if isinstance(sink, _UploadedSink) else sink
+        records = dict(checked.record) if isinstance(checked, ChecksummedSink) else {}
+        size = sink.size if isinstance(sink, _UploadedSink) else Path(path).stat().st_size
+        return rows, size, records
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    def write_text(self, path: str, text: str) -> None:
+        if _is_cloud(path):
+            from celltable.adapters.cloud import cloud_errors
+
+            with cloud_errors(path):
+                self._cloud().path(path).write_text(text)  # one object write
+            return
+        tmp = Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)  # atomic: a record is there whole or not at all
+
+    def size(self, path: str) -> int | None:
+        try:
+            return Path(path).stat().st_size
+        except OSError:
+            return None
+
+    def move(self, source: str, target: str) -> None:
+        try:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+        except OSError as e:
+            raise DestinationError(f"cannot move {source} into the output: {e}") from e
+
+
+class _UploadedSink:
+    """A file written locally, then uploaded to its object-store key when finished (the key is
+    under the destination's staging prefix: nothing is visible at DEST before publishing)."""
+
+    def __init__(self, inner: TableSink, local: Path, uri: str, clients: Any) -> None:
+        self.inner, self._local, self._uri, self._clients = inner, local, uri, clients
+        self.size = 0
+
+    def write(self, data: object) -> None:
+        self.inner.write(data)
+
+    def close(self, metadata: Mapping[str, str]) -> int:
+        from celltable.adapters.cloud import cloud_errors
+
+        try:
+            rows = self.inner.close(metadata)
+            self.size = self._local.stat().st_size
+            remote = self._clients.path(self._uri)
+            with cloud_errors(self._uri):
+                remote.upload_from(self._local, force_overwrite_to_cloud=True)
+                if remote.stat().st_size != self.size:
+                    raise DestinationError(f"{self._uri} was not uploaded whole; run again")
+        finally:
+            self._local.unlink(missing_ok=True)
+        return rows

@@ -1,0 +1,165 @@
+"""The tasks of a distributed conversion, run where the executor puts them (worker processes,
+other machines). Top-level functions of picklable values: each builds its own adapters from the
+recipe it is given, reads its plate there, and returns only a small record."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import replace
+
+from celltable.application.tasks import prefetched
+from celltable.domain.errors import CelltableError, InPlaceReadFailed, PlateFailedError
+from celltable.domain.join import ChunkQuery
+from celltable.domain.model import PlateRows, TableReport
+from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
+from celltable.domain.output import check_join_columns
+from celltable.domain.plan import plan_chunks
+from celltable.domain.plates import (
+    PlateJob,
+    PlateOutput,
+    PlateRecord,
+    Surveyed,
+    WrittenFile,
+    plate_identity,
+    record_json,
+)
+from celltable.domain.ports import PlateWorker, WorkerRecipe
+from celltable.domain.presets import Preset
+from celltable.domain.sources import ChunkOutput, SourceUnit, StagedUnit
+from celltable.domain.validation import CHECKSUM_KEY, COLUMNS_KEY
+
+
+def survey_plate(recipe: WorkerRecipe, unit: SourceUnit, preset: Preset,
+                 scratch: str) -> tuple[Surveyed, ...]:
+    """Make a plate ready where this task runs (a cloud plate downloaded into this worker's
+    cache first) and return what planning needs: schemas, rows, keys, source versions. A plate
+    read in place costs a scan of its keys; one that must be copied is copied into ``scratch``
+    now, for its plate task to read if it runs where that copy is."""
+    worker = recipe.build()
+    found = []
+    for plate in _named(unit, lambda: worker.plates_of(unit, preset)):
+        staged = _named(plate, lambda p=plate: worker.engine.stage(p, preset, scratch))
+        files = sorted({plate.path, *(t.path for t in plate.tables)})
+        found.append(Surveyed(staged, tuple(sorted(worker.versions(files).items())),
+                              unit if plate.path != unit.path else None))
+    return tuple(found)
+
+
+def write_plate(recipe: WorkerRecipe, job: PlateJob) -> PlateRecord:
+    """Read, join and write one plate's output files where this task runs.
+
+    Raises:
+        PlateFailedError: The plate's own data failed (the message names the plate).
+    """
+    worker = recipe.build()
+    gc.freeze()
+    try:
+        return _named(job.surveyed.staged.unit, lambda: _write_plate(worker, job))
+    finally:
+        gc.unfreeze()
+
+
+def _write_plate(worker: PlateWorker, job: PlateJob) -> PlateRecord:
+    staged = _here(worker, job)
+    try:
+        try:
+            tables, files = _write_outputs(worker, job, staged)
+        except InPlaceReadFailed:  # rare: a value the stream cannot cast; read a copy instead
+            worker.engine.release(staged)
+            staged = worker.engine.stage(staged.unit, job.preset, job.scratch, True)
+            tables, files = _write_outputs(worker, job, staged)
+    finally:
+        worker.engine.release(staged)
+    record = PlateRecord(job.plate, tables, files)
+    if job.record_path is not None:  # saved after the files: a record means they are whole
+        identity = plate_identity(job.request, job.surveyed, job.outputs)
+        worker.write_text(job.record_path, record_json(record, identity))
+    return record
+
+
+def _here(worker: PlateWorker, job: PlateJob) -> StagedUnit:
+    """The plate as surveyed if it can be read here, else made ready again here (another
+    machine than the survey's, or the survey's copy gone)."""
+    staged = job.surveyed.staged
+    if worker.usable(staged):
+        return staged
+    listed = job.surveyed.listed or staged.unit
+    plates = [p for p in worker.plates_of(listed, job.preset) if p.key == staged.unit.key]
+    if not plates:
+        raise InPlaceReadFailed(staged.unit.key, "the plate is gone from its source")
+    return worker.engine.stage(plates[0], job.preset, job.scratch)
+
+
+def _write_outputs(worker: PlateWorker, job: PlateJob, staged: StagedUnit
+                   ) -> tuple[tuple[TableReport, ...], tuple[WrittenFile, ...]]:
+    tables, files = [], []
+    for output in job.outputs:
+        queries = _queries(job, output, staged)
+        if not queries:
+            continue
+        report, written = _write_file(worker, job, output, staged, queries)
+        tables.append(report)
+        files.append(written)
+    return tuple(tables), tuple(files)
+
+
+def _queries(job: PlateJob, output: PlateOutput, staged: StagedUnit) -> list[ChunkQuery]:
+    preset = job.preset
+    table = staged.table(output.base)
+    if table is None:
+        return []
+    join = check_join_columns(preset, job.spec, staged) if job.spec is not None else None
+    order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
+    return [ChunkQuery(chunk, output.selects, output.base, preset.image_key, join=join,
+                       order_by=order)
+            for chunk in plan_chunks(staged.unit.key, table.rows_by_image, output.chunk_size)]
+
+
+def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged: StagedUnit,
+                queries: list[ChunkQuery]) -> tuple[TableReport, WrittenFile]:
+    """One output file: the plate's chunks read and joined in a thread of their own, one chunk
+    ahead of the writing here."""
+    # The convert module dispatches here: imported when the task runs, not before.
+    from celltable.application.convert import _plus, provenance
+
+    engine = worker.engine
+    rows = sum(q.chunk.rows for q in queries)
+    report = TableReport(output.name, output.path, 0, 0, len(output.columns))
+    sink = worker.open_sink(output.path, output.columns, rows)
+
+    def chunks() -> Iterator[ChunkOutput]:
+        for query, source in zip(queries, engine.chunk_sources(staged, queries), strict=True):
+            yield engine.read_chunk(source, query)
+
+    # With cores to spare the next chunk is read and joined while this one is written; a worker
+    # with one core (as many workers as cores) gains nothing from it but a chunk more in memory.
+    with closing(prefetched(chunks()) if worker.read_ahead else chunks()) as outputs:
+        for out in outputs:
+            sink.write(out.data)
+            report = _plus(report, out)
+            del out
+            gc.collect()
+    plate_rows = PlateRows(job.plate, report.rows_in, report.rows_out, report.dropped,
+                           report.missing)
+    report = replace(report, plates=(plate_rows,))
+    metadata = provenance(job.request, job.producer, job.version, [staged], report,
+                          output.chunk_size, output.columns)
+    written, size, records = worker.finish(sink, output.path, metadata)
+    if written != report.rows_out:
+        raise AssertionError(f"{output.path}: wrote {written} rows, expected {report.rows_out}")
+    return report, WrittenFile(output.path, written, size, records.get(CHECKSUM_KEY, ""),
+                               records.get(COLUMNS_KEY, ""))
+
+
+def _named(unit: SourceUnit, work):  # type: ignore[no-untyped-def]
+    """``work()``, its failures on the plate's own data named after the plate."""
+    try:
+        return work()
+    except PlateFailedError:
+        raise
+    except InPlaceReadFailed as e:
+        raise PlateFailedError(unit.key, unit.path, e.reason) from e
+    except CelltableError as e:
+        raise PlateFailedError(unit.key, unit.path, str(e)) from e

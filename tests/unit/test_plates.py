@@ -1,0 +1,53 @@
+"""A plate task's record, as saved for resume, and what makes it reusable."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from celltable.domain.model import ConversionOptions, ConversionRequest, PlateRows, TableReport
+from celltable.domain.plates import (
+    PlateOutput,
+    PlateRecord,
+    Surveyed,
+    WrittenFile,
+    plate_identity,
+    record_from_json,
+    record_json,
+)
+from celltable.domain.presets import SourceFormat, get_preset
+from celltable.domain.schema import Column, DataType
+from celltable.domain.sources import SourceUnit, StagedUnit
+
+REQUEST = ConversionRequest("src", "dest", get_preset("cellprofiler_sqlite"),
+                            ConversionOptions(partition_by="plate"))
+SURVEYED = Surveyed(StagedUnit(SourceUnit("p1", SourceFormat.SQLITE, "p1.sqlite", ()), "h", ()),
+                    (("p1.sqlite", "10:20"),))
+OUTPUTS = (PlateOutput("joined", ("Image",), "Cytoplasm", (Column("a", DataType.INT64),), (),
+                       "out/p1.parquet", 100),)
+RECORD = PlateRecord(
+    "p1",
+    (TableReport("joined", "out/p1.parquet", 10, 9, 1, 1, (("Cytoplasm -> Cells", 1),),
+                 (PlateRows("p1", 10, 9, 1, (("Cytoplasm -> Cells", 1),)),)),),
+    (WrittenFile("out/p1.parquet", 9, 1234, '{"sha256": "ab"}'),),
+)
+
+
+def test_a_saved_record_reads_back_whole_for_its_identity_only():
+    identity = plate_identity(REQUEST, SURVEYED, OUTPUTS)
+    text = record_json(RECORD, identity)
+    assert record_from_json(text, identity) == replace(RECORD, resumed=True)
+    assert record_from_json(text, "another") is None
+    assert record_from_json(text[:-5], identity) is None  # cut short: not a record
+
+
+def test_the_identity_changes_with_the_sources_the_columns_and_the_options():
+    identity = plate_identity(REQUEST, SURVEYED, OUTPUTS)
+    changed_source = replace(SURVEYED, versions=(("p1.sqlite", "10:21"),))
+    wider = (replace(OUTPUTS[0], columns=(Column("a", DataType.FLOAT64),)),)
+    float32 = replace(REQUEST, options=replace(REQUEST.options, float32=True))
+    others = {plate_identity(REQUEST, changed_source, OUTPUTS), plate_identity(REQUEST, SURVEYED, wider),
+              plate_identity(float32, SURVEYED, OUTPUTS)}
+    assert identity not in others and len(others) == 3
+    # where the files are written is not part of it (a resumed plate's files move)
+    moved = (replace(OUTPUTS[0], path="elsewhere/p1.parquet"),)
+    assert plate_identity(REQUEST, SURVEYED, moved) == identity

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import structlog
 
+from celltable.adapters.storage import file_versions
 from celltable.domain.errors import DestinationError
 from celltable.domain.resume import SavedChunk
 from celltable.domain.sources import ChunkOutput
@@ -39,19 +40,6 @@ def _durably(tmp: Path, final: Path) -> None:
     with tmp.open("rb+") as f:
         os.fsync(f.fileno())
     tmp.replace(final)
-
-
-def file_versions(paths: Sequence[str]) -> dict[str, str]:
-    """Each local file's version: its size and modification time (``"missing"`` if gone)."""
-    versions = {}
-    for p in paths:
-        try:
-            st = Path(p).stat()
-        except OSError:
-            versions[p] = "missing"
-            continue
-        versions[p] = f"{st.st_size}:{st.st_mtime_ns}"
-    return versions
 
 
 class LocalChunkStore:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from celltable.adapters.storage import file_versions
 from celltable.domain.errors import DestinationError
 from celltable.domain.ports import QueryEngine, TableSink
 from celltable.domain.presets import Preset
@@ -99,9 +100,7 @@ class LocalPlateWorker:
         return fetch_plate(self._cloud(), self.recipe.cache_dir, unit, preset)
 
     def versions(self, paths: Sequence[str]) -> dict[str, str]:
-        from celltable.adapters.chunk_store import LocalChunkStore
-
-        return LocalChunkStore("").versions(paths)
+        return file_versions(paths)
 
     def usable(self, staged: StagedUnit) -> bool:
         files = {staged.unit.path, *(t.path for t in staged.unit.tables)}

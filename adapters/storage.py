@@ -543,6 +543,19 @@ class LocalDestination:
         self._staging = None
 
 
+def file_versions(paths: Sequence[str]) -> dict[str, str]:
+    """Each local file's version: its size and modification time (``"missing"`` if gone)."""
+    versions = {}
+    for p in paths:
+        try:
+            st = Path(p).stat()
+        except OSError:
+            versions[p] = "missing"
+            continue
+        versions[p] = f"{st.st_size}:{st.st_mtime_ns}"
+    return versions
+
+
 def write_local_text(path: str, text: str) -> str:
     """Write ``text`` at ``path`` in one step (a hidden file beside it, renamed) and return the
     absolute path.

@@ -193,6 +193,7 @@ def _plate_services(settings: Settings, locator: Any, surveyor: Any, destination
                     arrow_threads: int) -> Services:
     """Services when each plate is one task elsewhere, built from a recipe where it runs."""
     from celltable.adapters.plate_worker import PlateRecipe
+    from celltable.adapters.storage import file_versions
 
     # Each worker runs one plate task at a time with its own engine.
     recipe = PlateRecipe(
@@ -206,7 +207,7 @@ def _plate_services(settings: Settings, locator: Any, surveyor: Any, destination
     return Services(locator=locator, engine=_InPlateTasks(), writer=_InPlateTasks(),
                     destination=destination, runner=runner, memory_budget=settings.memory_budget,
                     producer=PRODUCER, version=package_version(), surveyor=surveyor,
-                    worker_recipe=recipe)
+                    versions=file_versions, worker_recipe=recipe)
 
 
 def inspect_services(

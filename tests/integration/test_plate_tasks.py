@@ -98,6 +98,9 @@ def test_plate_tasks_write_the_same_files_and_counts_as_the_threads_path(tmp_pat
     assert result.report.read == threads.report.read
     assert result.source_rows == threads.source_rows
     assert not list(tmp_path.glob(".plates.celltable-*"))  # staging removed
+    # the files carry their checksums and digests, the folder its manifest, as on threads
+    report = celltable.validate(tmp_path / "plates")
+    assert report.ok, report
 
 
 def test_one_output_file_is_refused_with_the_option_to_use_and_nothing_is_written(
@@ -155,7 +158,8 @@ def test_cloud_plates_are_downloaded_by_their_tasks_and_written_into_the_bucket(
     result = by_plate(f"s3://{SRC}/plates", f"s3://{OUT}/cells", worker_cache=worker_cache,
                       main_cache=main_cache)
     assert result.dest_path == f"s3://{OUT}/cells"
-    assert _keys(s3, OUT) == ["cells.report.json", "cells/plate_1.sqlite.parquet",
+    assert _keys(s3, OUT) == ["cells.report.json", "cells/_celltable_manifest.json",
+                              "cells/plate_1.sqlite.parquet",
                               "cells/plate_2.sqlite.parquet"]  # nothing staged left behind
     celltable.convert(two_nf1_plates, tmp_path / "local", preset="cellprofiler_sqlite",
                       options=ConversionOptions(partition_by="plate"))

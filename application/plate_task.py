@@ -142,7 +142,7 @@ def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged:
             del out
             gc.collect()
     plate_rows = PlateRows(job.plate, report.rows_in, report.rows_out, report.dropped,
-                           report.missing)
+                           report.missing, null_objects=report.null_objects)
     report = replace(report, plates=(plate_rows,))
     metadata = provenance(job.request, job.producer, job.version, [staged], report,
                           output.chunk_size, output.columns)

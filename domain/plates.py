@@ -134,7 +134,8 @@ def record_from_json(text: str, identity: str) -> PlateRecord | None:
 
 
 def _table(raw: dict) -> TableReport:
-    plates = tuple(PlateRows(p["plate"], p["rows_in"], p["rows_out"], p["dropped"],
-                             tuple(tuple(m) for m in p["missing"])) for p in raw["plates"])
-    return TableReport(raw["name"], raw["path"], raw["rows_in"], raw["rows_out"], raw["columns"],
-                       raw["dropped"], tuple(tuple(m) for m in raw["missing"]), plates)
+    def pairs(items: list) -> tuple[tuple[str, int], ...]:
+        return tuple((str(k), int(n)) for k, n in items)
+
+    plates = tuple(PlateRows(**{**p, "missing": pairs(p["missing"])}) for p in raw["plates"])
+    return TableReport(**{**raw, "missing": pairs(raw["missing"]), "plates": plates})

@@ -27,7 +27,8 @@ OUTPUTS = (PlateOutput("joined", ("Image",), "Cytoplasm", (Column("a", DataType.
 RECORD = PlateRecord(
     "p1",
     (TableReport("joined", "out/p1.parquet", 10, 9, 1, 1, (("Cytoplasm -> Cells", 1),),
-                 (PlateRows("p1", 10, 9, 1, (("Cytoplasm -> Cells", 1),)),)),),
+                 (PlateRows("p1", 10, 9, 1, (("Cytoplasm -> Cells", 1),), null_objects=2),),
+                 null_objects=2),),
     (WrittenFile("out/p1.parquet", 9, 1234, '{"sha256": "ab"}'),),
 )
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from celltable.domain.errors import SchemaError
 from celltable.domain.join import ChunkQuery, SelectColumn
-from celltable.domain.presets import IMAGE, SourceFormat
+from celltable.domain.presets import IMAGE
 from celltable.domain.schema import DataType
 from celltable.domain.sources import SourceUnit, TableLocation
 
@@ -44,14 +44,9 @@ def literal(text: str) -> str:
 
 
 def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
-    """The FROM expressions reading a source table, to try in order: for CSV, the sniffer's
-    sample first, then the whole file when a later value contradicts the sample's types."""
-    if unit.format is SourceFormat.SQLITE:
-        if unit.partition is not None:
-            column, value = unit.partition
-            return [f"(SELECT * FROM src.{ident(loc.name_in_source)} "
-                    f"WHERE CAST({ident(column)} AS VARCHAR) = {literal(value)})"]
-        return [f"src.{ident(loc.name_in_source)}"]
+    """The FROM expressions reading a CSV table, to try in order: the sniffer's sample first,
+    then the whole file when a later value contradicts the sample's types (SQLite tables are
+    read through ``sqlite_reader.py``)."""
     return [f"read_csv({literal(loc.path)}, header = true)",
             f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
 

@@ -385,7 +385,7 @@ class DuckDBEngine:
     @staticmethod
     def _run(con: duckdb.DuckDBPyConnection, query: ChunkQuery,
              key_present: bool) -> tuple[pa.Table, tuple[int, ...]]:
-        result = con.execute(render_chunk(query, key_present)).to_arrow_table()
+        result = con.sql(render_chunk(query, key_present)).to_arrow_table()
         counts = (con.execute(render_missing(query)).fetchone()
                   if query.join and query.join.steps else (0,))
         return result, counts
@@ -393,7 +393,7 @@ class DuckDBEngine:
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
         with self._reader(staged.handle) as con:
             try:
-                result = con.execute(
+                result = con.sql(
                     f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
                     f"FROM ({sql}) AS q"
                 ).to_arrow_table()

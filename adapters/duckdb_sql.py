@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
 
 from celltable.domain.errors import SchemaError
 from celltable.domain.join import ChunkQuery, SelectColumn
@@ -49,6 +53,19 @@ def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
     read through ``sqlite_reader.py``)."""
     return [f"read_csv({literal(loc.path)}, header = true)",
             f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
+
+
+def arrow_reader(con: duckdb.DuckDBPyConnection, sql: str, rows: int) -> pa.RecordBatchReader:
+    """The result of ``sql`` as Arrow batches of ``rows`` rows, read as they are fetched.
+
+    Through ``execute``, not a relation: a relation's reader reports DuckDB's errors as
+    pyarrow's OSError, and the streams tell a type mismatch from other errors by type. DuckDB 2
+    warns that this path copies each batch once more (a batch is a few MB); that warning alone
+    is silenced, for the process (``catch_warnings`` is not safe across threads; adding the
+    same filter again replaces it).
+    """
+    warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+    return con.execute(sql).to_arrow_reader(rows)
 
 
 def error_summary(error: Exception) -> str:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from celltable.adapters.csv_header import with_names
 from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
-from celltable.adapters.duckdb_sql import data_type, error_summary, ident, literal
+from celltable.adapters.duckdb_sql import arrow_reader, data_type, error_summary, ident, literal
 from celltable.adapters.sqlite_reader import SqliteReader
 from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
@@ -155,9 +155,9 @@ def _csv_table(con: duckdb.DuckDBPyConnection, loc: TableLocation,
             if c in schema.names and schema.type_of(c) in (DataType.INT64, DataType.FLOAT64)]
     checked = with_double_keys(source, keys)
     try:
-        counted = key_runs(con.execute(
-            f"SELECT CAST({ident(key)} AS BIGINT), {not_whole(keys)} FROM {checked}"
-        ).to_arrow_reader(2**20), True)
+        counted = key_runs(arrow_reader(
+            con, f"SELECT CAST({ident(key)} AS BIGINT), {not_whole(keys)} FROM {checked}", 2**20),
+            True)
     except FlaggedRow:
         raise not_whole_error(con, checked, loc.path, keys) from None
     if not counted:
@@ -170,7 +170,7 @@ def csv_rows(con: duckdb.DuckDBPyConnection, source: str, key: str, rows: int,
     """The rows of the CSV read ``source`` in file order, ``rows`` a batch, from the first
     whose ``key`` is at least ``start`` on; one thread keeps the order."""
     where = "" if start is None else f" WHERE {ident(key)} >= {int(start)}"
-    return con.cursor().execute(f"SELECT * FROM {source}{where}").to_arrow_reader(rows)
+    return arrow_reader(con.cursor(), f"SELECT * FROM {source}{where}", rows)
 
 
 OpenRows = Callable[[TableLocation, str, int, "int | None"], pa.RecordBatchReader]

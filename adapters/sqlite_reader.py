@@ -28,7 +28,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
-from celltable.adapters.duckdb_sql import error_summary, ident, literal
+from celltable.adapters.duckdb_sql import arrow_reader, error_summary, ident, literal
 from celltable.domain.errors import ConfigurationError, SourceReadError
 
 READERS = ("auto", "arrow", "extension")
@@ -167,7 +167,7 @@ class ExtensionReader:
         # an index (a primary key on the image and object numbers) and return it sorted.
         if columns is not None:
             sql += " ORDER BY rowid"
-        return self.con.cursor().execute(sql).to_arrow_reader(rows)
+        return arrow_reader(self.con.cursor(), sql, rows)
 
     def close(self) -> None:
         self.con.execute("DETACH src")

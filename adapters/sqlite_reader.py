@@ -34,6 +34,9 @@ from celltable.domain.errors import ConfigurationError, SourceReadError
 READERS = ("auto", "arrow", "extension")
 """The reader settings: ``auto`` takes the accelerator when it matches DuckDB, else ``arrow``."""
 
+BATCH_BYTES = 4 * 2**20
+"""About the bytes of a batch copied into DuckDB (as the streams' batches: see duckdb_stream)."""
+
 Partition = tuple[str, str]
 """``(column, value)``: the rows whose column, as text, equals the value (one plate of a file)."""
 
@@ -244,7 +247,9 @@ class ArrowReader:
     def copy(self, con: duckdb.DuckDBPyConnection, table: str, target: str, *,
              columns: Sequence[str] | None = None, partition: Partition | None = None,
              text: bool = False, temp: bool = False) -> None:
-        stream = _Stream(self, table, 2**16, columns, partition=partition, text=text)
+        width = len(columns) if columns is not None else len(self.columns(table))
+        rows = max(1024, BATCH_BYTES // (8 * max(1, width)))  # a few MB a batch
+        stream = _Stream(self, table, rows, columns, partition=partition, text=text)
         # Found by DuckDB's replacement scan of this frame's variables (``register`` refuses a
         # connection with a result not fetched to the end, from DuckDB 2 on).
         celltable_sqlite_rows = stream.reader()  # noqa: F841

@@ -11,7 +11,8 @@ import pytest
 
 from celltable.adapters import sqlite_reader
 from celltable.adapters.duckdb_engine import DuckDBEngine
-from celltable.adapters.sqlite_reader import accelerator, declared_type, open_sqlite, reader_name
+from celltable.adapters.sqlite_adbc import declared_type
+from celltable.adapters.sqlite_reader import accelerator, open_sqlite, reader_name
 from celltable.adapters.storage import LocalSourceLocator
 from celltable.bootstrap import Settings
 from celltable.domain.errors import ConfigurationError

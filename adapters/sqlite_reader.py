@@ -136,7 +136,8 @@ class ExtensionReader:
         return sql
 
     def columns(self, table: str) -> list[tuple[str, str]]:
-        described = self.con.execute(f"DESCRIBE SELECT * FROM src.{ident(table)}").fetchall()
+        # A cursor of its own: tables are staged side by side, from several threads.
+        described = self.con.cursor().execute(f"DESCRIBE SELECT * FROM src.{ident(table)}").fetchall()
         return [(name, t) for name, t, *_ in described]
 
     def copy(self, con: duckdb.DuckDBPyConnection, table: str, target: str, *,
@@ -153,8 +154,8 @@ class ExtensionReader:
             con.execute("SET sqlite_all_varchar = false")
 
     def count(self, table: str, partition: Partition | None = None) -> int:
-        return int(self.con.execute(self._select(table, partition=partition,
-                                                 select="count(*)")).fetchone()[0])
+        sql = self._select(table, partition=partition, select="count(*)")
+        return int(self.con.cursor().execute(sql).fetchone()[0])
 
     def batches(self, table: str, rows: int, *, columns: Sequence[str] | None = None,
                 start: tuple[str, int] | None = None) -> pa.RecordBatchReader:

@@ -1,7 +1,7 @@
 """The DuckDB query engine: stages source tables into a DuckDB file per plate, then reads chunks.
 
-Staging reads each source table once (SQLite through DuckDB's SQLite extension, shipped as a
-pinned wheel so it works offline; CSV through DuckDB's reader). Chunk queries then filter on the
+Staging reads each source table once (SQLite through the reader ``sqlite_reader.py`` chooses;
+CSV through DuckDB's reader). Chunk queries then filter on the
 image key, which DuckDB answers from the zone maps of the staged tables without rescanning them.
 SQLite and CSV plates stored in image order are read in place instead (``duckdb_stream.py``).
 """
@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -35,8 +34,14 @@ from celltable.adapters.duckdb_sql import (
     render_missing,
     source_reads,
 )
-from celltable.adapters.duckdb_stream import chunk_tables, in_place_csv_tables, in_place_tables
+from celltable.adapters.duckdb_stream import (
+    chunk_tables,
+    csv_rows,
+    in_place_csv_tables,
+    in_place_tables,
+)
 from celltable.adapters.npz import chunk_rows, describe_npz, plate_table, stage_npz
+from celltable.adapters.sqlite_reader import SqliteReader, open_sqlite
 from celltable.adapters.sqlite_types import stage_mixed
 from celltable.domain.errors import (
     CelltableError,
@@ -62,25 +67,6 @@ log = structlog.get_logger("celltable.duckdb")
 _readers: dict[str, duckdb.DuckDBPyConnection] = {}
 MEMORY = ":memory:"
 _readers_lock = threading.Lock()
-
-
-@cache
-def sqlite_extension() -> str:
-    """Path of the SQLite extension matching the installed DuckDB, from its pinned wheel."""
-    try:
-        import duckdb_extension_sqlite_scanner as pkg
-    except ImportError as e:  # pragma: no cover - a broken install
-        raise SourceReadError(
-            "the package duckdb-extension-sqlite-scanner is missing; reinstall celltable"
-        ) from e
-    folder = Path(pkg.__file__).parent / "extensions" / f"v{duckdb.__version__}"
-    found = sorted(folder.glob("sqlite_scanner.duckdb_extension"))
-    if not found:
-        raise SourceReadError(
-            f"no SQLite extension for DuckDB {duckdb.__version__} in {folder.parent}; install "
-            f"duckdb-extension-sqlite-scanner=={duckdb.__version__}"
-        )
-    return str(found[0])
 
 
 def check_rows_read(tables: dict[str, pa.Table], query: ChunkQuery) -> None:
@@ -123,6 +109,8 @@ class DuckDBEngine:
     """Stage plates that fit ``memory_limit`` in this process's memory rather than in files:
     twice as fast, since nothing is compressed for disk, but only tasks in the same process can
     read them, so only for thread executors. Larger plates are staged in files."""
+    sqlite_reader: str = "auto"
+    """How SQLite files are read (``sqlite_reader.py``): ``auto``, ``arrow`` or ``extension``."""
 
     def _connect(self, database: str = ":memory:", *, read_only: bool = False,
                  temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -150,9 +138,9 @@ class DuckDBEngine:
         # A plate that is one run of a file (a TableNumber) is filtered, not in storage order.
         if unit.format is SourceFormat.SQLITE and not copy and unit.partition is None:
             with self._connect() as con:
-                self._attach_sqlite(con, unit.path)
+                sqlite = self._open_sqlite(con, unit.path)
                 try:
-                    tables = in_place_tables(con, unit.tables, preset)
+                    tables = in_place_tables(sqlite, unit.tables, preset)
                 except duckdb.TypeMismatchException as e:  # only key columns are read here
                     raise SchemaError(
                         f"{unit.path}: its image key {preset.image_key} holds a value unlike "
@@ -182,8 +170,7 @@ class DuckDBEngine:
             handle = str(Path(staging_dir) / f"plate-{digest}.duckdb")
             con = self._connect(handle, temp_dir=spill)
         try:
-            if unit.format is SourceFormat.SQLITE:
-                self._attach_sqlite(con, unit.path)
+            sqlite = self._open_sqlite(con, unit.path) if unit.format is SourceFormat.SQLITE else None
             if unit.format is SourceFormat.NPZ:  # the plate's files are sites of one table
                 tables: tuple[StagedTable, ...] = (stage_npz(con, unit, preset),)
             else:
@@ -194,9 +181,10 @@ class DuckDBEngine:
                 side_by_side = max(1, min(self.threads, len(unit.tables))) if in_memory else 1
                 with ThreadPoolExecutor(max_workers=side_by_side) as pool:
                     tables = tuple(pool.map(
-                        lambda loc: self._stage_table(con.cursor(), unit, loc, preset), unit.tables))
-            if unit.format is SourceFormat.SQLITE:
-                con.execute("DETACH src")
+                        lambda loc: self._stage_table(con.cursor(), unit, loc, preset, sqlite),
+                        unit.tables))
+            if sqlite is not None:
+                sqlite.close()
         except BaseException:
             con.close()
             raise
@@ -232,47 +220,28 @@ class DuckDBEngine:
         factor = 2 if unit.format is SourceFormat.SQLITE else 1
         return size * factor <= self.memory_limit * 3 // 4
 
-    @staticmethod
-    def _attach_sqlite(con: duckdb.DuckDBPyConnection, path: str) -> None:
-        con.execute(f"LOAD {literal(sqlite_extension())}")
-        try:
-            con.execute(f"ATTACH {literal(path)} AS src (TYPE sqlite, READ_ONLY)")
-        except duckdb.Error as e:
-            raise SourceReadError(f"cannot open SQLite file {path}: {error_summary(e)}") from e
+    def _open_sqlite(self, con: duckdb.DuckDBPyConnection, path: str) -> SqliteReader:
+        return open_sqlite(con, path, self.sqlite_reader)
 
     def _stage_table(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
-                     preset: Preset) -> StagedTable:
+                     preset: Preset, sqlite: SqliteReader | None = None) -> StagedTable:
         target = ident(loc.table)
-        if unit.format is SourceFormat.CSV and Path(loc.path).stat().st_size == 0:
-            raise SourceReadError(f"{loc.path} is empty (0 bytes); export or copy it again, "
-                                  "or remove it from the source")
-        sources = source_reads(unit, loc)
-        if unit.format is SourceFormat.CSV:  # a repeated header name numbered _2, _3 ...
-            sources = [with_names(con, s, loc.path) for s in sources]
-        keys = csv_keys(con, sources[0], loc, preset) if unit.format is SourceFormat.CSV \
-            else []
-        if keys:  # read as DOUBLE first, so a fraction is found, not rounded (csv_keys.py)
-            sources = [with_double_keys(sources[0], keys), *sources[1:]]
         reconciled: tuple[tuple[tuple[str, int], ...], tuple[str, ...]] = ((), ())
-        hint = ("" if unit.format is SourceFormat.SQLITE else
-                "; check it is a complete, comma-separated UTF-8 file (export or copy it again)")
-        for i, source in enumerate(sources):
+        keys: list[str] = []
+        if sqlite is not None:
+            where = self._where(unit, loc)
             try:
-                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
-                break
-            except duckdb.TypeMismatchException as e:  # SQLite values unlike their declaration
-                if unit.format is not SourceFormat.SQLITE:
-                    raise SourceReadError(
-                        f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
-                reconciled = stage_mixed(con, source, target, self._where(unit, loc))
-                break
-            except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
-                if i + 1 == len(sources):
-                    raise SourceReadError(
-                        f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
+                sqlite.copy(con, loc.name_in_source, target, partition=unit.partition)
+            except duckdb.TypeMismatchException:  # SQLite values unlike their declaration
+                try:
+                    reconciled = stage_mixed(con, sqlite, loc.name_in_source, unit.partition,
+                                             target, where)
+                except duckdb.Error as e:
+                    raise SourceReadError(f"cannot read {where}: {error_summary(e)}") from e
             except duckdb.Error as e:
-                raise SourceReadError(
-                    f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
+                raise SourceReadError(f"cannot read {where}: {error_summary(e)}") from e
+        else:
+            keys = self._stage_csv(con, unit, loc, target, preset)
         schema = TableSchema(
             loc.table,
             tuple(Column(name, data_type(t)) for name, t, *_ in con.execute(f"DESCRIBE {target}").fetchall()),
@@ -301,6 +270,32 @@ class DuckDBEngine:
                 by_image = ((first, nulls), *by_image)
         return StagedTable(loc.table, schema, rows, by_image, null_keys=nulls,
                            not_cast=reconciled[0], widened=reconciled[1])
+
+    def _stage_csv(self, con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
+                   target: str, preset: Preset) -> list[str]:
+        """Copy a CSV file: typed from the sniffer's sample first, from the whole file when a
+        later value contradicts the sample. Returns its key columns read as DOUBLE."""
+        if Path(loc.path).stat().st_size == 0:
+            raise SourceReadError(f"{loc.path} is empty (0 bytes); export or copy it again, "
+                                  "or remove it from the source")
+        # a repeated header name numbered _2, _3 ...
+        sources = [with_names(con, s, loc.path) for s in source_reads(unit, loc)]
+        keys = csv_keys(con, sources[0], loc, preset)
+        if keys:  # read as DOUBLE first, so a fraction is found, not rounded (csv_keys.py)
+            sources = [with_double_keys(sources[0], keys), *sources[1:]]
+        hint = "; check it is a complete, comma-separated UTF-8 file (export or copy it again)"
+        for i, source in enumerate(sources):
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
+                return keys
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
+                if i + 1 == len(sources):
+                    raise SourceReadError(
+                        f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
+            except duckdb.Error as e:
+                raise SourceReadError(
+                    f"cannot read {self._where(unit, loc)}: {error_summary(e)}{hint}") from e
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _settle_csv(con: duckdb.DuckDBPyConnection, target: str, loc: TableLocation,
@@ -345,14 +340,15 @@ class DuckDBEngine:
         # keeping storage order buffers rows far ahead of the reader.
         with replace(self, threads=1)._connect() as con:
             if staged.unit.format is SourceFormat.SQLITE:
-                self._attach_sqlite(con, staged.unit.path)
-                yield from chunk_tables(con, staged, queries,
-                                        lambda loc: f"src.{ident(loc.name_in_source)}")
+                sqlite = self._open_sqlite(con, staged.unit.path)
+                yield from chunk_tables(staged, queries, lambda loc, key, rows, start: sqlite.batches(
+                    loc.name_in_source, rows, start=None if start is None else (key, start)))
                 return
             # CSV: in the order the plate was checked in (DuckDB's default, made explicit)
             con.execute("SET preserve_insertion_order = true")
             reads = json.loads(staged.handle)
-            yield from chunk_tables(con, staged, queries, lambda loc: reads[loc.table])
+            yield from chunk_tables(staged, queries, lambda loc, key, rows, start: csv_rows(
+                con, reads[loc.table], key, rows, start))
 
     def read_chunk(self, source: StagedUnit | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
         gathered = None
@@ -389,7 +385,7 @@ class DuckDBEngine:
     @staticmethod
     def _run(con: duckdb.DuckDBPyConnection, query: ChunkQuery,
              key_present: bool) -> tuple[pa.Table, tuple[int, ...]]:
-        result = con.execute(render_chunk(query, key_present)).to_arrow_table()
+        result = con.sql(render_chunk(query, key_present)).to_arrow_table()
         counts = (con.execute(render_missing(query)).fetchone()
                   if query.join and query.join.steps else (0,))
         return result, counts
@@ -397,7 +393,7 @@ class DuckDBEngine:
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
         with self._reader(staged.handle) as con:
             try:
-                result = con.execute(
+                result = con.sql(
                     f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
                     f"FROM ({sql}) AS q"
                 ).to_arrow_table()
@@ -450,6 +446,5 @@ class DuckDBEngine:
         if unit.format is SourceFormat.NPZ:
             return describe_npz(unit, preset)
         with self._connect() as con:
-            if unit.format is SourceFormat.SQLITE:
-                self._attach_sqlite(con, unit.path)
-            return describe_unit(con, unit, preset)
+            sqlite = self._open_sqlite(con, unit.path) if unit.format is SourceFormat.SQLITE else None
+            return describe_unit(con, unit, preset, sqlite)

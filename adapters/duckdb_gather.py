@@ -49,7 +49,7 @@ def gather_chunk(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table],
         con.register(name, pa.table(
             [*(table.column(c) for c in columns), pa.array(np.arange(table.num_rows))],
             names=[*columns, row]))
-    rows = con.execute(sql).to_arrow_table()
+    rows = con.sql(sql).to_arrow_table()
     rows = rows.rename_columns(list(order_tables))
     counts, kept = _counted(query, rows)
     if kept is not None:

@@ -1,6 +1,7 @@
 """Describing a plate straight from its source, for ``celltable inspect``: nothing is staged.
 
-Schemas come from DuckDB's DESCRIBE (a catalog lookup for SQLite, the sniffer's sample for CSV).
+Schemas come from the SQLite reader's declarations or from DuckDB's DESCRIBE (the sniffer's sample
+for CSV).
 Each table is then scanned once, for its key columns only (image key, object number, the parent
 references the preset joins on), into a small in-memory table; row counts, missing and repeated
 keys and orphans (anti-joins) are computed from those.
@@ -12,6 +13,7 @@ import duckdb
 
 from celltable.adapters.duckdb_engine import DuckDBEngine
 from celltable.adapters.duckdb_sql import data_type, error_summary, ident, source_reads
+from celltable.adapters.sqlite_reader import SqliteReader
 from celltable.domain.errors import SourceReadError
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.presets import IMAGE, Preset
@@ -33,8 +35,9 @@ def _keys_wanted(preset: Preset, table: str, schema: TableSchema,
     return [c for c in dict.fromkeys(wanted) if c in schema.names]
 
 
-def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset) -> UnitDescription:
-    """Describe every table of ``unit``; for SQLite, ``con`` has the file attached as ``src``.
+def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset,
+                  sqlite: SqliteReader | None = None) -> UnitDescription:
+    """Describe every table of ``unit``; a SQLite plate's through ``sqlite``, opened on ``con``.
 
     Raises:
         SourceReadError: A table cannot be read; the message names it.
@@ -42,7 +45,10 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
     schemas: dict[str, TableSchema] = {}
     reads: dict[str, str] = {}
     for loc in unit.tables:
-        schemas[loc.table], reads[loc.table] = _first_schema(con, unit, loc)
+        if sqlite is not None:
+            schemas[loc.table] = _sqlite_schema(sqlite, unit, loc)
+        else:
+            schemas[loc.table], reads[loc.table] = _first_schema(con, unit, loc)
     steps = orphan_checks(preset, schemas)
     references: dict[str, set[str]] = {}
     for s in steps:
@@ -51,7 +57,10 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
     for i, loc in enumerate(unit.tables):
         keys = _keys_wanted(preset, loc.table, schemas[loc.table], references)
         target = ident(f"keys_{i}")
-        schema = _load_keys(con, unit, loc, keys, target, schemas, reads)
+        if sqlite is not None:
+            schema = _load_sqlite_keys(con, sqlite, unit, loc, keys, target, schemas)
+        else:
+            schema = _load_keys(con, unit, loc, keys, target, schemas, reads)
         tables.append(_counts(con, preset, loc, schema, keys, target))
     positions = {loc.table: i for i, loc in enumerate(unit.tables)}
     key = ident(preset.image_key)
@@ -73,6 +82,31 @@ def _first_schema(con: duckdb.DuckDBPyConnection, unit: SourceUnit,
         return _schema(con, loc.table, source), source
     except duckdb.Error as e:
         raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
+
+
+def _sqlite_schema(sqlite: SqliteReader, unit: SourceUnit, loc: TableLocation) -> TableSchema:
+    try:
+        columns = sqlite.columns(loc.name_in_source)
+    except duckdb.Error as e:
+        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
+    return TableSchema(loc.table, tuple(Column(name, data_type(t)) for name, t in columns))
+
+
+def _load_sqlite_keys(con: duckdb.DuckDBPyConnection, sqlite: SqliteReader, unit: SourceUnit,
+                      loc: TableLocation, keys: list[str], target: str,
+                      schemas: dict[str, TableSchema]) -> TableSchema:
+    """Copy the key columns of a SQLite table into ``target`` (just a row count when it has
+    none)."""
+    try:
+        if keys:
+            sqlite.copy(con, loc.name_in_source, target, columns=keys, partition=unit.partition,
+                        temp=True)
+        else:
+            rows = sqlite.count(loc.name_in_source, unit.partition)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {int(rows)} AS n")
+    except duckdb.Error as e:
+        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
+    return schemas[loc.table]
 
 
 def _load_keys(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
 
 from celltable.domain.errors import SchemaError
 from celltable.domain.join import ChunkQuery, SelectColumn
-from celltable.domain.presets import IMAGE, SourceFormat
+from celltable.domain.presets import IMAGE
 from celltable.domain.schema import DataType
 from celltable.domain.sources import SourceUnit, TableLocation
 
@@ -44,16 +48,24 @@ def literal(text: str) -> str:
 
 
 def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
-    """The FROM expressions reading a source table, to try in order: for CSV, the sniffer's
-    sample first, then the whole file when a later value contradicts the sample's types."""
-    if unit.format is SourceFormat.SQLITE:
-        if unit.partition is not None:
-            column, value = unit.partition
-            return [f"(SELECT * FROM src.{ident(loc.name_in_source)} "
-                    f"WHERE CAST({ident(column)} AS VARCHAR) = {literal(value)})"]
-        return [f"src.{ident(loc.name_in_source)}"]
+    """The FROM expressions reading a CSV table, to try in order: the sniffer's sample first,
+    then the whole file when a later value contradicts the sample's types (SQLite tables are
+    read through ``sqlite_reader.py``)."""
     return [f"read_csv({literal(loc.path)}, header = true)",
             f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
+
+
+def arrow_reader(con: duckdb.DuckDBPyConnection, sql: str, rows: int) -> pa.RecordBatchReader:
+    """The result of ``sql`` as Arrow batches of ``rows`` rows, read as they are fetched.
+
+    Through ``execute``, not a relation: a relation's reader reports DuckDB's errors as
+    pyarrow's OSError, and the streams tell a type mismatch from other errors by type. DuckDB 2
+    warns that this path copies each batch once more (a batch is a few MB); that warning alone
+    is silenced, for the process (``catch_warnings`` is not safe across threads; adding the
+    same filter again replaces it).
+    """
+    warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning)
+    return con.execute(sql).to_arrow_reader(rows)
 
 
 def error_summary(error: Exception) -> str:

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from celltable.adapters.csv_header import with_names
 from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
-from celltable.adapters.duckdb_sql import data_type, error_summary, ident, literal
+from celltable.adapters.duckdb_sql import arrow_reader, data_type, error_summary, ident, literal
+from celltable.adapters.sqlite_reader import SqliteReader
 from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import IMAGE, Preset, SourceFormat
@@ -31,22 +32,19 @@ whole batch in memory, so batches stay small beside a chunk (measured: as fast a
 a 96-image plate peaked ~150 MB lower)."""
 
 
-def in_place_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableLocation],
+def in_place_tables(sqlite: SqliteReader, unit_tables: Sequence[TableLocation],
                     preset: Preset) -> tuple[StagedTable, ...] | None:
-    """The tables of an attached SQLite plate (``src``) if all can be read in place: integer
-    image keys, none NULL, stored in non-decreasing order. None if any cannot."""
+    """The tables of a SQLite plate if all can be read in place: integer image keys, none NULL,
+    stored in non-decreasing order. None if any cannot."""
     key = preset.image_key
     tables = []
     for loc in unit_tables:
-        source = f"src.{ident(loc.name_in_source)}"
-        described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t, *_ in described))
+        described = sqlite.columns(loc.name_in_source)
+        schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t in described))
         if key not in schema.names or schema.type_of(key) is not DataType.INT64:
             return None
-        # One scan of the key, in storage order, which the streams read in. Ordered by rowid
-        # explicitly: for the key alone SQLite may scan an index (a primary key on the image
-        # and object numbers) rather than the table, and return the keys sorted.
-        counted = key_runs(con.execute(f"SELECT {ident(key)} FROM {source} ORDER BY rowid"))
+        # One scan of the key, in storage order (rowid order), which the streams read in.
+        counted = key_runs(sqlite.batches(loc.name_in_source, 2**20, columns=[key]))
         if counted is None:
             return None
         tables.append(StagedTable(loc.table, schema, sum(n for _, n in counted), counted))
@@ -57,17 +55,17 @@ class FlaggedRow(Exception):
     """A row of a key scan was flagged (its second column true)."""
 
 
-def key_runs(result: duckdb.DuckDBPyConnection,
+def key_runs(batches: pa.RecordBatchReader,
              flagged: bool = False) -> tuple[tuple[int, int], ...] | None:
-    """Rows per key of a query's first column, if its keys come in non-decreasing order and
+    """Rows per key of a read's first column, if its keys come in non-decreasing order and
     none is NULL; else None. Read a batch at a time: the whole column never sits in memory.
 
     Raises:
-        FlaggedRow: With ``flagged``, the query's second column (a boolean) is true in a row.
+        FlaggedRow: With ``flagged``, the read's second column (a boolean) is true in a row.
     """
     counted: dict[int, int] = {}
     last: int | None = None
-    for batch in result.to_arrow_reader(2**20):
+    for batch in batches:
         if flagged and pc.any(batch.column(1)).as_py():
             raise FlaggedRow
         keys = batch.column(0)
@@ -157,8 +155,9 @@ def _csv_table(con: duckdb.DuckDBPyConnection, loc: TableLocation,
             if c in schema.names and schema.type_of(c) in (DataType.INT64, DataType.FLOAT64)]
     checked = with_double_keys(source, keys)
     try:
-        counted = key_runs(con.execute(
-            f"SELECT CAST({ident(key)} AS BIGINT), {not_whole(keys)} FROM {checked}"), True)
+        counted = key_runs(arrow_reader(
+            con, f"SELECT CAST({ident(key)} AS BIGINT), {not_whole(keys)} FROM {checked}", 2**20),
+            True)
     except FlaggedRow:
         raise not_whole_error(con, checked, loc.path, keys) from None
     if not counted:
@@ -166,16 +165,24 @@ def _csv_table(con: duckdb.DuckDBPyConnection, loc: TableLocation,
     return StagedTable(loc.table, schema, sum(n for _, n in counted), counted), source
 
 
+def csv_rows(con: duckdb.DuckDBPyConnection, source: str, key: str, rows: int,
+             start: int | None) -> pa.RecordBatchReader:
+    """The rows of the CSV read ``source`` in file order, ``rows`` a batch, from the first
+    whose ``key`` is at least ``start`` on; one thread keeps the order."""
+    where = "" if start is None else f" WHERE {ident(key)} >= {int(start)}"
+    return arrow_reader(con.cursor(), f"SELECT * FROM {source}{where}", rows)
+
+
+OpenRows = Callable[[TableLocation, str, int, "int | None"], pa.RecordBatchReader]
+"""``(table, key, rows per batch, start)``: the table's rows in storage order, from the first
+whose key is at least ``start`` on (a resumed conversion skips images already converted)."""
+
+
 class _TableStream:
     """One table's rows in storage order, handed out up to a key at a time."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, key: str, columns: int,
-                 start: int | None = None) -> None:
-        rows = max(1024, BATCH_BYTES // (8 * max(1, columns)))
-        # From ``start`` on (a resumed conversion skips images already converted); one thread
-        # keeps the storage order.
-        where = "" if start is None else f" WHERE {ident(key)} >= {int(start)}"
-        self._reader = con.cursor().execute(f"SELECT * FROM {source}{where}").to_arrow_reader(rows)
+    def __init__(self, reader: pa.RecordBatchReader, key: str) -> None:
+        self._reader = reader
         self._key = key
         self._rest: pa.RecordBatch | None = None
 
@@ -205,10 +212,10 @@ class _TableStream:
             yield batch
 
 
-def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit, queries: Sequence[ChunkQuery],
-                 source: Callable[[TableLocation], str]) -> Iterator[dict[str, pa.Table]]:
+def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery],
+                 open_rows: OpenRows) -> Iterator[dict[str, pa.Table]]:
     """For each query (in key order, possibly with gaps), the rows of every table it reads,
-    read once in order from ``source(table)``: the FROM expression of the table's rows.
+    read once in order through ``open_rows``.
 
     A scan runs on one core; the tables of a chunk are read side by side, one thread each.
     """
@@ -226,8 +233,8 @@ def chunk_tables(con: duckdb.DuckDBPyConnection, staged: StagedUnit, queries: Se
             if name not in streams:
                 loc, table = staged.unit.location(name), staged.table(name)
                 assert loc is not None and table is not None, name
-                streams[name] = _TableStream(con, source(loc), key,
-                                             len(table.schema.columns), start=lower)
+                rows = max(1024, BATCH_BYTES // (8 * max(1, len(table.schema.columns))))
+                streams[name] = _TableStream(open_rows(loc, key, rows, lower), key)
             elif lower is not None:  # chunks left out (already converted) leave gaps
                 streams[name].skip(lower)
             return streams[name].below(upper)

@@ -1,8 +1,8 @@
 """SQLite columns whose values have mixed storage classes.
 
 SQLite stores each value with its own storage class whatever the column's declaration: a column
-declared ``INTEGER`` may hold ``0.01`` or ``'nan'``. DuckDB's SQLite scanner refuses such a table
-(``TypeMismatchException``). Such a table is re-read as text (``sqlite_all_varchar``) and each
+declared ``INTEGER`` may hold ``0.01`` or ``'nan'``. Either SQLite reader refuses such a table
+(``TypeMismatchException``, see ``sqlite_reader.py``). Such a table is re-read as text and each
 column cast back to the type its declaration implies; values that do not cast are junk, counted
 and logged (``sqlite_values_not_cast``), never a reason to null a whole column.
 
@@ -16,28 +16,32 @@ import duckdb
 import structlog
 
 from celltable.adapters.duckdb_sql import ident
+from celltable.adapters.sqlite_reader import Partition, SqliteReader
 
 _BIGINT, _DOUBLE, _VARCHAR = "BIGINT", "DOUBLE", "VARCHAR"
 _INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 _FLOATS = {"FLOAT", "DOUBLE", "REAL"}
 
 
-def declared_types(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[str, str]]:
+def declared_types(sqlite: SqliteReader, table: str) -> list[tuple[str, str]]:
     """``(column, BIGINT | DOUBLE | VARCHAR)``: the type each column's declaration implies."""
     out = []
-    for name, t, *_ in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall():
+    for name, t in sqlite.columns(table):
         t = t.upper()
         kind = _BIGINT if t in _INTS else _DOUBLE if t in _FLOATS or t.startswith("DECIMAL") else _VARCHAR
         out.append((name, kind))
     return out
 
 
-def stage_mixed(con: duckdb.DuckDBPyConnection, source: str, target: str,
+def stage_mixed(con: duckdb.DuckDBPyConnection, sqlite: SqliteReader, table: str,
+                partition: Partition | None, target: str,
                 where: str) -> tuple[tuple[tuple[str, int], ...], tuple[str, ...]]:
-    """Create ``target`` from the attached SQLite table ``source`` read as text, each column cast
-    to its declared type; integer columns holding non-integral numbers become DOUBLE.
+    """Create ``target`` from the SQLite table ``table`` (its ``partition``'s rows) read as
+    text, each column cast to its declared type; integer columns holding non-integral numbers
+    become DOUBLE.
 
-    ``con`` must be a cursor of its own: the text setting is changed on it for this read only.
+    ``con`` must be a cursor of its own: the extension's text setting is changed on it for
+    this read only.
 
     Returns:
         ``(column, values)`` for each column with values that did not cast (read as NULL), and
@@ -46,12 +50,8 @@ def stage_mixed(con: duckdb.DuckDBPyConnection, source: str, target: str,
     # A logger per call, not per module: rarely called, and never one a cached configuration
     # of an earlier caller keeps from structlog.testing.capture_logs.
     log = structlog.get_logger("celltable.sqlite")
-    columns = declared_types(con, source)
-    con.execute("SET sqlite_all_varchar = true")
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _text AS SELECT * FROM {source}")
-    finally:
-        con.execute("SET sqlite_all_varchar = false")
+    columns = declared_types(sqlite, table)
+    sqlite.copy(con, table, "_text", partition=partition, text=True, temp=True)
     stats = []
     for name, kind in columns:
         c = ident(name)

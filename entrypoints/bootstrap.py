@@ -37,6 +37,9 @@ class Settings:
     memory_limit: int
     memory_map: bool
     cache_dir: str = ""
+    sqlite_reader: str = "auto"
+    """``CELLTABLE_SQLITE_READER``: ``auto`` (DuckDB's SQLite extension when installed for this
+    DuckDB, else ADBC), ``arrow`` or ``extension``."""
 
     @classmethod
     def resolve(cls, threads: int | None, memory_limit: str | None,
@@ -56,7 +59,7 @@ class Settings:
         memory_map = env.get("CELLTABLE_ARROW_USE_MEMORY_MAPPING", "1").strip().lower() not in (
             "0", "false", "no", "off")
         return cls(total, workers, engine_threads, budget, limit, memory_map,
-                   _cache_dir(local_cache_dir, env))
+                   _cache_dir(local_cache_dir, env), _sqlite_reader(env))
 
 
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
@@ -74,6 +77,16 @@ def parse_size(text: str) -> int:
     if not match or match.group(2).upper() not in _UNITS:
         raise ConfigurationError(f"memory limit {text!r} is not a size like 512MB or 2GB")
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _sqlite_reader(env: dict[str, str]) -> str:
+    from celltable.adapters.sqlite_reader import READERS
+
+    reader = env.get("CELLTABLE_SQLITE_READER", "").strip().lower() or "auto"
+    if reader not in READERS:
+        raise ConfigurationError(
+            f"CELLTABLE_SQLITE_READER={reader!r} is not one of {', '.join(READERS)}")
+    return reader
 
 
 def _cache_dir(given: str | None, env: dict[str, str]) -> str:
@@ -165,6 +178,7 @@ def bootstrap(
                 memory_limit=settings.memory_limit,
                 # tasks on threads share this process's memory; other executors need files
                 in_memory=parsl_config is None and executor == "threads",
+                sqlite_reader=settings.sqlite_reader,
             ),
             writer=fakes.get("writer")
             or ChecksummedWriter(ParquetWriter(compression, settings.memory_map)),
@@ -232,7 +246,8 @@ def inspect_services(
         locator=fakes.get("locator") or locator,
         # One describe at a time, so DuckDB may use every thread.
         engine=fakes.get("engine")
-        or DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit),
+        or DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit,
+                        sqlite_reader=settings.sqlite_reader),
         surveyor=fakes.get("surveyor") or surveyor,
     )
 

@@ -40,3 +40,19 @@ def two_nf1_plates(tmp_path: Path, nf1_sqlite: Path) -> Path:
     for name in ("plate_1.sqlite", "plate_2.sqlite"):
         shutil.copy(nf1_sqlite, root / name)
     return root
+
+
+SQLITE_FIXTURES = {"nf1_sqlite", "two_nf1_plates"}
+SQLITE_MODULES = {"test_cytominer_database.py", "test_partition.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that read SQLite (``-m sqlite``: CI runs them again on the oldest DuckDB
+    supported, with DuckDB's SQLite extension): those named for it, reading NF1's SQLite, or
+    in a module of SQLite sources."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        node = item.nodeid.lower()
+        if ("sqlite" in node or "nf1" in node or names & SQLITE_FIXTURES
+                or item.path.name in SQLITE_MODULES):
+            item.add_marker(pytest.mark.sqlite)

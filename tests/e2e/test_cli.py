@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from celltable.adapters.sqlite_reader import accelerator
 from celltable.cli import app
 
 runner = CliRunner()
@@ -188,11 +189,17 @@ def test_presets_are_listed_with_a_description():
         "cellprofiler_csv_cytominer_database", "in-carta", "deepprofiler"}
 
 
-def test_sqlite_reading_needs_no_download(tmp_path, nf1_sqlite):
+@pytest.mark.parametrize("reader", ["arrow", *(["extension"] if accelerator() else [])])
+def test_sqlite_reading_needs_no_download(tmp_path, nf1_sqlite, reader):
     """A fresh HOME has no DuckDB extension cache and the network is not used: the SQLite reader
-    comes from the pinned wheel."""
+    is the ADBC driver's wheel, or DuckDB's extension from its wheel (where installed)."""
+    # Any connection Python makes past this machine is refused and noted.
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(NO_NETWORK)
     env = {**os.environ, "HOME": str(tmp_path / "home"), "no_proxy": "*",
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+           "CELLTABLE_SQLITE_READER": reader, "PYTHONPATH": str(tmp_path / "site"),
+           "NETWORK_LOG": str(tmp_path / "network.log")}
     (tmp_path / "home").mkdir()
     dest = tmp_path / "out.parquet"
     done = subprocess.run(
@@ -203,6 +210,21 @@ def test_sqlite_reading_needs_no_download(tmp_path, nf1_sqlite):
     assert done.returncode == 0, done.stderr
     assert pq.read_metadata(dest).num_rows == 242
     assert not (tmp_path / "home" / ".duckdb").exists()
+    assert not (tmp_path / "network.log").exists()
+
+
+NO_NETWORK = """
+import os, sys
+
+def _audit(event, args):
+    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in (
+            "127.0.0.1", "::1", "localhost"):
+        with open(os.environ["NETWORK_LOG"], "a") as log:
+            log.write(f"{args[1]}\\n")
+        raise OSError("network unreachable (test)")
+
+sys.addaudithook(_audit)
+"""
 
 
 @pytest.mark.parametrize("fmt", ["json", "console"])

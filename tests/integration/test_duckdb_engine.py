@@ -5,7 +5,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from celltable.adapters.duckdb_engine import DuckDBEngine, sqlite_extension
+from celltable.adapters.duckdb_engine import DuckDBEngine
 from celltable.adapters.storage import LocalSourceLocator
 from celltable.domain.errors import SchemaError, SourceReadError
 from celltable.domain.presets import get_preset
@@ -13,14 +13,6 @@ from celltable.domain.schema import DataType
 
 CSV = get_preset("cellprofiler_csv")
 SQLITE = get_preset("cellprofiler_sqlite")
-
-
-def test_the_sqlite_extension_comes_from_the_pinned_wheel():
-    import duckdb
-
-    path = sqlite_extension()
-    assert path.endswith("sqlite_scanner.duckdb_extension")
-    assert f"v{duckdb.__version__}" in path
 
 
 def test_staging_counts_rows_per_image_and_maps_types(tmp_path, nf1_sqlite):

@@ -83,7 +83,7 @@ def _whole_rows(tables: dict[str, pa.Table], query: ChunkQuery) -> tuple[pa.Tabl
     with duckdb.connect() as con:
         for name, table in tables.items():
             con.register(name, table)
-        result = _sorted(con.execute(render_chunk(query)).to_arrow_table(), query.order_by)
+        result = _sorted(con.sql(render_chunk(query)).to_arrow_table(), query.order_by)
         counts = con.execute(render_missing(query)).fetchone() if query.join else (0,)
     return result, tuple(counts)
 

@@ -43,10 +43,12 @@ def _durably(tmp: Path, final: Path) -> None:
 
 
 class LocalChunkStore:
-    """Implements :class:`celltable.domain.ports.ChunkStore` in a local folder."""
+    """Implements :class:`celltable.domain.ports.ChunkStore` in a local folder; ``memory_map``:
+    saved chunks are read back through memory maps (``CELLTABLE_ARROW_USE_MEMORY_MAPPING``)."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, memory_map: bool = True) -> None:
         self._folder = Path(folder)
+        self.memory_map = memory_map
 
     def versions(self, paths: Sequence[str]) -> dict[str, str]:
         return file_versions(paths)
@@ -102,7 +104,9 @@ class LocalChunkStore:
             ) from e
 
     def load(self, saved: SavedChunk) -> pa.Table:
-        # Compressed buffers are decompressed into memory: a memory map would not save a copy.
-        with pa.OSFile(str(self._folder / f"{saved.key}.arrow")) as source, \
-                pa.ipc.open_file(source) as reader:
+        # Compressed buffers are decompressed into memory either way; the setting decides how
+        # the file's bytes are read (mapped, or read into buffers).
+        path = str(self._folder / f"{saved.key}.arrow")
+        opened = pa.memory_map(path) if self.memory_map else pa.OSFile(path)
+        with opened as source, pa.ipc.open_file(source) as reader:
             return reader.read_all()

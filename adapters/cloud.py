@@ -33,6 +33,7 @@ from cloudpathlib.exceptions import (
     MissingDependenciesError,
 )
 
+from celltable.adapters.file_checks import unit_problems
 from celltable.adapters.safe_paths import check_written_paths
 from celltable.adapters.storage import (
     LocalDestination,
@@ -300,7 +301,7 @@ class CloudSourceLocator:
                         tables=tuple(replace(t, path=str(local[t.path])) for t in u.tables))
                 for u in layout.units
             )
-            return replace(layout, units=units)
+            return replace(layout, units=units, bad=layout.bad + unit_problems(units))
 
     @staticmethod
     def _tree(root: CloudPath) -> Tree:

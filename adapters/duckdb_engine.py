@@ -33,6 +33,7 @@ from celltable.adapters.duckdb_sql import (
     render_chunk,
     render_missing,
     source_reads,
+    with_views,
 )
 from celltable.adapters.duckdb_stream import (
     chunk_tables,
@@ -52,7 +53,7 @@ from celltable.domain.errors import (
     SourceReadError,
 )
 from celltable.domain.inspection import UnitDescription
-from celltable.domain.join import ChunkQuery
+from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.naming import OBJECT_NUMBER
 from celltable.domain.plan import Chunk
 from celltable.domain.presets import Preset, SourceFormat
@@ -390,11 +391,13 @@ class DuckDBEngine:
                   if query.join and query.join.steps else (0,))
         return result, counts
 
-    def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
+    def read_sql(self, staged: StagedUnit, sql: str, table_number: str,
+                 views: Sequence[tuple[str, Sequence[SelectColumn]]] = ()) -> ChunkOutput:
         with self._reader(staged.handle) as con:
             try:
                 result = con.sql(
-                    f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
+                    with_views(views)
+                    + f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
                     f"FROM ({sql}) AS q"
                 ).to_arrow_table()
             except duckdb.Error as e:

@@ -9,15 +9,19 @@ keys and orphans (anti-joins) are computed from those.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import duckdb
 
 from celltable.adapters.duckdb_engine import DuckDBEngine
 from celltable.adapters.duckdb_sql import data_type, error_summary, ident, source_reads
 from celltable.adapters.sqlite_reader import SqliteReader
+from celltable.adapters.storage import HEADER_ONLY, file_state
 from celltable.domain.errors import SourceReadError
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
-from celltable.domain.presets import IMAGE, Preset
-from celltable.domain.schema import Column, TableSchema
+from celltable.domain.presets import IMAGE, Preset, SourceFormat
+from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import SourceUnit, TableLocation
 
 
@@ -29,6 +33,8 @@ def _schema(con: duckdb.DuckDBPyConnection, table: str, source: str) -> TableSch
 def _keys_wanted(preset: Preset, table: str, schema: TableSchema,
                  references: dict[str, set[str]]) -> list[str]:
     wanted = [preset.image_key]
+    if preset.one_table_per_file:  # no image key: rows are told apart by their identifiers
+        wanted.extend(preset.metadata_columns)
     if table != IMAGE:
         wanted.append(preset.compartment(table).object_number)
     wanted.extend(sorted(references.get(table, ())))
@@ -49,6 +55,11 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
             schemas[loc.table] = _sqlite_schema(sqlite, unit, loc)
         else:
             schemas[loc.table], reads[loc.table] = _first_schema(con, unit, loc)
+        if unit.format is SourceFormat.CSV and file_state(Path(loc.path)) == HEADER_ONLY:
+            # as a conversion reads it: no values to type, so its keys join as integers
+            schemas[loc.table] = TableSchema(loc.table, tuple(
+                Column(c.name, DataType.INT64 if c.type is DataType.STRING else c.type)
+                for c in schemas[loc.table].columns))
     steps = orphan_checks(preset, schemas)
     references: dict[str, set[str]] = {}
     for s in steps:
@@ -61,7 +72,9 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
             schema = _load_sqlite_keys(con, sqlite, unit, loc, keys, target, schemas)
         else:
             schema = _load_keys(con, unit, loc, keys, target, schemas, reads)
-        tables.append(_counts(con, preset, loc, schema, keys, target))
+        tables.append(replace(_counts(con, preset, loc, schema, keys, target),
+                              fractional=_fractions(con, schema, [
+                                  k for k in keys if k not in preset.metadata_columns], target)))
     positions = {loc.table: i for i, loc in enumerate(unit.tables)}
     key = ident(preset.image_key)
     orphans = []
@@ -133,14 +146,35 @@ def _load_keys(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocat
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _fractions(con: duckdb.DuckDBPyConnection, schema: TableSchema, keys: list[str],
+               target: str) -> tuple[tuple[str, int], ...]:
+    """Per key column read as floating point, its values that are not whole numbers."""
+    floats = [k for k in keys if schema.type_of(k) in (DataType.FLOAT64, DataType.FLOAT32)]
+    if not floats:
+        return ()
+    counts = con.execute("SELECT " + ", ".join(
+        f"count(*) FILTER (WHERE {ident(k)} <> floor({ident(k)}))" for k in floats)
+        + f" FROM {target}").fetchone()
+    return tuple((k, int(n)) for k, n in zip(floats, counts, strict=True) if n)
+
+
 def _counts(con: duckdb.DuckDBPyConnection, preset: Preset, loc: TableLocation,
             schema: TableSchema, keys: list[str], target: str) -> TableDescription:
     if not keys:
         (rows,) = con.execute(f"SELECT n FROM {target}").fetchone()
         return TableDescription(loc.table, loc.name_in_source, schema, int(rows))
     if preset.image_key not in keys:
-        (rows,) = con.execute(f"SELECT count(*) FROM {target}").fetchone()
-        return TableDescription(loc.table, loc.name_in_source, schema, int(rows))
+        number = preset.compartment(loc.table).object_number if loc.table != IMAGE else ""
+        if not (preset.one_table_per_file and number in keys):
+            (rows,) = con.execute(f"SELECT count(*) FROM {target}").fetchone()
+            return TableDescription(loc.table, loc.name_in_source, schema, int(rows))
+        # rows repeating every identifier and the object number: an export written twice
+        group = ", ".join(ident(k) for k in keys)
+        rows, dups = con.execute(
+            f"SELECT coalesce(sum(n), 0), coalesce(sum(n - 1), 0) FROM "
+            f"(SELECT count(*) AS n FROM {target} GROUP BY {group})").fetchone()
+        return TableDescription(loc.table, loc.name_in_source, schema, int(rows),
+                                duplicate_keys=int(dups))
     image = ident(preset.image_key)
     if loc.table == IMAGE:
         identity: list[str] | None = [preset.image_key]

@@ -105,6 +105,19 @@ def _select(col: SelectColumn, aliases: dict[str, str]) -> str:
     return f"CAST({value} AS {sql_type}) AS {ident(col.output)}"
 
 
+def with_views(views: Sequence[tuple[str, Sequence[SelectColumn]]]) -> str:
+    """``WITH name AS (SELECT ... FROM table), ...`` for a user's SQL: each view the given
+    columns of one table (empty when there are none)."""
+    ctes = []
+    for name, columns in views:
+        table = next((c.table for c in columns if c.table), None)
+        if table is None:
+            continue
+        selects = ", ".join(_select(c, {table: ident(table)}) for c in columns)
+        ctes.append(f"{ident(name)} AS (SELECT {selects} FROM {ident(table)})")
+    return f"WITH {', '.join(ctes)} " if ctes else ""
+
+
 def _in_chunk(alias: str, key: str, query: ChunkQuery, *, with_nulls: bool) -> list[str]:
     """Conditions keeping rows of the chunk's images; rows with a NULL key go to the first chunk."""
     column = f"{alias}.{ident(key)}"

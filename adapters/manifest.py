@@ -95,7 +95,7 @@ class ManifestLocator:
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         labels = _label(self._entries)
-        units, skipped, reasons = [], [], []
+        units, skipped, reasons, bad = [], [], [], []
         for entry in self._entries:
             try:
                 layout = self._locator_for(entry).discover(entry, preset)
@@ -103,6 +103,7 @@ class ManifestLocator:
                 raise NoTablesFoundError(f"{e} (listed in {self._where})") from e
             except SourceNotFoundError as e:
                 raise SourceNotFoundError(f"{e} (listed in {self._where})") from e
+            bad.extend(layout.bad)
             own = len(layout.units) == 1 and layout.units[0].key == _name(entry)
             for u in layout.units:
                 key = labels[entry] if own else f"{labels[entry]}/{u.key}"
@@ -114,7 +115,7 @@ class ManifestLocator:
         if len(set(keys)) != len(keys):
             raise SourceReadError(f"{self._where} lists plates more than once; list each once")
         return SourceLayout(self._where, tuple(units), tuple(skipped), tuple(reasons),
-                            roots=self._entries)
+                            roots=self._entries, bad=tuple(bad))
 
 
 def _name(entry: str) -> str:

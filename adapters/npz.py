@@ -435,6 +435,15 @@ def _site_schema(path: str) -> tuple[int, tuple[Column, ...]]:
     return features[0], tuple(Column(n, t) for n, t in columns)
 
 
+def site_cells(path: str) -> int:
+    """The cells of one NPZ file, from its array headers (checked against the file's bytes).
+
+    Raises:
+        SourceReadError: As :func:`read_npz`.
+    """
+    return _site_schema(path)[0]
+
+
 def plate_table(unit: SourceUnit, preset: Preset) -> StagedTable:
     """A plate of NPZ files as one table, from each file's headers and metadata: its columns
     (the union over files, types widened as plates' are), cells and cells per site. Nothing is

@@ -23,12 +23,12 @@ import pyarrow.parquet as pq
 from celltable.adapters.column_digest import ColumnDigester
 from celltable.adapters.parquet import arrow_schema, domain_columns
 from celltable.domain.errors import DestinationError, SourceNotFoundError, SourceReadError
-from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
 from celltable.domain.ports import TableSink, TableWriter
 from celltable.domain.schema import Column
 from celltable.domain.validation import (
     CHECKSUM_KEY,
     COLUMNS_KEY,
+    KEY_COLUMNS,
     MANIFEST_NAME,
     Checksum,
     OutputScan,
@@ -36,7 +36,6 @@ from celltable.domain.validation import (
     manifest_json,
 )
 
-KEY_COLUMNS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
 _NULL_INT = -(2**63)
 BATCH_BYTES = 64 * 2**20  # values decoded at once when reading back
 
@@ -179,19 +178,26 @@ class ChecksummedWriter:
 def folder_fingerprints(folder: Path) -> dict[str, str]:
     """Each Parquet file under ``folder`` (relative POSIX path) and its fingerprint, read from
     its footer."""
-    found = {}
-    for p in sorted(folder.rglob("*.parquet")):
-        try:
-            meta = pq.read_metadata(p).metadata or {}
-        except (pa.ArrowException, OSError):
-            meta = {}
-        text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in meta.items()}
-        found[p.relative_to(folder).as_posix()] = file_fingerprint(p.stat().st_size, text)
-    return found
+    return {p.relative_to(folder).as_posix(): fingerprint_of(p)
+            for p in sorted(folder.rglob("*.parquet"))}
+
+
+def fingerprint_of(path: Path) -> str:
+    """A Parquet file's fingerprint, read from its footer (see ``file_fingerprint``)."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (pa.ArrowException, OSError):
+        meta = {}
+    text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in meta.items()}
+    return file_fingerprint(path.stat().st_size, text)
 
 
 class ParquetReader:
-    """Implements :class:`celltable.domain.ports.OutputReader` for local Parquet outputs."""
+    """Implements :class:`celltable.domain.ports.OutputReader` for local Parquet outputs;
+    ``memory_map``: read them through memory maps (``CELLTABLE_ARROW_USE_MEMORY_MAPPING``)."""
+
+    def __init__(self, memory_map: bool = True) -> None:
+        self.memory_map = memory_map
 
     def tables(self, dest_path: str) -> tuple[str, ...]:
         path = Path(dest_path).expanduser().absolute()
@@ -223,7 +229,7 @@ class ParquetReader:
     def scan(self, path: str, key_columns: Sequence[str] | None,
              group_rows: Sequence[int] | None = None) -> OutputScan:
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, memory_map=self.memory_map)
             schema = pf.schema_arrow
             meta = {k.decode(errors="replace"): v.decode(errors="replace")
                     for k, v in (pf.metadata.metadata or {}).items()}

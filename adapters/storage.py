@@ -13,11 +13,12 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
 
+from celltable.adapters.file_checks import sqlite_problem, unit_problems
 from celltable.adapters.safe_paths import (
     RENAME_EXCHANGE,
     check_written_paths,
@@ -34,7 +35,12 @@ from celltable.domain.errors import (
 )
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset, SourceFormat
-from celltable.domain.sources import SourceLayout, SourceUnit, TableLocation
+from celltable.domain.sources import (
+    SkippedFile,
+    SourceLayout,
+    SourceUnit,
+    TableLocation,
+)
 
 log = structlog.get_logger("celltable.storage")
 
@@ -160,18 +166,22 @@ def match_units(
             cheap to tell; added to the reason a file is skipped.
 
     Raises:
-        NoTablesFoundError: Nothing matches the preset's tables.
-        SourceReadError: A SQLite file cannot be read, or a folder holds a table twice.
+        NoTablesFoundError: Nothing matches the preset's tables, and no SQLite file is bad.
+        SourceReadError: A folder holds a table twice.
+
+    SQLite files that cannot be read (cut short, not a database) are listed in the layout's
+    ``bad``, not raised.
     """
+    bad: list[SkippedFile] = []
     if preset.source_format is SourceFormat.SQLITE:
-        units, skipped = _sqlite_units(tree, preset, local or where)
+        units, skipped = _sqlite_units(tree, preset, local or where, bad)
     elif preset.source_format is SourceFormat.NPZ:
         units, skipped = _npz_units(tree, preset, where), []
     elif preset.one_table_per_file:
         units, skipped = _file_units(tree, preset, where), []
     else:
         units, skipped = _csv_units(tree, preset, where)
-    if not units:
+    if not units and not bad:
         raise NoTablesFoundError(_nothing_found(tree, preset, [p for p, _ in skipped]))
     skipped = [*skipped, *((where(rel), why) for rel, why in tree.passed)]
     reasons = []
@@ -179,7 +189,7 @@ def match_units(
         odd = state(_rel(tree, path)) if state is not None else None
         reasons.append(f"{odd}; {why}" if odd else why)
     return SourceLayout(tree.location, tuple(units), tuple(p for p, _ in skipped),
-                        tuple(reasons))
+                        tuple(reasons), bad=tuple(bad))
 
 
 def _rel(tree: Tree, path: str) -> str:
@@ -188,13 +198,22 @@ def _rel(tree: Tree, path: str) -> str:
     return path[len(root):].lstrip("/") if path.startswith(root) else path
 
 
-def _sqlite_units(tree: Tree, preset: Preset, local: Callable[[str], str]
-                  ) -> tuple[list[SourceUnit], list[tuple[str, str]]]:
+def _sqlite_units(tree: Tree, preset: Preset, local: Callable[[str], str],
+                  bad: list[SkippedFile]) -> tuple[list[SourceUnit], list[tuple[str, str]]]:
     units, skipped = [], []
     for rel in tree.sqlite_files():
         path = local(rel)
         tables = []
-        for name in sqlite_tables(Path(path)):
+        short = sqlite_problem(Path(path))
+        if short:
+            bad.append(SkippedFile(path, short))
+            continue
+        try:
+            names = sqlite_tables(Path(path))
+        except SourceReadError as e:  # named with every other bad file, before any data moves
+            bad.append(SkippedFile(path, str(e).removeprefix(f"{path} ")))
+            continue
+        for name in names:
             table = preset.match_table(name)
             if table is not None:
                 tables.append(TableLocation(table, path, name))
@@ -274,8 +293,11 @@ def _csv_units(tree: Tree, preset: Preset, where: Callable[[str], str]
             table = preset.match_table(stem) if dot and suffix.lower() == "csv" else None
             if table is None:
                 if name.lower().endswith(".csv"):
-                    skipped.append((where(_join(folder, name)),
-                                    f"no table of preset {preset.name} is named {stem}"))
+                    why = ("CellProfiler's Experiment table: kept in the output's metadata and "
+                           "the run report (experiments), not as rows"
+                           if stem.lower() == "experiment" else
+                           f"no table of preset {preset.name} is named {stem}")
+                    skipped.append((where(_join(folder, name)), why))
                 continue
             if any(t.table == table for t in tables):
                 raise SourceReadError(
@@ -315,10 +337,12 @@ class LocalSourceLocator:
         if not root.exists():
             raise SourceNotFoundError(f"source {root} does not exist; check the path")
         tree = Tree(str(root), root.name, True) if root.is_file() else _walk(root)
-        return match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root),
-                           state=lambda rel: file_state(root / rel if rel else root))
+        layout = match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root),
+                             state=lambda rel: file_state(root / rel if rel else root))
+        return replace(layout, bad=layout.bad + unit_problems(layout.units))
 
 
+HEADER_ONLY = "header only, no rows"
 HEADER_LIMIT = 1 << 24
 """Bytes read at most to tell a header-only CSV file: CellProfiler headers reach a few hundred
 kB; a longer first line is taken as rows."""
@@ -337,7 +361,7 @@ def file_state(path: Path) -> str | None:
             while read < HEADER_LIMIT:
                 block = f.read(1 << 16)
                 if not block:
-                    return "header only, no rows"
+                    return HEADER_ONLY
                 read += len(block)
                 if not newline:
                     _, newline_found, block = block.partition(b"\n")

@@ -16,14 +16,16 @@ from typing import TypeVar
 import structlog
 
 from celltable.application.progress import Meter
+from celltable.application.staging import stage_plates, with_experiment
 from celltable.application.tasks import prefetched, run_ordered
+from celltable.domain.custom_sql import CustomSql, rewrite_cytotable_sql
 from celltable.domain.errors import (
     CelltableError,
     ConfigurationError,
     InPlaceReadFailed,
     SourceChangedError,
 )
-from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
+from celltable.domain.join import ChunkQuery, JoinSpec, SelectColumn, derive_join
 from celltable.domain.model import (
     STAGING,
     ConversionRequest,
@@ -37,6 +39,7 @@ from celltable.domain.plan import auto_chunk_size, plan_chunks
 from celltable.domain.ports import (
     ChunkStore,
     Destination,
+    ExperimentReader,
     ProgressListener,
     QueryEngine,
     SourceLocator,
@@ -52,6 +55,7 @@ from celltable.domain.report import (
     PeakMemory,
     RunReport,
     column_differences,
+    experiments_of,
     report_json,
     tables_read,
     values_not_cast,
@@ -59,7 +63,13 @@ from celltable.domain.report import (
 )
 from celltable.domain.resume import SavedChunk, chunk_key, run_identity
 from celltable.domain.schema import Column
-from celltable.domain.sources import ChunkOutput, SourceLayout, StagedUnit
+from celltable.domain.sources import (
+    BAD_FILE,
+    ChunkOutput,
+    SourceLayout,
+    StagedUnit,
+    screened,
+)
 from celltable.domain.validation import FORMAT
 
 log = structlog.get_logger("celltable.convert")
@@ -82,6 +92,7 @@ class Services:
     surveyor: SourceSurveyor | None = None  # recognises sources no preset reads, when detecting
     progress: ProgressListener | None = None  # told after each plate staged and chunk written
     chunk_store: Callable[[str], ChunkStore] | None = None  # opens a resume folder's saves
+    experiments: ExperimentReader | None = None  # CellProfiler's Experiment table of a plate
     peak_memory: Callable[[], PeakMemory | None] | None = None  # measured for the run report
     # each source file's version (size, modification time), to tell one changed during the run
     versions: Callable[[Sequence[str]], dict[str, str]] | None = None
@@ -116,7 +127,9 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
     started = time.perf_counter()
     preset, opts = request.preset, request.options
     spec = derive_join(preset) if opts.join else None
-    layout = services.locator.discover(request.source_path, preset)
+    custom = rewrite_cytotable_sql(opts.join_sql, preset) if opts.join_sql else None
+    found = services.locator.discover(request.source_path, preset)
+    layout = screened(found, opts.skip_bad_files)  # before any data moves
     log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.units),
              skipped=len(layout.skipped))
     paths = services.destination.prepare(
@@ -135,17 +148,9 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
             store = services.chunk_store(paths.resume)
         meter = Meter(STAGING, len(layout.units), 0, services.progress, "staging_progress",
                       "plates")
-        workers = max(1, services.runner.workers)
-        share = max(1, workers // max(1, len(layout.units)))  # tasks per plate staged at once
-        for s in run_ordered(
-            services.runner,
-            services.engine.stage,
-            ((f"staging plate {u.key!r}", (u, preset, paths.scratch, bool(opts.join_sql), share))
-             for u in layout.units),
-            window=workers,
-        ):
-            staged.append(s)
-            meter.advance(sum(t.rows for t in s.tables), plate=s.unit.key)
+        layout = stage_plates(services.runner, services.engine, services.experiments, meter,
+                              layout, preset, paths.scratch, bool(opts.join_sql),
+                              opts.skip_bad_files, staged)
         source_rows = Counter()
         for s in staged:
             for t in s.tables:
@@ -153,14 +158,16 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
         log.info("source_staged", rows=dict(source_rows))
         while True:
             try:
-                written = _outputs(request, services, spec, staged, paths.output, store)
+                written = _outputs(request, services, spec, staged, paths.output, store, custom)
                 break
             except InPlaceReadFailed as e:
                 # Rare (CellProfiler writes typed values): redo the outputs, that plate copied.
                 log.warning("plate_copied_after_all", plate=e.plate, reason=e.reason)
                 i = next(i for i, s in enumerate(staged) if s.unit.key == e.plate)
                 services.engine.release(staged[i])
-                staged[i] = services.engine.stage(staged[i].unit, preset, paths.scratch, True)
+                staged[i] = with_experiment(
+                    services.experiments,
+                    services.engine.stage(staged[i].unit, preset, paths.scratch, True))
         _unchanged(services, before)
         if not opts.join or opts.partition_by:  # a folder: its files recorded with it
             services.writer.seal(paths.output)
@@ -182,6 +189,11 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
     )
     result = _with_report(request, services, layout, staged, result,
                           [p for _, p in written if p is not None])
+    bad = tuple(f for f in result.report.skipped if f.reason.startswith(BAD_FILE)) \
+        if result.report else ()
+    if bad:
+        log.info("bad_files_skipped", files=len(bad), listed_in=result.report_path or "report")
+    result = replace(result, bad_files=bad)
     log.info(
         "conversion_done",
         dest=dest,
@@ -235,10 +247,11 @@ Written = tuple[TableReport, OutputPlan | None]
 
 
 def _outputs(request: ConversionRequest, services: Services, spec: JoinSpec | None,
-             staged: list[StagedUnit], output: str, store: ChunkStore | None) -> list[Written]:
+             staged: list[StagedUnit], output: str, store: ChunkStore | None,
+             custom: CustomSql | None = None) -> list[Written]:
     """Write every output table; a report and a plan each."""
-    if request.options.join_sql:
-        return [(_convert_sql(request, services, staged, output), None)]
+    if custom is not None:
+        return [(_convert_sql(request, services, staged, output, custom), None)]
     if spec is not None:
         return [_convert_joined(request, services, spec, staged, output, store)]
     suffix = "" if request.options.partition_by else ".parquet"  # a folder of plates' files
@@ -456,14 +469,24 @@ def _jobs(services: Services, by_key: dict[str, StagedUnit],
 
 
 def _convert_sql(
-    request: ConversionRequest, services: Services, staged: list[StagedUnit], path: str
+    request: ConversionRequest, services: Services, staged: list[StagedUnit], path: str,
+    custom: CustomSql,
 ) -> TableReport:
-    """The expert path: the user's SELECT, run once per plate, plates stacked."""
+    """The expert path: the user's SELECT, run once per plate, plates stacked. Tables it reads
+    as CytoTable's files (``read_parquet('cells.parquet')``) have their columns named as
+    celltable's ``--no-join`` files name them."""
+    plans = [(name, plan_output(request.preset, table, (table,), staged, joined=False))
+             for name, table in custom.views]
+
+    def views(unit: str) -> tuple[tuple[str, tuple[SelectColumn, ...]], ...]:
+        return tuple((name, tuple(c for c in plan.selects_for(unit) if c.constant is None))
+                     for name, plan in plans)
+
     outputs = list(
         run_ordered(
             services.runner,
             services.engine.read_sql,
-            ((f"join SQL on plate {s.unit.key!r}", (s, request.options.join_sql, s.unit.key))
+            ((f"join SQL on plate {s.unit.key!r}", (s, custom.sql, s.unit.key, views(s.unit.key)))
              for s in staged),
             window=max(1, services.runner.workers),
         )
@@ -524,6 +547,7 @@ def provenance(
         "null_object_numbers": report.null_objects,
         "missing_partners": dict(report.missing),
         "keys": [image_number(request.preset), OBJECT_NUMBER],
+        "experiments": list(experiments_of(staged)),
         "schema": [[c.name, c.type.value] for c in columns],
     }
     return {
@@ -559,6 +583,7 @@ def _with_report(request: ConversionRequest, services: Services, layout: SourceL
         widened=widened_in_source(staged),
         duration_s=result.duration_s,
         peak_memory=services.peak_memory() if services.peak_memory else None,
+        experiments=experiments_of(staged),
     )
     written = None
     if opts.report_path != "-":

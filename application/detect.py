@@ -8,6 +8,7 @@ from celltable.domain.detect import Detection, PresetMatch, choose_preset
 from celltable.domain.errors import NoTablesFoundError, UnsupportedSourceError
 from celltable.domain.ports import SourceLocator, SourceSurveyor
 from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, SourceFormat, get_preset
+from celltable.domain.sources import SkippedFile, bad_files_error
 
 log = structlog.get_logger("celltable.detect")
 
@@ -22,9 +23,11 @@ def detect(source_path: str, locator: SourceLocator,
 
     Raises:
         SourceNotFoundError: Nothing exists at ``source_path``.
-        SourceReadError: A SQLite file there cannot be read.
+        SourceReadError: A SQLite file there cannot be read (:class:`BadSourceFilesError`
+            when no preset finds a readable one).
     """
     matches = []
+    bad: dict[str, SkippedFile] = {}
     for preset in PRESETS.values():
         if preset.one_table_per_file or preset.source_format is SourceFormat.NPZ:
             continue  # any CSV or .npz file is a table of theirs: recognised by the survey
@@ -32,8 +35,13 @@ def detect(source_path: str, locator: SourceLocator,
             layout = locator.discover(source_path, preset)
         except NoTablesFoundError:
             continue
+        bad.update((b.path, b) for b in layout.bad)
+        if not layout.units:  # only unreadable files: said below if nothing else matches
+            continue
         matches.append(PresetMatch(preset.name, len(layout.units),
                                    sum(len(u.tables) for u in layout.units)))
+    if not matches and bad:
+        raise bad_files_error(list(bad.values()))
     survey = surveyor.survey(source_path) if surveyor is not None and not matches else None
     detection = choose_preset(source_path, matches, survey)
     log.info("preset_detected", source=source_path, preset=detection.preset,

@@ -12,10 +12,11 @@ import structlog
 
 from celltable.application.detect import detect
 from celltable.domain.detect import Detection, kind_of
-from celltable.domain.errors import NoTablesFoundError
+from celltable.domain.errors import NoTablesFoundError, SchemaError, SourceReadError
 from celltable.domain.inspection import Issue, Severity, UnitDescription, find_issues
 from celltable.domain.ports import QueryEngine, SourceLocator, SourceSurveyor
 from celltable.domain.presets import Preset, get_preset
+from celltable.domain.sources import SkippedFile, without_bad
 
 log = structlog.get_logger("celltable.inspect")
 
@@ -51,17 +52,22 @@ class Inspection:
     skipped: tuple[str, ...]
     issues: tuple[Issue, ...]
     read_with: Preset | None = None
+    bad: tuple[SkippedFile, ...] = ()
+    """Files that cannot be read, with why (relative to the source): a conversion fails on
+    them unless it skips bad files."""
 
 
 def inspect(source_path: str, services: InspectServices,
             preset: Preset | None = None) -> Inspection:
     """Describe ``source_path`` as ``preset`` would read it (None: the detected preset).
 
+    Files that cannot be read are not raised: each is an error of the inspection (and in
+    ``bad``), as a conversion names them all before any data moves.
+
     Raises:
         SourceNotFoundError: Nothing exists at ``source_path``.
         NoTablesFoundError: Nothing there is a kind celltable recognises (or, with ``preset``,
             nothing matches its tables).
-        SourceReadError: A table cannot be read.
     """
     detection = detect(source_path, services.locator, services.surveyor)
     if preset is None:
@@ -74,16 +80,25 @@ def inspect(source_path: str, services: InspectServices,
         preset = get_preset(detection.preset)
     layout = services.locator.discover(source_path, preset)
     plates = []
-    for unit in layout.units:
-        plates.append(services.engine.describe(unit, preset))
+    bad = list(layout.bad)
+    # the plates (NPZ: the sites) a conversion skipping bad files would read
+    for unit in without_bad(layout, layout.bad).units:
+        try:
+            plates.append(services.engine.describe(unit, preset))
+        except (SourceReadError, SchemaError) as e:  # named with the others, as convert does
+            bad.append(SkippedFile(next((t.path for t in unit.tables if t.path in str(e)),
+                                        unit.path), str(e)))
+            continue
         log.info("plate_described", plate=unit.key, tables=len(unit.tables))
     root = layout.root.rstrip("/") + "/"
     skipped = tuple(p[len(root):] if p.startswith(root) else p for p in layout.skipped)
-    issues = find_issues(preset, plates, skipped)
+    bad = [SkippedFile(b.path[len(root):] if b.path.startswith(root) else b.path, b.reason)
+           for b in bad]
+    issues = find_issues(preset, plates, skipped, bad)
     if detection.ambiguous and preset.name == detection.preset:
         issues = (*issues, Issue(Severity.INFO, None, detection.explain()))
     return Inspection(layout.root, detection, preset.name, tuple(plates), layout.skipped, issues,
-                      preset)
+                      preset, tuple(bad))
 
 
 def kind_label(inspection: Inspection) -> str:

@@ -37,6 +37,16 @@ class UnsafePickleError(SourceReadError):
     values: it is refused unread, and nothing it names runs."""
 
 
+class BadSourceFilesError(SourceReadError):
+    """Files of a source cannot be read (empty, cut short, corrupt ...): every one is named, one
+    line each, before any data moves; ``--skip-bad-files`` converts the rest."""
+
+    def __init__(self, message: str, files: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.files = files
+        """``(path, reason)`` of every bad file."""
+
+
 class SchemaError(CelltableError):
     """A table lacks a column the preset needs (a key column, a parent reference ...)."""
 

@@ -14,7 +14,7 @@ from enum import Enum
 from celltable.domain.join import JoinStep, derive_join
 from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import DataType, TableSchema
-from celltable.domain.sources import SourceUnit
+from celltable.domain.sources import SkippedFile, SourceUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class TableDescription:
     rows: int
     null_keys: int = 0
     duplicate_keys: int = 0
+    fractional: tuple[tuple[str, int], ...] = ()
+    """Per key column, its values that are not whole numbers (a conversion refuses them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +82,17 @@ def key_columns(preset: Preset, table: str, schema: TableSchema) -> KeyColumns:
     return KeyColumns(image, number if number in names else None, parents)
 
 
+NUMBERS = (DataType.INT64, DataType.FLOAT64, DataType.FLOAT32)
+
+
 def orphan_checks(preset: Preset, schemas: Mapping[str, TableSchema]) -> tuple[JoinStep, ...]:
     """The relationships whose orphans can be counted: both tables present, and the image key,
-    the reference and the partner's object number all whole numbers."""
+    the reference and the partner's object number all numbers (a fraction, as a conversion
+    compares it, matches no whole object number: its row is an orphan)."""
     def ints(table: str, *columns: str) -> bool:
         schema = schemas.get(table)
         return schema is not None and all(
-            c in schema.names and schema.type_of(c) is DataType.INT64 for c in columns)
+            c in schema.names and schema.type_of(c) in NUMBERS for c in columns)
 
     key = preset.image_key
     return tuple(
@@ -122,7 +128,8 @@ def _some(names: Sequence[str]) -> str:
 
 
 def find_issues(
-    preset: Preset, units: Sequence[UnitDescription], skipped: Sequence[str] = ()
+    preset: Preset, units: Sequence[UnitDescription], skipped: Sequence[str] = (),
+    bad: Sequence[SkippedFile] = (),
 ) -> tuple[Issue, ...]:
     """Everything suspicious in the described plates, errors first.
 
@@ -131,8 +138,13 @@ def find_issues(
         units: One description per plate.
         skipped: Files the locator passed over (CSV files no table of the preset is named
             after), as users should see them (relative to the source).
+        bad: Files that cannot be read, with why: a conversion fails naming them all (or,
+            skipping bad files, leaves their plates out).
     """
-    issues: list[Issue] = []
+    issues: list[Issue] = [
+        Issue(Severity.ERROR, None, f"{b.path} cannot be read: {b.reason}; convert fails "
+                                    "naming it (--skip-bad-files leaves its plate out)")
+        for b in bad]
     for u in units:
         issues.extend(_plate_issues(preset, u))
     issues.extend(_mixed_types(units))
@@ -158,39 +170,55 @@ def _plate_issues(preset: Preset, u: UnitDescription) -> list[Issue]:
             add(Severity.ERROR, f"no {c.name} table ({c.table}): a joined conversion fails; "
                                 "convert with --no-join")
     for t in u.tables:
+        if not t.rows:  # a header only: no values to type (convert reads its keys as integers)
+            add(Severity.INFO, f"{t.table} ({t.name_in_source}) has no rows (a header only)")
+            continue
         keys = key_columns(preset, t.table, t.schema)
         if keys.image is None:
             if not preset.one_table_per_file:  # a lone table joins nothing on images
                 add(Severity.ERROR, f"{t.table} has no image key column {preset.image_key}")
-        elif t.schema.type_of(keys.image) is not DataType.INT64:
+        elif t.schema.type_of(keys.image) not in NUMBERS:  # fractions: counted below
             add(Severity.ERROR, f"{t.table}.{keys.image} holds "
                                 f"{t.schema.type_of(keys.image).value} values, not whole numbers")
         if t.table != IMAGE:
             number = preset.compartment(t.table).object_number
             if keys.object is None:
                 add(Severity.ERROR, f"{t.table} has no object number column {number}")
-            elif t.schema.type_of(number) is not DataType.INT64:
+            elif t.schema.type_of(number) not in NUMBERS:
                 add(Severity.WARNING, f"{t.table}.{number} holds "
                                       f"{t.schema.type_of(number).value} values, not whole numbers")
+        for column, n in t.fractional:
+            add(Severity.ERROR, f"{t.table}.{column} holds {n:,} value(s) that are not whole "
+                                "numbers: a conversion fails (a key must be whole, or a join "
+                                "would match another object); fix the export, or leave the "
+                                "table out (--drop-compartment)")
         if t.null_keys:
             add(Severity.WARNING, f"{t.null_keys:,} {t.table} rows have no {preset.image_key}")
         if t.duplicate_keys:
-            what = "image" if t.table == IMAGE else "(image, object)"
+            what = ("image" if t.table == IMAGE else "identifier and object number"
+                    if preset.one_table_per_file else "(image, object)")
+            then = ("the output keeps every copy" if preset.one_table_per_file
+                    else "joined rows would repeat")
             add(Severity.WARNING, f"{t.duplicate_keys:,} {t.table} rows repeat an {what} key: "
-                                  "joined rows would repeat")
+                                  f"{then}")
     references = {(r.child, r.column) for r in preset.relationships}
     for child, column in sorted(references):
         t = u.table(child)
         if t is None:
             continue
+        if not t.rows:
+            continue
         if column not in t.schema.names:
             add(Severity.ERROR, f"{child} has no parent reference {column}")
+        elif t.schema.type_of(column) in NUMBERS:
+            pass  # whole numbers read as floating point join as integers; fractions: above
         elif t.schema.type_of(column) is not DataType.INT64:
             add(Severity.WARNING, f"{child}.{column} holds {t.schema.type_of(column).value} "
                                   "values, not whole numbers: orphans not counted")
     base = u.table(preset.base)
+    refused = {f"{t.table}.{c} " for t in u.tables for c, _ in t.fractional}
     for relationship, n in u.orphans:
-        if n:
+        if n and not any(relationship.startswith(r) for r in refused):  # fails, drops nothing
             of = f" of {base.rows:,}" if base is not None else ""
             add(Severity.WARNING, f"{n:,}{of} {preset.base} rows have no partner in "
                                   f"{relationship}: a joined conversion drops them")
@@ -202,6 +230,8 @@ def _mixed_types(units: Sequence[UnitDescription]) -> list[Issue]:
     types: dict[tuple[str, str], set[DataType]] = {}
     for u in units:
         for t in u.tables:
+            if not t.rows:  # typed as text for want of values, not text
+                continue
             for c in t.schema.columns:
                 types.setdefault((t.table, c.name), set()).add(c.type)
     mixed = [f"{table}.{name}" for (table, name), ts in types.items()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from celltable.domain.errors import InvalidOptionError
 from celltable.domain.presets import Preset
 from celltable.domain.report import RunReport
+from celltable.domain.sources import SkippedFile
 
 EXECUTORS = ("threads", "htex")
 """Where tasks can run without a Parsl configuration: local threads or local processes."""
@@ -56,6 +57,9 @@ class ConversionOptions:
         partition_by: ``"plate"``: write one Parquet file per plate (``DEST/<plate>.parquet``,
             or ``DEST/<table>/<plate>.parquet`` with ``join=False``), all with the same
             columns, instead of one file per table.
+        skip_bad_files: Convert the plates whose files can all be read, and leave out (listing
+            each in the run report, with why) files that cannot: empty, cut short, corrupt.
+            False: a conversion meeting any fails before any data moves, naming them all.
         float32: Store feature columns that would be float64 as float32: half the size, about
             7 significant digits kept (keys and ``Metadata_*`` columns keep their type). Not
             with ``join_sql``, whose columns are the user's.
@@ -78,6 +82,7 @@ class ConversionOptions:
     resume: bool = False
     partition_by: str | None = None
     float32: bool = False
+    skip_bad_files: bool = False
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -174,6 +179,8 @@ class ConversionResult:
     duration_s: float
     report: RunReport | None = None
     report_path: str | None = None
+    bad_files: tuple[SkippedFile, ...] = ()
+    """Files left out because they cannot be read (with ``skip_bad_files``), with why."""
 
     @property
     def rows_out(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from celltable.domain.detect import SourceSurvey
 from celltable.domain.inspection import UnitDescription
-from celltable.domain.join import ChunkQuery
+from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.model import Progress
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
@@ -28,8 +28,11 @@ class SourceLocator(Protocol):
 
         Raises:
             SourceNotFoundError: Nothing exists at ``source_path``.
-            NoTablesFoundError: Nothing there matches the preset's tables.
-            SourceReadError: A file that should hold tables cannot be read.
+            NoTablesFoundError: Nothing there matches the preset's tables (and no file that
+                might is unreadable).
+
+        Files of the preset's tables that cannot be read (empty, cut short, not a database)
+        are not raised: the layout lists them in ``bad``, so all are named at once.
         """
         ...
 
@@ -54,8 +57,10 @@ class QueryEngine(Protocol):
         the report needs. Runs as a task."""
         ...
 
-    def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
-        """The rows of a user's SELECT over the staged tables of one unit."""
+    def read_sql(self, staged: StagedUnit, sql: str, table_number: str,
+                 views: Sequence[tuple[str, Sequence[SelectColumn]]] = ()) -> ChunkOutput:
+        """The rows of a user's SELECT over the staged tables of one unit; ``views``: names the
+        SELECT may read besides the tables, each the given columns of one table (CTEs)."""
         ...
 
     def release(self, staged: StagedUnit) -> None:
@@ -82,6 +87,15 @@ class SourceSurveyor(Protocol):
         Raises:
             SourceNotFoundError: Nothing exists at ``source_path``.
         """
+        ...
+
+
+class ExperimentReader(Protocol):
+    """Reads the settings of the run that measured a plate (CellProfiler's Experiment table)."""
+
+    def read(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+        """``(key, value)`` pairs (``CellProfiler_Version``, ``Run_Timestamp``,
+        ``Pipeline_Pipeline`` ...); empty when the plate has none or it cannot be read."""
         ...
 
 

@@ -161,6 +161,7 @@ def customise(
     relationships: Sequence[RelationshipSpec] = (),
     drop: Sequence[str] = (),
     where: str = "",
+    from_base: bool = False,
 ) -> Preset:
     """``preset`` with compartments added or changed, relationships added and compartments
     dropped (None: a preset from ``settings`` and ``compartments`` alone).
@@ -169,7 +170,9 @@ def customise(
     compartment is joined once, through one relationship); dropping a compartment drops its
     relationships. Table and object-number columns not given follow the preset's naming
     (``Per_{name}``, ``{name}_Number_Object_Number`` ...), as do relationship columns
-    (``Parent_{parent}``).
+    (``Parent_{parent}``). With ``from_base`` (a base chosen on the command line), a
+    compartment the base no longer reaches is joined from the base by that naming
+    (``Cells.Parent_Nuclei -> Nuclei``, as CellProfiler writes it).
 
     Raises:
         InvalidPresetError: The result names unknown compartments, has a cycle, leaves a
@@ -201,9 +204,14 @@ def customise(
         comps.pop(name_, None)
     base = settings.get("base") or (preset.base if preset else "")
     if base in drop:
+        others = [c for c in comps if c != base] or ["Cells"]
+        how = (f"make another compartment the rows: --base {others[0]} --drop-compartment "
+               f"{base} (compartments it does not reach are joined through its Parent_* "
+               "columns, or name one with --relationship)" if from_base or "options" in where
+               else "set `base` to another compartment or keep it")
         raise InvalidPresetError(
             f"{where}{base!r} is the base compartment (its objects are the rows) and cannot be "
-            f"dropped; set `base` to another compartment or keep it")
+            f"dropped alone; {how}")
     if base not in comps:
         raise InvalidPresetError(
             f"{where}base {base!r} is not a compartment{_did_you_mean(base, comps)}; the "
@@ -215,6 +223,11 @@ def customise(
         if r.child in comps and r.parent in comps:
             (replaced if any(g.parent == r.parent for g in given) else rels).append(r)
     rels += given
+    if from_base and column_of:
+        reached = _reached(base, rels)
+        children = {r.child for r in rels}  # a compartment naming its own parents: a child
+        rels += [Relationship(base, _apply(column_of, base, n), n) for n in comps
+                 if n not in reached and n not in children]
     _check_graph(base, tuple(comps), tuple(rels), where, column_of, replaced)
     fields: dict[str, Any] = {
         "name": name or (preset.name if preset else "custom"),
@@ -259,16 +272,21 @@ def parse_compartment(text: str, where: str = "") -> CompartmentSpec:
 
 
 def override_builtin(preset: Preset, *, compartments: Sequence[str] = (),
-                     relationships: Sequence[str] = (), drop: Sequence[str] = ()) -> Preset:
+                     relationships: Sequence[str] = (), drop: Sequence[str] = (),
+                     base: str | None = None) -> Preset:
     """``preset`` changed by command-line overrides (``--compartment NAME[=TABLE]``,
-    ``--relationship "Child.Column -> Parent"``, ``--drop-compartment NAME``); ``preset``
-    itself when there are none.
+    ``--relationship "Child.Column -> Parent"``, ``--drop-compartment NAME``, ``--base NAME``);
+    ``preset`` itself when there are none. A new base may drop the old one ("Cells and Nuclei
+    only": ``--base Cells --drop-compartment Cytoplasm``); compartments it does not reach are
+    joined from it through the preset's reference naming (``Cells.Parent_Nuclei -> Nuclei``).
 
     Raises:
         InvalidPresetError: As :func:`customise`, the message naming the option to change.
     """
-    if not (compartments or relationships or drop):
+    if not (compartments or relationships or drop or base):
         return preset
+    if base is not None:
+        base = _name(base.strip(), "--base: ")
     return customise(
         preset,
         name=f"{preset.name} (customised)",
@@ -276,6 +294,8 @@ def override_builtin(preset: Preset, *, compartments: Sequence[str] = (),
         relationships=[parse_relationship(r, "--relationship: ") for r in relationships],
         drop=drop,
         where=f"preset {preset.name!r} with the options given: ",
+        settings={"base": base} if base else None,
+        from_base=bool(base) and base != preset.base,
     )
 
 
@@ -420,6 +440,18 @@ def _check_graph(base: str, names: Sequence[str], rels: Sequence[Relationship],
             f"base {base!r}{why}: joins go from the base to the parents its columns name. Add a "
             f"relationship from a joined compartment, e.g. \"{base}.{example} -> {first}\" "
             f"(CellProfiler's RelateObjects writes such columns), or drop {first}")
+
+
+def _reached(base: str, rels: Sequence[Relationship]) -> set[str]:
+    """The compartments joined from ``base``, walking child -> parent."""
+    reached, todo = {base}, [base]
+    while todo:
+        child = todo.pop()
+        for r in rels:
+            if r.child == child and r.parent not in reached:
+                reached.add(r.parent)
+                todo.append(r.parent)
+    return reached
 
 
 def _find_cycle(names: Sequence[str], parents: Mapping[str, list[Relationship]]) -> list[str]:

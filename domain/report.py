@@ -123,6 +123,7 @@ class RunReport:
             float64.
         duration_s: Wall time of the conversion.
         peak_memory: None where it cannot be measured.
+        experiments: CellProfiler's Experiment table of the plates (:func:`experiments_of`).
     """
 
     source: str
@@ -140,6 +141,8 @@ class RunReport:
     widened: tuple[tuple[str, str, str], ...] = ()
     duration_s: float = 0.0
     peak_memory: PeakMemory | None = None
+    experiments: tuple[dict[str, Any], ...] = ()
+    """The runs that measured the plates: :func:`experiments_of`."""
 
     @property
     def empty_tables(self) -> tuple[TableRead, ...]:
@@ -153,6 +156,16 @@ class RunReport:
     @property
     def cast(self) -> tuple[ColumnCast, ...]:
         return tuple(c for _, d in self.differences for c in d.cast)
+
+
+def experiments_of(staged: Sequence[StagedUnit]) -> tuple[dict[str, Any], ...]:
+    """The distinct Experiment tables of the plates (CellProfiler version, run time, pipeline
+    ...), each once with the plates it describes: ``{"plates": [...], "values": {...}}``."""
+    groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for s in staged:
+        if s.experiment:
+            groups.setdefault(s.experiment, []).append(s.unit.key)
+    return tuple({"plates": plates, "values": dict(pairs)} for pairs, plates in groups.items())
 
 
 def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> ColumnDifferences:
@@ -256,6 +269,7 @@ def report_json(report: RunReport) -> dict[str, Any]:
             "skipped": [{"path": rel(s.path), "reason": s.reason} for s in report.skipped],
         },
         "plates": [{"plate": p, "tables": ts} for p, ts in plates.items()],
+        "experiments": list(report.experiments),
         "tables_without_rows": [
             {"plate": t.plate, "table": t.table, "path": rel(t.path)} for t in report.empty_tables],
         "rows_read": rows_read,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from celltable.domain.errors import BadSourceFilesError
 from celltable.domain.plan import Chunk
 from celltable.domain.presets import SourceFormat
 from celltable.domain.schema import TableSchema
@@ -63,6 +65,9 @@ class SourceLayout:
     roots: tuple[str, ...] = ()
     """The sources read when ``root`` lists several (a manifest); empty when ``root`` is the one
     source."""
+    bad: tuple[SkippedFile, ...] = ()
+    """Files of the preset's tables that cannot be read (empty, cut short, corrupt), found by a
+    cheap look at every file before any data moves; their units are still in ``units``."""
 
     def __post_init__(self) -> None:
         if self.reasons and len(self.reasons) != len(self.skipped):
@@ -77,10 +82,96 @@ class SourceLayout:
             found.extend(t.path for t in u.tables)
         return tuple(dict.fromkeys(found))
 
+    def skipped_files_reasons(self) -> tuple[str, ...]:
+        """Why each file of ``skipped`` was (``"not read"`` when none was recorded)."""
+        return self.reasons or ("not read",) * len(self.skipped)
+
     def skipped_files(self) -> tuple[SkippedFile, ...]:
-        """Every skipped file with its reason (``"not read"`` when none was recorded)."""
-        reasons = self.reasons or ("not read",) * len(self.skipped)
-        return tuple(SkippedFile(p, r) for p, r in zip(self.skipped, reasons, strict=True))
+        """Every skipped file with its reason."""
+        return tuple(SkippedFile(p, r)
+                     for p, r in zip(self.skipped, self.skipped_files_reasons(), strict=True))
+
+
+BAD_FILE = "bad file: "
+"""How the reason of a file skipped as unreadable begins (in ``SourceLayout.reasons``)."""
+
+BAD_SHOWN = 20
+"""Bad files named one line each in an error; the rest are counted."""
+
+
+def bad_files_message(bad: Sequence[SkippedFile], shown: int = BAD_SHOWN) -> str:
+    """The error naming bad files: one line for one file, else a line saying how many and one
+    line per file, capped with how many more there are."""
+    advice = "or pass --skip-bad-files (skip_bad_files=True) to convert the rest"
+    if len(bad) == 1:
+        return (f"{bad[0].path} cannot be read: {bad[0].reason}; nothing was written. Fix or "
+                f"remove it, {advice}")
+    lines = [f"{len(bad)} source files cannot be read; nothing was written. Fix or remove "
+             f"them, {advice}:"]
+    lines += [f"  {b.path}: {b.reason}" for b in bad[:shown]]
+    if len(bad) > shown:
+        lines.append(f"  ... and {len(bad) - shown} more")
+    return "\n".join(lines)
+
+
+def bad_files_error(bad: Sequence[SkippedFile], nothing_left: bool = False) -> BadSourceFilesError:
+    """The named error for ``bad`` files (see :func:`bad_files_message`); ``nothing_left``:
+    skipping them would leave no plate."""
+    message = bad_files_message(bad)
+    if nothing_left:
+        message = f"every plate holds a bad file, so nothing is left to convert: {message}"
+    return BadSourceFilesError(message, tuple((b.path, b.reason) for b in bad))
+
+
+def screened(layout: SourceLayout, skip_bad_files: bool) -> SourceLayout:
+    """``layout`` ready to convert: unchanged when no file is bad; without the plates (or NPZ
+    sites) holding bad files when ``skip_bad_files``.
+
+    Raises:
+        BadSourceFilesError: Files are bad and ``skip_bad_files`` is false, or every plate holds
+            a bad file.
+    """
+    if not layout.bad:
+        return layout
+    if not skip_bad_files:
+        raise bad_files_error(layout.bad)
+    kept = without_bad(layout, layout.bad)
+    if not kept.units:
+        raise bad_files_error(layout.bad, nothing_left=True)
+    return kept
+
+
+def without_bad(layout: SourceLayout, bad: tuple[SkippedFile, ...]) -> SourceLayout:
+    """``layout`` without the plates holding a bad file (a file of a plate's own table: the
+    plate cannot be joined without it), or, for plates of many sites of one table (NPZ), without
+    the bad sites only; every file left out is added to ``skipped`` with its reason."""
+    if not bad:
+        return layout
+    why = {b.path: b.reason for b in bad}
+    units, skipped, reasons = [], list(layout.skipped), list(layout.skipped_files_reasons())
+    for u in layout.units:
+        broken = [t for t in u.tables if t.path in why]
+        if not broken:
+            units.append(u)
+            continue
+        kept = tuple(t for t in u.tables if t.path not in why)
+        if len({t.table for t in u.tables}) == 1 and len(u.tables) > 1 and kept:
+            units.append(replace(u, tables=kept))  # sites of one table: keep the good ones
+        else:
+            named = broken[0].path
+            for t in kept:
+                if t.path not in skipped:
+                    skipped.append(t.path)
+                    reasons.append(f"plate {u.key} skipped: its file {named} is bad")
+    seen = set(skipped)
+    for b in bad:
+        if b.path not in seen:
+            skipped.append(b.path)
+            reasons.append(BAD_FILE + b.reason)
+            seen.add(b.path)
+        else:
+            reasons[skipped.index(b.path)] = BAD_FILE + b.reason
+    return replace(layout, units=tuple(units), skipped=tuple(skipped), reasons=tuple(reasons))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +200,9 @@ class StagedUnit:
     tables: tuple[StagedTable, ...]
     in_place: bool = False
     """The tables are read from the source itself, in storage order, rather than from a copy."""
+    experiment: tuple[tuple[str, str], ...] = ()
+    """The settings of the run that measured the plate (CellProfiler's Experiment table:
+    ``CellProfiler_Version``, ``Run_Timestamp``, ``Pipeline_Pipeline`` ...), when it has one."""
 
     def table(self, name: str) -> StagedTable | None:
         for t in self.tables:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celltable.api import convert, detect, inspect, load_preset, presets, validate
 from celltable.domain.errors import (
+    BadSourceFilesError,
     BucketNotFoundError,
     CelltableError,
     CloudStorageError,
@@ -35,6 +36,7 @@ from celltable.domain.model import (
 )
 
 __all__ = [
+    "BadSourceFilesError",
     "BucketNotFoundError",
     "CelltableError",
     "CloudStorageError",

@@ -39,12 +39,15 @@ def convert(
     parsl_config: Any = None,
     options: ConversionOptions | None = None,
     progress: ProgressListener | None = None,
+    skip_bad_files: bool | None = None,
 ) -> ConversionResult:
     """Convert image-analysis tables into one single-cell Parquet table (or one per table).
 
     Args:
-        source_path: A folder of CSVs (one subfolder per plate allowed), a SQLite file, or a
-            folder of SQLite files; local or in the cloud (``s3://``, ``gs://``, ``az://``).
+        source_path: CellProfiler or cytominer-database output (a folder of CSVs, one
+            subfolder per plate allowed; a SQLite file or a folder of them), a folder of
+            DeepProfiler ``.npz`` files or IN Carta CSV exports, or a ``.txt`` manifest; local
+            or in the cloud (``s3://``, ``gs://``, ``az://``).
         dest_path: The Parquet file to write; with ``join=False``, a folder. Local or cloud.
         dest_datatype: ``"parquet"``.
         preset: A preset name (see :func:`presets`), the path of a preset file (``.toml``,
@@ -55,11 +58,14 @@ def convert(
         chunk_size: Rows of the base compartment per task (None: chosen from memory).
         parsl_config: A ``parsl.Config`` to run tasks on, or the path of a Python file
             defining one as ``config`` (None: ``options.executor``, local threads by default).
-        options: Advanced settings; ``join`` and ``chunk_size``, when given here, win over
-            its own.
+        options: Advanced settings; ``join``, ``chunk_size`` and ``skip_bad_files``, when
+            given here, win over its own.
         progress: Called with a :class:`celltable.Progress` after each cloud file downloaded
             (stage ``"downloading"``, counting bytes), each plate staged and each
             chunk written (from the calling thread); None (the default) reports nothing.
+        skip_bad_files: Convert the plates whose files can be read and list the others, with
+            why, in the run report and ``result.bad_files`` (None: ``options.skip_bad_files``,
+            off by default: a source holding any bad file fails, naming them all).
 
     Returns:
         What was written: paths, rows in and out per table, rows dropped and why, duration.
@@ -79,6 +85,7 @@ def convert(
     opts = replace(
         base, join=join if join is not None else base.join,
         chunk_size=chunk_size if chunk_size is not None else base.chunk_size,
+        skip_bad_files=skip_bad_files if skip_bad_files is not None else base.skip_bad_files,
     )
     source, dest = _path(source_path), _path(dest_path)
     given = resolve_preset(preset)
@@ -242,10 +249,13 @@ def _inspect_services(source: str, options: ConversionOptions | None) -> Inspect
                             no_sign_request=opts.no_sign_request, cloud_client=opts.cloud_client)
 
 
-def validate(dest_path: str | os.PathLike[str]) -> ValidationReport:
+def validate(dest_path: str | os.PathLike[str], *, no_sign_request: bool = False,
+             cloud_client: Any = None, local_cache_dir: str | None = None) -> ValidationReport:
     """Re-read an output of :func:`convert` and check its rows, schema, null counts and key
     digest against what was recorded when it was written. A mismatch is a failed check
-    (``report.ok`` is False), not an exception.
+    (``report.ok`` is False), not an exception. ``dest_path`` may be in the cloud (``s3://``,
+    ``gs://``, ``az://``): its files are downloaded into the cache (``local_cache_dir``) first;
+    ``no_sign_request`` and ``cloud_client`` work as for :func:`convert`.
 
     Raises:
         CelltableError: Nothing at ``dest_path``, not a readable Parquet file, or not written by
@@ -256,4 +266,7 @@ def validate(dest_path: str | os.PathLike[str]) -> ValidationReport:
         True
     """
     route_to_stdlib_unless_configured()
-    return validate_use_case(os.fspath(dest_path), output_reader())
+    dest = os.fspath(dest_path)
+    return validate_use_case(dest, output_reader(dest, local_cache_dir=local_cache_dir,
+                                                 no_sign_request=no_sign_request,
+                                                 cloud_client=cloud_client))

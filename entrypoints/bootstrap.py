@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,16 @@ class Settings:
     sqlite_reader: str = "auto"
     """``CELLTABLE_SQLITE_READER``: ``auto`` (DuckDB's SQLite extension when installed for this
     DuckDB, else ADBC), ``arrow`` or ``extension``."""
+    bounded: bool = False
+    """Threads were bounded (``threads`` or ``CELLTABLE_THREADS``): Arrow's pool is sized too."""
 
     @classmethod
     def resolve(cls, threads: int | None, memory_limit: str | None,
                 env: dict[str, str] | None = None, *, workers: int | None = None,
                 local_cache_dir: str | None = None) -> Settings:
         env = dict(os.environ) if env is None else env
-        total = threads or int(env.get("CELLTABLE_THREADS", 0)) or os.cpu_count() or 1
+        bound = threads or _int_setting(env, "CELLTABLE_THREADS")
+        total = bound or os.cpu_count() or 1
         # Each task's DuckDB gets two threads where there is room: joins of wide tables use
         # them well, and fewer concurrent tasks keep fewer chunks in memory.
         workers = workers or max(1, total // 2)
@@ -59,7 +63,22 @@ class Settings:
         memory_map = env.get("CELLTABLE_ARROW_USE_MEMORY_MAPPING", "1").strip().lower() not in (
             "0", "false", "no", "off")
         return cls(total, workers, engine_threads, budget, limit, memory_map,
-                   _cache_dir(local_cache_dir, env), _sqlite_reader(env))
+                   _cache_dir(local_cache_dir, env), _sqlite_reader(env),
+                   bounded=bool(bound))
+
+
+def _int_setting(env: dict[str, str], name: str) -> int:
+    """A positive whole number from the environment (0: unset).
+
+    Raises:
+        ConfigurationError: It is set to something else.
+    """
+    text = env.get(name, "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigurationError(f"{name}={text!r} is not a positive whole number of threads")
+    return int(text)
 
 
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
@@ -159,17 +178,15 @@ def bootstrap(
             yield _plate_services(settings, locator, surveyor, destination, runner, compression,
                                   source_path, clients, entries, progress, no_sign_request,
                                   arrow_threads=max(1, settings.threads // settings.workers)
-                                  if threads else 0)
+                                  if settings.bounded else 0)
             return
         from celltable.adapters.chunk_store import LocalChunkStore, file_versions
         from celltable.adapters.duckdb_engine import DuckDBEngine
+        from celltable.adapters.experiment import CellProfilerExperiments
         from celltable.adapters.parquet import ParquetWriter
         from celltable.adapters.parquet_checks import ChecksummedWriter
 
-        if threads:
-            import pyarrow as pa
-
-            pa.set_cpu_count(settings.threads)
+        _bound_arrow(settings)
         yield Services(
             locator=locator,
             engine=fakes.get("engine")
@@ -188,7 +205,9 @@ def bootstrap(
             producer=PRODUCER,
             version=package_version(),
             surveyor=fakes.get("surveyor") or surveyor,
-            chunk_store=fakes.get("chunk_store") or LocalChunkStore,
+            chunk_store=fakes.get("chunk_store")
+            or partial(LocalChunkStore, memory_map=settings.memory_map),
+            experiments=CellProfilerExperiments(),
             versions=fakes.get("versions") or file_versions,
         )
 
@@ -239,6 +258,7 @@ def inspect_services(
     from celltable.adapters.duckdb_engine import DuckDBEngine
 
     settings = Settings.resolve(threads, memory_limit, local_cache_dir=local_cache_dir)
+    _bound_arrow(settings)
     entries = _manifest(source_path)
     clients = _cloud_clients(settings, (source_path, *entries), cloud_client, no_sign_request)
     locator, surveyor = _source_adapters(source_path, settings, clients, entries)
@@ -309,8 +329,27 @@ def _cloud_clients(settings: Settings, paths: tuple[str, ...], client: Any,
     return CloudClients(settings.cache_dir, client=client, no_sign_request=no_sign_request)
 
 
-def output_reader() -> OutputReader:
-    """The reader of celltable's outputs, for validating them."""
+def output_reader(dest_path: str = "", *, local_cache_dir: str | None = None,
+                  no_sign_request: bool = False, cloud_client: Any = None) -> OutputReader:
+    """The reader of celltable's outputs, for validating them: local files, or for a cloud
+    ``dest_path`` its files downloaded into the cache."""
     from celltable.adapters.parquet_checks import ParquetReader
 
-    return ParquetReader()
+    settings = Settings.resolve(None, None, local_cache_dir=local_cache_dir)
+    _bound_arrow(settings)
+    local = ParquetReader(settings.memory_map)
+    if not _is_cloud(dest_path):
+        return local
+    from celltable.adapters.cloud_outputs import CloudOutputReader
+
+    clients = _cloud_clients(settings, (dest_path,), cloud_client, no_sign_request)
+    return CloudOutputReader(clients, settings.cache_dir, local)
+
+
+def _bound_arrow(settings: Settings) -> None:
+    """Arrow's thread pool sized by the settings when threads were bounded (``--threads`` or
+    ``CELLTABLE_THREADS``); left at Arrow's default otherwise."""
+    if settings.bounded:
+        import pyarrow as pa
+
+        pa.set_cpu_count(settings.threads)

@@ -29,7 +29,8 @@ from celltable.render import (
 from celltable.signals import EXIT_CODE, Terminated, terminate_as_interrupt
 
 app = typer.Typer(
-    help="Turn image-analysis measurements into analysis-ready single-cell Parquet tables.\n\n"
+    help="Turn image-analysis measurements (CellProfiler CSV and SQLite, cytominer-database, "
+    "DeepProfiler NPZ, IN Carta CSV) into analysis-ready single-cell Parquet tables.\n\n"
     "Example: celltable inspect ExampleHuman/ && celltable convert ExampleHuman/ example.parquet "
     "&& celltable validate example.parquet",
     no_args_is_help=True,
@@ -48,7 +49,8 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    """celltable converts CellProfiler CSV and SQLite output into Parquet."""
+    """celltable converts CellProfiler CSV and SQLite, cytominer-database, DeepProfiler NPZ and
+    IN Carta CSV output into Parquet."""
 
 
 # Options changing the preset without writing a file (convert and inspect share them).
@@ -65,15 +67,22 @@ RelationshipOption = Annotated[list[str] | None, typer.Option(
     "same image, e.g. "
     "'Cytoplasm.Parent_Cells_Cellpose3 -> Cells_Cellpose3'. Repeatable.")]
 DropOption = Annotated[list[str] | None, typer.Option(
-    "--drop-compartment", metavar="NAME", help="Leave a compartment out, e.g. Nuclei. "
-    "Repeatable.")]
+    "--drop-compartment", metavar="NAME", help="Leave a compartment out, e.g. Nuclei; the "
+    "base too when --base names another. Repeatable.")]
+BaseOption = Annotated[str | None, typer.Option(
+    "--base", metavar="COMPARTMENT", help="The compartment whose objects are the rows (default: "
+    "the preset's, Cytoplasm for CellProfiler). Cells and Nuclei only: --base Cells "
+    "--drop-compartment Cytoplasm; compartments the base does not reach are joined through "
+    "its Parent_* columns.")]
 
 
 @app.command()
 def convert(
     # Strings, not Paths: a Path would turn s3://bucket into s3:/bucket.
-    source: Annotated[str, typer.Argument(help="A folder of CSVs (one subfolder per plate "
-                                          "allowed), a SQLite file, or a folder of SQLite files; "
+    source: Annotated[str, typer.Argument(help="CellProfiler or cytominer-database output (a "
+                                          "folder of CSVs, one subfolder per plate allowed; a "
+                                          "SQLite file or a folder of them), a folder of "
+                                          "DeepProfiler .npz files or of IN Carta CSV exports; "
                                           "local or s3://, gs://, az://; or a .txt manifest "
                                           "listing such sources, one per line.")],
     dest: Annotated[str, typer.Argument(help="The Parquet file to write (a folder with "
@@ -85,6 +94,7 @@ def convert(
     compartment: CompartmentOption = None,
     relationship: RelationshipOption = None,
     drop_compartment: DropOption = None,
+    base: BaseOption = None,
     join: Annotated[bool, typer.Option("--join/--no-join", help="One joined single-cell table, "
                                        "or one Parquet file per source table.")] = True,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Base-compartment rows per task "
@@ -93,8 +103,11 @@ def convert(
                                                 "tasks together (default: all cores).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace DEST if it exists.")] = False,
     join_sql: Annotated[Path | None, typer.Option(help="Expert: a file with a SELECT over the "
-                                                  "tables Image, Cells, Cytoplasm, Nuclei, run per "
-                                                  "plate instead of the preset's join.")] = None,
+                                                  "tables Image, Cells, Cytoplasm, Nuclei (source "
+                                                  "column names), or CytoTable's "
+                                                  "read_parquet('cells.parquet') ... (columns as "
+                                                  "the --no-join files name them), run per plate "
+                                                  "instead of the preset's join.")] = None,
     memory_limit: Annotated[str | None, typer.Option(help="Memory per DuckDB task before it "
                                                      "spills to disk, e.g. 2GB.")] = None,
     staging_dir: Annotated[Path | None, typer.Option(help="Where to keep intermediate data "
@@ -121,6 +134,12 @@ def convert(
     float32: Annotated[bool, typer.Option("--float32", help="Store float64 feature columns as "
                                           "float32: half the size, about 7 significant digits "
                                           "(keys and Metadata_* keep their type).")] = False,
+    skip_bad_files: Annotated[bool, typer.Option(help="Convert what can be read: leave out "
+                                                 "the plates (or NPZ sites) holding a file that "
+                                                 "cannot (empty, cut short, corrupt), each "
+                                                 "listed with why in the run report; without "
+                                                 "it, the first look names every bad file and "
+                                                 "writes nothing.")] = False,
     log_format: Annotated[str | None, typer.Option(help="console or json (default: console on "
                                                    "a terminal, json otherwise).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
@@ -143,6 +162,8 @@ def convert(
     Example: celltable convert plates/ out/ --partition-by plate --resume
 
     Example: celltable convert ExampleHuman/ no_nuclei.parquet --drop-compartment Nuclei
+
+    Example: celltable convert ExampleHuman/ cells.parquet --base Cells --drop-compartment Cytoplasm
     """
     if log_format not in (None, "console", "json"):
         _fail("--log-format must be console or json")
@@ -166,6 +187,7 @@ def convert(
             partition_by=partition_by,
             report_path=report,
             float32=float32,
+            skip_bad_files=skip_bad_files,
         )
         preset = _given_preset(preset, preset_file)
         if preset is None:
@@ -177,7 +199,7 @@ def convert(
         from celltable.progress import progress_bar  # rich's bars, for terminals only
 
         with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
-            chosen = _customised(preset, compartment, relationship, drop_compartment)
+            chosen = _customised(preset, compartment, relationship, drop_compartment, base)
             result = api.convert(source, dest, preset=chosen, join=join, options=options,
                                  parsl_config=parsl_config, progress=listener)
     except (CelltableError, OSError) as e:
@@ -186,6 +208,10 @@ def convert(
         typer.echo(f"celltable: error: stopped by SIGTERM; {dest} was left as it was (run "
                    "again, with --resume to reuse finished chunks)", err=True)
         raise typer.Exit(EXIT_CODE) from None
+    if result.bad_files:  # shown even with --quiet: data was left out
+        where = result.report_path or ("the report printed" if report == "-" else "the report")
+        typer.echo(f"celltable: warning: skipped {len(result.bad_files)} bad file(s) that cannot "
+                   f"be read; {where} lists each with why", err=True)
     if report == "-" and result.report is not None:
         typer.echo(json.dumps(report_json(result.report), indent=2))
     for line in conversion_summary(result):
@@ -194,14 +220,15 @@ def convert(
 
 @app.command()
 def inspect(
-    source: Annotated[str, typer.Argument(help="A folder of CSVs, a SQLite file, or a folder "
-                                          "of either, as for convert.")],
+    source: Annotated[str, typer.Argument(help="CellProfiler, cytominer-database, DeepProfiler "
+                                          "or IN Carta output, as for convert.")],
     preset: Annotated[str | None, typer.Option(help="Read SOURCE as this preset (default: "
                                                "detected).")] = None,
     preset_file: PresetFileOption = None,
     compartment: CompartmentOption = None,
     relationship: RelationshipOption = None,
     drop_compartment: DropOption = None,
+    base: BaseOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs instead of "
                                           "tables.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
@@ -210,7 +237,8 @@ def inspect(
     rows, columns and key columns, and anything suspicious (missing tables, orphans, keys that
     are not whole numbers).
 
-    Only key columns are scanned, so inspecting is much cheaper than converting.
+    Only key columns are scanned, so inspecting is much cheaper than converting. Exits with 1
+    when a file cannot be read (every such file is listed, as convert names them).
 
     Example: celltable inspect NF1_SchwannCell_data/all_cellprofiler.sqlite
 
@@ -219,9 +247,9 @@ def inspect(
     configure(None, "info" if verbose else "warning")
     try:
         given = _given_preset(preset, preset_file)
-        if given is None and (compartment or relationship or drop_compartment):
+        if given is None and (compartment or relationship or drop_compartment or base):
             given = preset_to_convert(api.detect(source)).name
-        chosen = given and _customised(given, compartment, relationship, drop_compartment)
+        chosen = given and _customised(given, compartment, relationship, drop_compartment, base)
         report = api.inspect(source, preset=chosen)
     except (CelltableError, OSError) as e:
         _fail(str(e))
@@ -229,13 +257,21 @@ def inspect(
         typer.echo(json.dumps(inspection_json(report), indent=2))
     else:
         console().print(inspection_view(report))
+    if report.bad:  # a conversion would fail on them: say so by the exit code too
+        raise typer.Exit(1)
 
 
 @app.command()
 def validate(
     dest: Annotated[str, typer.Argument(help="A Parquet file written by celltable convert (or "
-                                        "the folder written with --no-join).")],
+                                        "the folder written with --no-join); local or s3://, "
+                                        "gs://, az://.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
+    local_cache_dir: Annotated[Path | None, typer.Option(help="Where a cloud DEST's files are "
+                                                         "downloaded to be read (default: "
+                                                         "~/.cache/celltable).")] = None,
+    no_sign_request: Annotated[bool, typer.Option(help="Read a public bucket without "
+                                                  "credentials.")] = False,
 ) -> None:
     """Re-read DEST and check it against what celltable recorded when writing it: row count,
     columns and types, null counts per column and a SHA-256 of the key columns.
@@ -243,10 +279,13 @@ def validate(
     Exits with 1 when a check fails.
 
     Example: celltable validate example.parquet
+
+    Example: celltable validate s3://bucket/plates/example.parquet
     """
     configure(None, "warning")
     try:
-        report = api.validate(dest)
+        report = api.validate(dest, no_sign_request=no_sign_request,
+                              local_cache_dir=str(local_cache_dir) if local_cache_dir else None)
     except (CelltableError, OSError) as e:
         _fail(str(e))
     if as_json:
@@ -278,12 +317,13 @@ def _given_preset(preset: str | None, preset_file: Path | None) -> str | Preset 
 
 
 def _customised(preset: str | Preset, compartments: list[str] | None,
-                relationships: list[str] | None, drop: list[str] | None) -> Preset:
-    """``preset`` with --compartment, --relationship and --drop-compartment applied."""
+                relationships: list[str] | None, drop: list[str] | None,
+                base: str | None = None) -> Preset:
+    """``preset`` with --compartment, --relationship, --drop-compartment and --base applied."""
     chosen = api.resolve_preset(preset)
     assert chosen is not None
     return override_builtin(chosen, compartments=compartments or (),
-                            relationships=relationships or (), drop=drop or ())
+                            relationships=relationships or (), drop=drop or (), base=base)
 
 
 def _fail(message: str) -> None:

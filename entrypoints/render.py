@@ -52,6 +52,7 @@ def inspection_json(report: Inspection) -> dict[str, Any]:
         "matches": [{"preset": m.preset, "plates": m.plates, "tables": m.tables} for m in d.matches],
         "plates": plates,
         "skipped": list(report.skipped),
+        "bad_files": [{"path": b.path, "reason": b.reason} for b in report.bad],
         "issues": [{"severity": i.severity.value, "plate": i.plate, "message": i.message}
                    for i in report.issues],
     }
@@ -195,6 +196,11 @@ def conversion_summary(result: ConversionResult) -> list[str]:
         if report.widened:
             lines.append("declared integer, read as float64: " + _some(
                 [f"{t}.{c} ({p})" for p, t, c in report.widened]))
+        if report.experiments:
+            lines.append("measured with " + _some([
+                f"CellProfiler {e['values'].get('CellProfiler_Version', '?')}"
+                f" (run {e['values'].get('Run_Timestamp', '?')}, {len(e['plates'])} plate(s))"
+                for e in report.experiments]))
         if report.not_cast:
             lines.append("values not cast, read as NULL: " + _some(
                 [f"{v.values:,} in {v.table}.{v.column} ({v.plate})" for v in report.not_cast]))

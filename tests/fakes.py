@@ -99,7 +99,7 @@ class FakeEngine:
                         found.get(c.table, {}).get(c.source) for c in query.columns})
         return ChunkOutput(query.chunk, out, len(out), len(base), dropped, tuple(missing.items()))
 
-    def read_sql(self, staged: StagedUnit, sql: str, table_number: str) -> ChunkOutput:
+    def read_sql(self, staged: StagedUnit, sql: str, table_number: str, views=()) -> ChunkOutput:
         raise NotImplementedError
 
     def release(self, staged: StagedUnit) -> None:

@@ -25,7 +25,7 @@ def _convert(*args: str):
 
 def _cytotable_columns(folder: Path) -> set[str]:
     """The columns CytoTable 1.2.6 writes for ExampleHuman, derived from its documented rules
-    (../shared/INCUMBENT.md, join shape A): image number, image file names, cytoplasm minus the
+    (join shape A): image number, image file names, cytoplasm minus the
     image number, cells and nuclei minus image and object numbers."""
     def header(name):
         with (folder / name).open() as f:

@@ -336,7 +336,7 @@ def test_an_invalid_preset_file_fails_in_one_line_naming_the_fix(tmp_path, text,
 @pytest.mark.parametrize(("args", "words"), [
     (("--preset-file", "nowhere.toml"), ("nowhere.toml", "does not exist")),
     (("--preset", "cellprofiler_csv", "--preset-file", "x.toml"), ("--preset-file", "not both")),
-    (("--drop-compartment", "Cytoplasm"), ("'Cytoplasm' is the base", "set `base`")),
+    (("--drop-compartment", "Cytoplasm"), ("'Cytoplasm' is the base", "--base Cells --drop-compartment Cytoplasm")),
     (("--drop-compartment", "Nucleus"), ("cannot drop 'Nucleus'", "did you mean 'Nuclei'?")),
     (("--relationship", "Cytoplasm.Parent_Cells"), ("--relationship", "Child.Column -> Parent")),
     (("--compartment", "Cells Cellpose"), ("--compartment", "letters, digits and _")),

@@ -146,7 +146,8 @@ def test_report_option_moves_the_report_and_a_dash_prints_it(tmp_path):
     assert again.exit_code == 0, again.output
     assert not Path(f"{dest}.report.json").exists()
     printed = json.loads(again.stdout[again.stdout.index("{"):again.stdout.rindex("}") + 1])
-    assert printed["files"]["skipped"][0]["reason"] == "no table of preset cellprofiler_csv is named Experiment"
+    assert printed["files"]["skipped"][0]["reason"].startswith("CellProfiler's Experiment table: kept")
+    assert printed["experiments"][0]["values"]["CellProfiler_Version"] == "4.0.6"
 
 
 def test_the_python_result_carries_the_report_and_a_folder_output_gets_one_beside_it(tmp_path):

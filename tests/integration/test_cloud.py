@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 import celltable
 from celltable.adapters.cloud import CloudClients, CloudSourceLocator
 from celltable.adapters.storage import LocalSourceLocator
+from celltable.cli import app
 from celltable.domain.presets import get_preset
 from tests.conftest import EXAMPLE_HUMAN, NF1_SQLITE
 
@@ -269,3 +271,29 @@ def test_downloads_are_reported_to_the_progress_listener(s3, tmp_path, example_h
     assert downloads[-1].total == 4
     assert downloads[-1].rows == downloads[-1].rows_total == tables  # bytes
     assert seen.index(downloads[-1]) < next(i for i, p in enumerate(seen) if p.stage == "staging")
+
+
+def test_validate_reads_an_s3_output_and_finds_a_damaged_one(s3, tmp_path, example_human,
+                                                             monkeypatch):
+    cache = str(tmp_path / "cache")
+    monkeypatch.setenv("CELLTABLE_LOCAL_CACHE_DIR", str(tmp_path / "cli-cache"))
+    dest = f"s3://{OUT}/checked/eh.parquet"
+    celltable.convert(example_human, dest, options=_options(tmp_path))
+    report = celltable.validate(dest, local_cache_dir=cache)
+    assert report.ok and report.tables[0].path == dest and report.tables[0].rows == 289
+    result = CliRunner().invoke(app, ["validate", dest])
+    assert result.exit_code == 0, result.output
+    assert dest in result.output
+    # rows dropped after writing, the recorded metadata kept: validate must notice
+    body = s3.get_object(Bucket=OUT, Key="checked/eh.parquet")["Body"].read()
+    table = pq.read_table(io.BytesIO(body))
+    meta = pq.read_metadata(io.BytesIO(body)).metadata
+    damaged = io.BytesIO()
+    pq.write_table(table.slice(0, 200).replace_schema_metadata(meta), damaged)
+    s3.put_object(Bucket=OUT, Key="checked/eh.parquet", Body=damaged.getvalue())
+    assert not celltable.validate(dest, local_cache_dir=cache).ok
+    with pytest.raises(celltable.SourceNotFoundError, match="nothing at"):
+        celltable.validate(f"s3://{OUT}/checked/none.parquet", local_cache_dir=cache)
+    celltable.convert(example_human, f"s3://{OUT}/folder", join=False, options=_options(tmp_path))
+    folder = celltable.validate(f"s3://{OUT}/folder", local_cache_dir=cache)
+    assert folder.ok and len(folder.tables) == 4

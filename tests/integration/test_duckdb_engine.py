@@ -7,7 +7,7 @@ import pytest
 
 from celltable.adapters.duckdb_engine import DuckDBEngine
 from celltable.adapters.storage import LocalSourceLocator
-from celltable.domain.errors import SchemaError, SourceReadError
+from celltable.domain.errors import SchemaError
 from celltable.domain.presets import get_preset
 from celltable.domain.schema import DataType
 
@@ -53,11 +53,13 @@ def test_a_text_image_key_is_a_named_error(tmp_path, example_human):
         DuckDBEngine().stage(unit, CSV, str(tmp_path))
 
 
-def test_a_sqlite_file_that_is_not_a_database_is_a_read_error(tmp_path):
+def test_a_sqlite_file_that_is_not_a_database_is_a_bad_file_of_the_layout(tmp_path):
     bad = tmp_path / "plate.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(SourceReadError, match=r"plate\.sqlite"):
-        LocalSourceLocator().discover(str(bad), SQLITE)
+    layout = LocalSourceLocator().discover(str(bad), SQLITE)
+    assert layout.units == ()
+    ((path, reason),) = [(b.path, b.reason) for b in layout.bad]
+    assert path == str(bad) and "not a readable SQLite database" in reason
 
 
 # CSV plates read in place ------------------------------------------------------------------

@@ -30,3 +30,91 @@ def test_the_arrow_allocator_is_arrows_own_choice():
     )
     assert out.stdout.strip() == "system", out.stderr
     assert pa.default_memory_pool().backend_name in {"mimalloc", "jemalloc", "system"}
+
+
+def _arrow_threads_after_bootstrap(env: dict[str, str], entry: str) -> int:
+    """Arrow's thread count in a fresh process after one of the composition root's entries."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import pyarrow as pa\n"
+        "from celltable import bootstrap as b\n"
+        f"entry = {entry!r}\n"
+        "if entry == 'convert':\n"
+        "    with b.bootstrap():\n"
+        "        pass\n"
+        "elif entry == 'inspect':\n"
+        "    b.inspect_services()\n"
+        "else:\n"
+        "    b.output_reader()\n"
+        "print(pa.cpu_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("entry", ["convert", "inspect", "validate"])
+def test_celltable_threads_bounds_arrow_as_the_option_does(entry):
+    assert _arrow_threads_after_bootstrap({"CELLTABLE_THREADS": "1"}, entry) == 1
+
+
+def test_without_a_bound_arrow_keeps_its_own_thread_count():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CELLTABLE_THREADS"}
+    plain = subprocess.run([sys.executable, "-c", "import pyarrow as pa; print(pa.cpu_count())"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert _arrow_threads_after_bootstrap({}, "convert") == int(plain.stdout)
+
+
+def test_a_bad_thread_count_in_the_environment_is_a_named_error():
+    from celltable import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="CELLTABLE_THREADS"):
+        Settings.resolve(None, None, {"CELLTABLE_THREADS": "many"})
+
+
+@pytest.mark.parametrize(("value", "mapped"), [("1", True), ("0", False)])
+def test_memory_mapping_governs_every_parquet_and_saved_chunk_read(
+        value, mapped, monkeypatch, tmp_path, example_human):
+    """Validating, re-reading a written file's row count and loading a resume's saved chunks
+    all follow CELLTABLE_ARROW_USE_MEMORY_MAPPING."""
+    import pyarrow.parquet as pq
+
+    import celltable
+    from celltable.bootstrap import bootstrap
+    from celltable.domain.plan import Chunk
+    from celltable.domain.sources import ChunkOutput
+
+    monkeypatch.setenv("CELLTABLE_ARROW_USE_MEMORY_MAPPING", value)
+    opened: list[bool] = []
+    real_file = pq.ParquetFile
+
+    class Recorded(real_file):  # the real reader, noting how each file is opened
+        def __init__(self, source, *args, memory_map=False, **kwargs):
+            opened.append(memory_map)
+            super().__init__(source, *args, memory_map=memory_map, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", Recorded)
+    dest = tmp_path / "o.parquet"
+    celltable.convert(example_human, dest)
+    assert celltable.validate(dest).ok
+    assert len(opened) >= 3 and set(opened) == {mapped}  # row count, then validate's reads
+
+    maps: list[str] = []
+    real_map = pa.memory_map
+    monkeypatch.setattr(pa, "memory_map", lambda path, *a: maps.append(path) or real_map(path, *a))
+    with bootstrap() as services:
+        store = services.chunk_store(str(tmp_path / "resume"))
+        (tmp_path / "resume").mkdir()
+        rows = pa.table({"x": [1, 2, 3]})
+        store.save("k", ChunkOutput(Chunk("p", 0, 1, 1, 3), rows, 3, 3))
+        saved = store.saved("k")
+        assert saved is not None and store.load(saved).equals(rows)
+    assert bool(maps) is mapped

@@ -296,4 +296,7 @@ def test_validate_reads_an_s3_output_and_finds_a_damaged_one(s3, tmp_path, examp
         celltable.validate(f"s3://{OUT}/checked/none.parquet", local_cache_dir=cache)
     celltable.convert(example_human, f"s3://{OUT}/folder", join=False, options=_options(tmp_path))
     folder = celltable.validate(f"s3://{OUT}/folder", local_cache_dir=cache)
-    assert folder.ok and len(folder.tables) == 4
+    assert folder.ok and len([t for t in folder.tables if t.path.endswith(".parquet")]) == 4
+    assert folder.tables[0].path == f"s3://{OUT}/folder"  # the folder against its manifest
+    s3.delete_object(Bucket=OUT, Key="folder/nuclei.parquet")
+    assert not celltable.validate(f"s3://{OUT}/folder", local_cache_dir=cache).ok

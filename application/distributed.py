@@ -45,6 +45,7 @@ from celltable.domain.plates import (
 from celltable.domain.ports import PlateWorker, StagingPaths, WorkerRecipe
 from celltable.domain.presets import IMAGE
 from celltable.domain.schema import Column, TableSchema
+from celltable.domain.sources import screened
 from celltable.domain.validation import (
     CHECKSUM_KEY,
     COLUMNS_KEY,
@@ -79,7 +80,8 @@ def convert_by_plate(request: ConversionRequest, services: Services,
     request = replace(request, options=replace(opts, cloud_client=None))
     preset = request.preset
     spec = derive_join(preset) if opts.join else None
-    layout = services.locator.discover(request.source_path, preset)
+    # bad files named (or, skipping them, their plates left out) before any data moves
+    layout = screened(services.locator.discover(request.source_path, preset), opts.skip_bad_files)
     log.info("source_listed", source=layout.root, preset=preset.name, plates=len(layout.units))
     paths = services.destination.prepare(
         request.dest_path, folder=True, overwrite=opts.overwrite, resume=opts.resume,

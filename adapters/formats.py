@@ -40,6 +40,8 @@ class Registered:
 
 REGISTRY: tuple[Registered, ...] = (
     Registered(PARQUET, "celltable.adapters.parquet_checks:checked_parquet", "celltable.adapters.parquet_checks:ParquetReader"),
+    Registered(OutputFormat("h5ad", ".h5ad", aliases=("anndata_h5ad",), extra="anndata"), "celltable.adapters.anndata_out:h5ad_writer", "celltable.adapters.anndata_read:AnnDataReader"),
+    Registered(OutputFormat("zarr", ".zarr", folder=True, aliases=("anndata_zarr",), extra="anndata"), "celltable.adapters.anndata_out:zarr_writer", "celltable.adapters.anndata_read:AnnDataReader"),
 )
 
 FORMATS: tuple[OutputFormat, ...] = tuple(r.format for r in REGISTRY)

@@ -186,3 +186,49 @@ def role_by_name(preset: Preset, name: str) -> tuple[Role, str]:
         return Role.IMAGE, IMAGE
     found = [c.name for c in preset.compartments if name.startswith(f"{c.name}_")]
     return Role.FEATURE, max(found, key=len, default="")
+
+
+CHANNEL_COLUMNS = ("FileName_", "PathName_", "URL_")
+"""Image columns whose names end with an image channel (``Image_FileName_DNA``)."""
+_CHANNEL_AFTER = {"Intensity": 2, "Texture": 2, "Granularity": 2, "RadialDistribution": 2,
+                  "Correlation": 2, "Location": 3}
+"""CellProfiler's feature groups naming channels, and the part of the name where they start
+(``Intensity_MeanIntensity_DNA``: part 2), used when no image column names the channels."""
+
+
+def channels_of(names: Iterable[str]) -> tuple[str, ...]:
+    """The image channels that image columns name (``Image_FileName_DNA`` gives ``DNA``),
+    longest first."""
+    found = {n.split("_", 2)[2] for n in names
+             if n.startswith(IMAGE + "_") and n.split("_", 1)[1].startswith(CHANNEL_COLUMNS)
+             and n.count("_") >= 2}
+    return tuple(sorted(found, key=lambda c: (-len(c), c)))
+
+
+def feature_parts(name: str, compartment: str, channels: Sequence[str]) -> tuple[str, str]:
+    """The feature group (``AreaShape``, ``Intensity``, ``Texture`` ...; a DeepProfiler model's
+    name) and the channels (joined by ``;``, "" when the name has none) of a feature column.
+
+    Channels are the ``channels`` (from image columns) that appear as whole parts of the name;
+    without any, CellProfiler's naming rule places them (``Intensity_<measure>_<channel>``)."""
+    rest = name[len(compartment) + 1:] if compartment and name.startswith(compartment + "_") \
+        else name
+    parts = rest.split("_")
+    group = parts[0]
+    if channels:
+        found, i = [], 1
+        while i < len(parts):
+            match = next((c for c in channels
+                          if parts[i:i + c.count("_") + 1] == c.split("_")), None)
+            if match:
+                found.append(match)
+                i += match.count("_") + 1
+            else:
+                i += 1
+        return group, ";".join(dict.fromkeys(found))
+    start = _CHANNEL_AFTER.get(group)
+    if start is None or len(parts) <= start or parts[start].isdigit():
+        return group, ""
+    if group == "Correlation" and len(parts) > start + 1:
+        return group, f"{parts[start]};{parts[start + 1]}"
+    return group, parts[start]

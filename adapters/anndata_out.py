@@ -1,0 +1,242 @@
+"""AnnData output (``.h5ad`` through h5py, ``.zarr`` through zarr), written chunk by chunk.
+
+anndata's own element API (``anndata.io.write_elem``) writes every element with its encoding;
+X is created by it empty and resizable, then grows with each chunk (h5py's ``resize``, zarr's
+``append``), so memory holds one chunk. The other columns (keys, metadata, image columns: a
+small share of the values) are spooled to an Arrow file beside the table and written as obs when
+the table closes, one column at a time.
+
+* X: the feature columns (role ``feature``, numbers), float64, or float32 with ``float32``;
+  a missing value is NaN.
+* obs: every other column with its type (text as categoricals, integers with missing values as
+  nullable integers); obs_names are the row numbers (``"0"``, ``"1"`` ...), since pycytominer
+  reads them as integers; the plate, image and object keys are obs columns.
+* var: per feature its compartment, feature group and channel.
+* uns["celltable"]: the provenance, the checksum and the run's counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import zarr
+from anndata.io import write_elem
+
+from celltable.adapters.parquet import arrow_schema, domain_columns
+from celltable.adapters.parquet_checks import TableDigest, key_columns_of
+from celltable.domain.errors import SchemaError
+from celltable.domain.naming import channels_of, feature_parts
+from celltable.domain.schema import Column, DataType, Role
+from celltable.domain.validation import CHECKSUM_KEY, PROVENANCE_KEY, Checksum
+
+UNS_KEY = "celltable"
+X_CHUNK_BYTES = 2**20  # bytes of one stored chunk of X (a band of whole rows)
+_NUMERIC = {DataType.BOOL, DataType.INT64, DataType.FLOAT32, DataType.FLOAT64, DataType.NULL}
+
+
+def in_x(column: Column) -> bool:
+    """Whether a column goes into X: a feature holding numbers (a feature holding text stays an
+    obs column)."""
+    return column.role is Role.FEATURE and column.type in _NUMERIC
+
+
+def stored_type(values: Any) -> str:
+    """The domain type name of an obs column or X as stored (what validate reads back)."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or dtype == object:
+        return DataType.STRING.value
+    if pd.api.types.is_bool_dtype(dtype):
+        return DataType.BOOL.value
+    if pd.api.types.is_integer_dtype(dtype):
+        return DataType.INT64.value
+    return DataType.FLOAT32.value if dtype == np.float32 else DataType.FLOAT64.value
+
+
+def obs_values(column: pa.ChunkedArray) -> Any:
+    """An obs column as anndata stores it: text (and all-missing columns) as a categorical,
+    integers and booleans with missing values as pandas' nullable types."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) \
+            or pa.types.is_null(column.type):
+        codes = column.cast(pa.string()).dictionary_encode().combine_chunks()
+        return pd.Categorical.from_codes(
+            pc.fill_null(codes.indices, -1).to_numpy(zero_copy_only=False),
+            categories=pd.Index(codes.dictionary.to_pylist(), dtype=object))
+    if column.null_count and pa.types.is_integer(column.type):
+        return pd.array(column.to_pylist(), dtype="Int64")
+    if column.null_count and pa.types.is_boolean(column.type):
+        return pd.array(column.to_pylist(), dtype="boolean")
+    return column.to_numpy()
+
+
+class AnnDataSink:
+    """One AnnData table being written (see :class:`celltable.domain.ports.TableSink`)."""
+
+    def __init__(self, path: str, columns: Sequence[Column], zarr_store: bool,
+                 float32: bool) -> None:
+        self._path, self._zarr = path, zarr_store
+        self._schema = arrow_schema(columns)
+        self._features = [c for c in columns if in_x(c)]
+        self._obs = [c.name for c in columns if not in_x(c)]
+        self._dtype = np.float32 if float32 else np.float64
+        self._rows = 0
+        self._nans = np.zeros(len(self._features), dtype=np.int64)
+        obs_schema = pa.schema([self._schema.field(n) for n in self._obs])
+        self._digest = TableDigest(obs_schema, key_columns_of(obs_schema))
+        self._spool_path = f"{path}.obs.arrow"
+        self._spool = pa.ipc.new_file(self._spool_path, obs_schema)
+        self._root = self._open()
+        width = len(self._features)
+        if width:
+            band = max(1, X_CHUNK_BYTES // (width * np.dtype(self._dtype).itemsize))
+            kwargs: dict[str, Any] = {"chunks": (band, width)}
+            if not zarr_store:
+                kwargs["maxshape"] = (None, width)
+            with _quiet():
+                write_elem(self._root, "X", np.empty((0, width), self._dtype),
+                           dataset_kwargs=kwargs)
+
+    def _open(self) -> Any:
+        if self._zarr:
+            return zarr.open_group(self._path, mode="w")
+        return h5py.File(self._path, "w")
+
+    def write(self, data: object) -> None:
+        assert isinstance(data, pa.Table), type(data)
+        if data.schema != self._schema:
+            try:
+                data = data.select(self._schema.names).cast(self._schema)
+            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise SchemaError(f"rows for {self._path} do not fit its columns ({e}); with "
+                                  "join SQL, every plate must give the same columns") from e
+        if not data.num_rows:
+            return
+        obs = data.select(self._obs)
+        self._spool.write_table(obs)
+        self._digest.update(obs)
+        if self._features:
+            block = self._block(data)
+            self._nans += np.isnan(block).sum(axis=0)
+            x = self._root["X"]
+            if self._zarr:
+                x.append(block)
+            else:
+                x.resize(self._rows + len(block), axis=0)
+                x[self._rows:] = block
+        self._rows += data.num_rows
+
+    def _block(self, data: pa.Table) -> np.ndarray:
+        block = np.empty((data.num_rows, len(self._features)), dtype=self._dtype)
+        for j, col in enumerate(self._features):
+            values = data.column(col.name)
+            if not pa.types.is_floating(values.type):
+                values = values.cast(pa.float64())
+            block[:, j] = values.to_numpy()  # missing values become NaN
+        return block
+
+    def close(self, metadata: Mapping[str, str]) -> int:
+        self._spool.close()
+        root = self._root
+        try:
+            with _quiet():
+                names = pd.Index(np.arange(self._rows).astype(str))
+                write_elem(root, "obs", pd.DataFrame(index=names))
+                stored: list[list[str]] = []
+                nulls: list[tuple[str, int]] = []
+                with pa.memory_map(self._spool_path) as source:
+                    spooled = pa.ipc.open_file(source).read_all()
+                    for name in self._obs:
+                        values = obs_values(spooled.column(name))
+                        write_elem(root["obs"], name, values)
+                        stored.append([name, stored_type(values)])
+                        nulls.append((name, int(pd.isna(values).sum())))
+                    del spooled
+                root["obs"].attrs["column-order"] = list(self._obs)
+                if not self._features:
+                    write_elem(root, "X", np.empty((self._rows, 0), self._dtype))
+                write_elem(root, "var", self._var())
+                x_type = DataType.FLOAT32.value if self._dtype == np.float32 else "float64"
+                stored += [[c.name, x_type] for c in self._features]
+                nulls += [(c.name, int(n)) for c, n in zip(self._features, self._nans,
+                                                             strict=True)]
+                checksum = self._digest.checksum()
+                checksum = Checksum(checksum.rows, checksum.key_columns, checksum.key_digest,
+                                    tuple(nulls))
+                write_elem(root, "uns", {UNS_KEY: _uns(metadata, stored, checksum)})
+                for key in ("obsm", "varm", "obsp", "varp", "layers"):
+                    write_elem(root, key, {})
+                _mark_anndata(root)
+        finally:
+            if not self._zarr:
+                root.close()
+            Path(self._spool_path).unlink(missing_ok=True)
+        return self._rows
+
+    def _var(self) -> pd.DataFrame:
+        channels = channels_of(self._schema.names)
+        parts = [feature_parts(c.name, c.compartment, channels) for c in self._features]
+        return pd.DataFrame(
+            {"compartment": pd.Categorical([c.compartment for c in self._features]),
+             "feature_group": pd.Categorical([g for g, _ in parts]),
+             "channel": pd.Categorical([ch for _, ch in parts])},
+            index=pd.Index([c.name for c in self._features]))
+
+
+def _uns(metadata: Mapping[str, str], stored: list[list[str]], checksum: Checksum) -> dict:
+    """uns["celltable"]: the metadata as written beside a Parquet file, with the schema of the
+    provenance made the columns as stored (obs columns, then X's), and the run's counts."""
+    prov = json.loads(metadata.get(PROVENANCE_KEY, "{}"))
+    prov["schema"] = stored
+    counts = {k: int(prov[k]) for k in ("rows_in", "rows_out", "rows_dropped") if k in prov}
+    return {**{k: v for k, v in metadata.items() if k != PROVENANCE_KEY},
+            PROVENANCE_KEY: json.dumps(prov, sort_keys=True, default=str),
+            CHECKSUM_KEY: checksum.to_json(), "counts": counts}
+
+
+def _mark_anndata(root: Any) -> None:
+    """The root's encoding, as anndata writes it for a whole AnnData."""
+    root.attrs["encoding-type"] = "anndata"
+    root.attrs["encoding-version"] = "0.1.0"
+
+
+class _quiet(warnings.catch_warnings):
+    """zarr's notice that its defaults will change is not the user's concern."""
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        warnings.filterwarnings("ignore", message=".*zarr v3.*")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+
+
+class AnnDataWriter:
+    """Creates AnnData tables (see :class:`celltable.domain.ports.TableWriter`)."""
+
+    def __init__(self, zarr_store: bool, float32: bool = False) -> None:
+        self._zarr, self._float32 = zarr_store, float32
+
+    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> AnnDataSink:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if self._zarr and Path(path).is_dir():
+            os.rmdir(path)  # the empty folder staged for a one-table store
+        return AnnDataSink(path, columns, self._zarr, self._float32)
+
+    def columns_of(self, data: object) -> Sequence[Column]:
+        assert isinstance(data, pa.Table), type(data)
+        return domain_columns(data.schema)
+
+
+def h5ad_writer(settings: Any) -> AnnDataWriter:
+    return AnnDataWriter(zarr_store=False, float32=settings.float32)
+
+
+def zarr_writer(settings: Any) -> AnnDataWriter:
+    return AnnDataWriter(zarr_store=True, float32=settings.float32)

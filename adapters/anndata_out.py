@@ -18,7 +18,6 @@ the table closes, one column at a time.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,7 +52,7 @@ def in_x(column: Column) -> bool:
 def stored_type(values: Any) -> str:
     """The domain type name of an obs column or X as stored (what validate reads back)."""
     dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype) or dtype == object:
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype):
         return DataType.STRING.value
     if pd.api.types.is_bool_dtype(dtype):
         return DataType.BOOL.value
@@ -225,8 +224,6 @@ class AnnDataWriter:
 
     def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> AnnDataSink:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        if self._zarr and Path(path).is_dir():
-            os.rmdir(path)  # the empty folder staged for a one-table store
         return AnnDataSink(path, columns, self._zarr, self._float32)
 
     def columns_of(self, data: object) -> Sequence[Column]:

@@ -21,6 +21,9 @@ from celltable.domain.errors import SourceReadError
 from celltable.domain.schema import Column, DataType
 from celltable.domain.validation import Checksum, OutputScan
 
+_ZARR_ERRORS = tuple(getattr(zarr.errors, n) for n in ("BaseZarrError",)
+                     if hasattr(zarr.errors, n))  # zarr 3; zarr 2 raises the others
+
 
 def _open(path: str) -> Any:
     if Path(path).is_dir():
@@ -38,7 +41,7 @@ class AnnDataReader:
     def scan(self, path: str, key_columns: Sequence[str] | None) -> OutputScan:
         try:
             root = _open(path)
-        except (OSError, ValueError, zarr.errors.BaseZarrError) as e:
+        except (OSError, ValueError, *_ZARR_ERRORS) as e:
             raise SourceReadError(f"{path} is not a readable AnnData store ({e})") from e
         try:
             with _quiet():

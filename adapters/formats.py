@@ -31,17 +31,19 @@ class WriterSettings:
 
 @dataclass(frozen=True, slots=True)
 class Registered:
-    """A format, its writer factory and its reader class, as ``module:name``."""
+    """A format, its writer factory and its reader class, as ``module:name``, and for a
+    folder format the files that mark a folder as one of its tables."""
 
     format: OutputFormat
     writer: str
     reader: str
+    markers: tuple[str, ...] = ()
 
 
 REGISTRY: tuple[Registered, ...] = (
     Registered(PARQUET, "celltable.adapters.parquet_checks:checked_parquet", "celltable.adapters.parquet_checks:ParquetReader"),
     Registered(OutputFormat("h5ad", ".h5ad", aliases=("anndata_h5ad",), extra="anndata"), "celltable.adapters.anndata_out:h5ad_writer", "celltable.adapters.anndata_read:AnnDataReader"),
-    Registered(OutputFormat("zarr", ".zarr", folder=True, aliases=("anndata_zarr",), extra="anndata"), "celltable.adapters.anndata_out:zarr_writer", "celltable.adapters.anndata_read:AnnDataReader"),
+    Registered(OutputFormat("zarr", ".zarr", folder=True, aliases=("anndata_zarr",), extra="anndata"), "celltable.adapters.anndata_out:zarr_writer", "celltable.adapters.anndata_read:AnnDataReader", ("zarr.json", ".zgroup")),
 )
 
 FORMATS: tuple[OutputFormat, ...] = tuple(r.format for r in REGISTRY)
@@ -77,10 +79,14 @@ def writer(name: str, settings: WriterSettings | None = None) -> TableWriter:
 
 
 def format_of(path: str) -> OutputFormat:
-    """The format of an output file (or folder store) by its suffix; Parquet when it has none
-    celltable writes (outputs named without a suffix)."""
+    """The format of an output file (or folder store) by its suffix, or for a folder by the
+    files marking its format; else Parquet (outputs named without a suffix)."""
     suffix = Path(path).suffix.lower()
-    return next((f for f in FORMATS if f.suffix == suffix), PARQUET)
+    found = next((f for f in FORMATS if f.suffix == suffix), None)
+    if found is None and Path(path).is_dir():
+        found = next((r.format for r in REGISTRY
+                      if any((Path(path) / m).exists() for m in r.markers)), None)
+    return found or PARQUET
 
 
 class FormatReader:

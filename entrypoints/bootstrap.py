@@ -14,7 +14,7 @@ from typing import Any
 from celltable.application.convert import Services
 from celltable.application.inspect import InspectServices
 from celltable.domain.errors import ConfigurationError, OutputFormatError
-from celltable.domain.formats import PARQUET, choose_format
+from celltable.domain.formats import PARQUET, OutputFormat, choose_format
 from celltable.domain.ports import OutputReader
 
 PRODUCER = "celltable"
@@ -125,15 +125,10 @@ def bootstrap(
     unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process).
     ``output_format`` names the format (or an alias); None infers it from ``dest_path``'s
     suffix (see :func:`celltable.domain.formats.choose_format`)."""
-    from celltable.adapters.formats import FORMATS, WriterSettings, writer
+    from celltable.adapters.formats import WriterSettings, writer
     from celltable.adapters.storage import LocalDestination
 
-    try:
-        fmt = choose_format(dest_path, output_format, FORMATS)
-    except OutputFormatError:
-        if not _within(dest_path, source_path):
-            raise
-        fmt = PARQUET  # the destination refuses to write into the source, and says so
+    fmt = output_format_of(dest_path, output_format, source_path)
 
     settings = Settings.resolve(threads, memory_limit, workers=workers,
                                 local_cache_dir=local_cache_dir)
@@ -287,6 +282,24 @@ def _runner(parsl_config: Any, workers: int, executor: str) -> Any:
     from celltable.adapters.parsl_runner import ParslRunner
 
     return ParslRunner(parsl_config, workers, executor=executor)
+
+
+def output_format_of(dest_path: str, given: str | None, source_path: str = "") -> OutputFormat:
+    """The output format for ``dest_path``: ``given``, else DEST's suffix's (see
+    :func:`celltable.domain.formats.choose_format`).
+
+    Raises:
+        OutputFormatError: It cannot be chosen (unless DEST is inside the source, which the
+            destination refuses with its own error).
+    """
+    from celltable.adapters.formats import FORMATS
+
+    try:
+        return choose_format(dest_path, given, FORMATS)
+    except OutputFormatError:
+        if not _within(dest_path, source_path):
+            raise
+        return PARQUET  # the destination refuses to write into the source, and says so
 
 
 def _within(path: str, source_path: str) -> bool:

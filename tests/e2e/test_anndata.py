@@ -202,3 +202,12 @@ def test_without_the_extra_a_named_error_names_it(tmp_path, monkeypatch):
     with pytest.raises(MissingExtraError, match=r'pip install "celltable\[anndata\]"'):
         celltable.convert(EXAMPLE_HUMAN, tmp_path / "o.h5ad")
     assert not (tmp_path / "o.h5ad").exists()
+
+
+def test_validate_names_what_is_wrong_with_a_file_that_is_not_celltables(tmp_path):
+    (tmp_path / "text.h5ad").write_text("not hdf5")
+    with pytest.raises(celltable.CelltableError, match="not a readable AnnData"):
+        celltable.validate(tmp_path / "text.h5ad")
+    ad.AnnData(np.zeros((2, 1))).write_h5ad(tmp_path / "other.h5ad")
+    with pytest.raises(celltable.CelltableError, match="no celltable.provenance"):
+        celltable.validate(tmp_path / "other.h5ad")

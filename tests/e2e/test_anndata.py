@@ -209,5 +209,5 @@ def test_validate_names_what_is_wrong_with_a_file_that_is_not_celltables(tmp_pat
     with pytest.raises(celltable.CelltableError, match="not a readable AnnData"):
         celltable.validate(tmp_path / "text.h5ad")
     ad.AnnData(np.zeros((2, 1))).write_h5ad(tmp_path / "other.h5ad")
-    with pytest.raises(celltable.CelltableError, match="no celltable.provenance"):
+    with pytest.raises(celltable.CelltableError, match=r"no celltable\.provenance"):
         celltable.validate(tmp_path / "other.h5ad")

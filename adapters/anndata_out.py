@@ -88,6 +88,7 @@ class AnnDataSink:
         self._obs = [c.name for c in columns if not in_x(c)]
         self._dtype = np.float32 if float32 else np.float64
         self._rows = 0
+        self._buffer = np.empty((0, 0), dtype=self._dtype)  # reused: no fresh pages per chunk
         self._nans = np.zeros(len(self._features), dtype=np.int64)
         obs_schema = pa.schema([self._schema.field(n) for n in self._obs])
         self._digest = TableDigest(obs_schema, key_columns_of(obs_schema))
@@ -124,7 +125,7 @@ class AnnDataSink:
         self._digest.update(obs)
         if self._features:
             block = self._block(data)
-            self._nans += np.isnan(block).sum(axis=0)
+            self._nans += np.count_nonzero(np.isnan(block), axis=0)
             x = self._root["X"]
             if self._zarr:
                 x.append(block)
@@ -134,7 +135,11 @@ class AnnDataSink:
         self._rows += data.num_rows
 
     def _block(self, data: pa.Table) -> np.ndarray:
-        block = np.empty((data.num_rows, len(self._features)), dtype=self._dtype)
+        """The feature columns as rows of X, in a buffer kept for the next chunk (each write
+        copies it into the store)."""
+        if len(self._buffer) < data.num_rows:
+            self._buffer = np.empty((data.num_rows, len(self._features)), dtype=self._dtype)
+        block = self._buffer[:data.num_rows]
         for j, col in enumerate(self._features):
             values = data.column(col.name)
             if not pa.types.is_floating(values.type):

@@ -40,6 +40,7 @@ from celltable.domain.validation import CHECKSUM_KEY, PROVENANCE_KEY, Checksum
 
 UNS_KEY = "celltable"
 X_CHUNK_BYTES = 2**20  # bytes of one stored chunk of X (a band of whole rows)
+X_BAND_BYTES = 16 * 2**20  # bytes of X filled from the Arrow columns and written at once
 _NUMERIC = {DataType.BOOL, DataType.INT64, DataType.FLOAT32, DataType.FLOAT64, DataType.NULL}
 
 
@@ -88,7 +89,11 @@ class AnnDataSink:
         self._obs = [c.name for c in columns if not in_x(c)]
         self._dtype = np.float32 if float32 else np.float64
         self._rows = 0
-        self._buffer = np.empty((0, 0), dtype=self._dtype)  # reused: no fresh pages per chunk
+        self._buffer = np.empty((0, 0), dtype=self._dtype)  # reused: no fresh pages per band
+        # X is filled and stored a band of rows at a time, so the writer holds a band, not a
+        # whole chunk, on top of the chunk
+        self._band = max(1, X_BAND_BYTES // (max(1, len(self._features))
+                                             * np.dtype(self._dtype).itemsize))
         self._nans = np.zeros(len(self._features), dtype=np.int64)
         obs_schema = pa.schema([self._schema.field(n) for n in self._obs])
         self._digest = TableDigest(obs_schema, key_columns_of(obs_schema))
@@ -124,19 +129,20 @@ class AnnDataSink:
         self._spool.write_table(obs)
         self._digest.update(obs)
         if self._features:
-            block = self._block(data)
-            self._nans += np.count_nonzero(np.isnan(block), axis=0)
             x = self._root["X"]
-            if self._zarr:
-                x.append(block)
-            else:
-                x.resize(self._rows + len(block), axis=0)
-                x[self._rows:] = block
+            for start in range(0, data.num_rows, self._band):
+                block = self._block(data.slice(start, self._band))
+                self._nans += np.count_nonzero(np.isnan(block), axis=0)
+                if self._zarr:
+                    x.append(block)
+                else:
+                    x.resize(self._rows + start + len(block), axis=0)
+                    x[self._rows + start:] = block
         self._rows += data.num_rows
 
     def _block(self, data: pa.Table) -> np.ndarray:
-        """The feature columns as rows of X, in a buffer kept for the next chunk (each write
-        copies it into the store)."""
+        """A band of rows of X from the feature columns, in a buffer kept for the next band
+        (each write copies it into the store)."""
         if len(self._buffer) < data.num_rows:
             self._buffer = np.empty((data.num_rows, len(self._features)), dtype=self._dtype)
         block = self._buffer[:data.num_rows]

@@ -8,6 +8,7 @@ import json
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -67,3 +68,23 @@ def test_a_sink_built_in_a_worker_writes_what_its_reader_reads_back(tmp_path, fm
     assert dict(scan.checksum.null_counts)["Cells_AreaShape_Area"] == 10
     report = validate(str(tmp_path), reader)
     assert report.ok, report
+
+
+def test_anndata_x_is_written_in_bands_of_rows_and_holds_every_value(tmp_path, monkeypatch):
+    anndata = pytest.importorskip("anndata")
+    from celltable.adapters import anndata_out
+
+    monkeypatch.setattr(anndata_out, "X_BAND_BYTES", 2 * 8 * 4)  # 4 rows of 2 features
+    for suffix, store in ((".h5ad", False), (".zarr", True)):
+        path = str(tmp_path / f"b{suffix}")
+        sink = anndata_out.AnnDataWriter(store).create(path, COLUMNS)
+        whole = _batch(0, 16)
+        for b in (whole.slice(0, 11), whole.slice(11, 4), whole.slice(15, 1)):
+            sink.write(b)
+        assert sink.close({PROVENANCE_KEY: json.dumps({"rows_out": 16})}) == 16
+        adata = anndata.read_zarr(path) if store else anndata.read_h5ad(path)
+        expected = [[float("nan") if v is None else float(v) for v in whole.column(n).to_pylist()]
+                    for n in ("Cells_AreaShape_Area", "Cells_Count")]
+        np.testing.assert_array_equal(adata.X.T, np.array(expected))
+        assert list(adata.obs["Metadata_ObjectNumber"]) == whole.column(
+            "Metadata_ObjectNumber").to_pylist()

@@ -40,7 +40,7 @@ from celltable.domain.validation import CHECKSUM_KEY, PROVENANCE_KEY, Checksum
 
 UNS_KEY = "celltable"
 X_CHUNK_BYTES = 2**20  # bytes of one stored chunk of X (a band of whole rows)
-X_BAND_BYTES = 16 * 2**20  # bytes of X filled from the Arrow columns and written at once
+X_BAND_BYTES = 4 * 2**20  # bytes of X filled from the Arrow columns and written at once
 _NUMERIC = {DataType.BOOL, DataType.INT64, DataType.FLOAT32, DataType.FLOAT64, DataType.NULL}
 
 
@@ -130,8 +130,9 @@ class AnnDataSink:
         self._digest.update(obs)
         if self._features:
             x = self._root["X"]
+            ready = [_float_view(data.column(c.name)) for c in self._features]
             for start in range(0, data.num_rows, self._band):
-                block = self._block(data.slice(start, self._band))
+                block = self._block(data, ready, start)
                 self._nans += np.count_nonzero(np.isnan(block), axis=0)
                 if self._zarr:
                     x.append(block)
@@ -140,14 +141,19 @@ class AnnDataSink:
                     x[self._rows + start:] = block
         self._rows += data.num_rows
 
-    def _block(self, data: pa.Table) -> np.ndarray:
-        """A band of rows of X from the feature columns, in a buffer kept for the next band
-        (each write copies it into the store)."""
-        if len(self._buffer) < data.num_rows:
-            self._buffer = np.empty((data.num_rows, len(self._features)), dtype=self._dtype)
-        block = self._buffer[:data.num_rows]
-        for j, col in enumerate(self._features):
-            values = data.column(col.name)
+    def _block(self, data: pa.Table, ready: list[np.ndarray | None], start: int) -> np.ndarray:
+        """Rows ``start`` onwards (a band) of X from the feature columns, in a buffer kept for
+        the next band (each write copies it into the store): from the columns' own memory
+        where Arrow shares it, else converted a band at a time."""
+        rows = min(self._band, data.num_rows - start)
+        if len(self._buffer) < rows:
+            self._buffer = np.empty((rows, len(self._features)), dtype=self._dtype)
+        block = self._buffer[:rows]
+        for j, (col, view) in enumerate(zip(self._features, ready, strict=True)):
+            if view is not None:
+                block[:, j] = view[start:start + rows]
+                continue
+            values = data.column(col.name).slice(start, rows)
             if not pa.types.is_floating(values.type):
                 values = values.cast(pa.float64())
             block[:, j] = values.to_numpy()  # missing values become NaN
@@ -199,6 +205,14 @@ class AnnDataSink:
              "feature_group": pd.Categorical([g for g, _ in parts]),
              "channel": pd.Categorical([ch for _, ch in parts])},
             index=pd.Index([c.name for c in self._features]))
+
+
+def _float_view(column: pa.ChunkedArray) -> np.ndarray | None:
+    """The column's values without a copy, when Arrow holds them as one run of floats without
+    missing values; else None."""
+    if column.num_chunks != 1 or column.null_count or not pa.types.is_floating(column.type):
+        return None
+    return column.chunk(0).to_numpy(zero_copy_only=True)
 
 
 def _uns(metadata: Mapping[str, str], stored: list[list[str]], checksum: Checksum) -> dict:

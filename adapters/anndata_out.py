@@ -31,9 +31,8 @@ import pyarrow.compute as pc
 import zarr
 from anndata.io import write_elem
 
-from celltable.adapters.parquet import arrow_schema, domain_columns
+from celltable.adapters.parquet import arrow_schema, domain_columns, fitted
 from celltable.adapters.parquet_checks import TableDigest, key_columns_of
-from celltable.domain.errors import SchemaError
 from celltable.domain.naming import channels_of, feature_parts
 from celltable.domain.schema import Column, DataType, Role
 from celltable.domain.validation import CHECKSUM_KEY, PROVENANCE_KEY, Checksum
@@ -116,13 +115,7 @@ class AnnDataSink:
         return h5py.File(self._path, "w")
 
     def write(self, data: object) -> None:
-        assert isinstance(data, pa.Table), type(data)
-        if data.schema != self._schema:
-            try:
-                data = data.select(self._schema.names).cast(self._schema)
-            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise SchemaError(f"rows for {self._path} do not fit its columns ({e}); with "
-                                  "join SQL, every plate must give the same columns") from e
+        data = fitted(data, self._schema, self._path)
         if not data.num_rows:
             return
         obs = data.select(self._obs)

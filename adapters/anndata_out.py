@@ -31,11 +31,21 @@ import pyarrow.compute as pc
 import zarr
 from anndata.io import write_elem
 
+from celltable.adapters.column_digest import ColumnDigester
 from celltable.adapters.parquet import arrow_schema, domain_columns, fitted
 from celltable.adapters.parquet_checks import TableDigest, key_columns_of
+from celltable.domain.errors import DestinationError
 from celltable.domain.naming import channels_of, feature_parts
 from celltable.domain.schema import Column, DataType, Role
-from celltable.domain.validation import CHECKSUM_KEY, PROVENANCE_KEY, Checksum
+from celltable.domain.validation import (
+    CHECKSUM_KEY,
+    COLUMNS_KEY,
+    MANIFEST_NAME,
+    PROVENANCE_KEY,
+    Checksum,
+    ColumnDigests,
+    manifest_json,
+)
 
 UNS_KEY = "celltable"
 X_CHUNK_BYTES = 2**20  # bytes of one stored chunk of X (a band of whole rows)
@@ -161,6 +171,7 @@ class AnnDataSink:
                 write_elem(root, "obs", pd.DataFrame(index=names))
                 stored: list[list[str]] = []
                 nulls: list[tuple[str, int]] = []
+                as_stored: list[tuple[str, pa.Array]] = []
                 with pa.memory_map(self._spool_path) as source:
                     spooled = pa.ipc.open_file(source).read_all()
                     for name in self._obs:
@@ -168,6 +179,7 @@ class AnnDataSink:
                         write_elem(root["obs"], name, values)
                         stored.append([name, stored_type(values)])
                         nulls.append((name, int(pd.isna(values).sum())))
+                        as_stored.append((name, stored_arrow(values)))
                     del spooled
                 root["obs"].attrs["column-order"] = list(self._obs)
                 if not self._features:
@@ -180,7 +192,9 @@ class AnnDataSink:
                 checksum = self._digest.checksum()
                 checksum = Checksum(checksum.rows, checksum.key_columns, checksum.key_digest,
                                     tuple(nulls))
-                write_elem(root, "uns", {UNS_KEY: _uns(metadata, stored, checksum)})
+                digests = stored_digests(as_stored, root["X"] if self._features else None,
+                                         [c.name for c in self._features], self._rows)
+                write_elem(root, "uns", {UNS_KEY: _uns(metadata, stored, checksum, digests)})
                 for key in ("obsm", "varm", "obsp", "varp", "layers"):
                     write_elem(root, key, {})
                 _mark_anndata(root)
@@ -208,7 +222,37 @@ def _float_view(column: pa.ChunkedArray) -> np.ndarray | None:
     return column.chunk(0).to_numpy(zero_copy_only=True)
 
 
-def _uns(metadata: Mapping[str, str], stored: list[list[str]], checksum: Checksum) -> dict:
+def stored_arrow(values: Any) -> pa.Array:
+    """An obs column as stored, in Arrow (what its column digest is computed over, when
+    written and when validated)."""
+    return pa.Array.from_pandas(pd.Series(values))
+
+
+def stored_digests(obs: list[tuple[str, pa.Array]], x: Any, features: list[str],
+                   rows: int) -> ColumnDigests:
+    """The digests of every column as stored (obs columns, then X's, read back in bands), the
+    whole table one row group: the same figures whether computed by the writer or by
+    validation."""
+    width = max(1, len(features) + len(obs))
+    band = max(1, X_BAND_BYTES // (8 * width))
+    digester: ColumnDigester | None = None
+    for start in range(0, rows, band):
+        block = np.asarray(x[start:start + band]) if x is not None else None
+        arrays = [a.slice(start, band) for _, a in obs]
+        arrays += [pa.array(block[:, j]) for j in range(len(features))] if block is not None \
+            else []
+        table = pa.table(arrays, names=[n for n, _ in obs] + features)
+        if digester is None:
+            digester = ColumnDigester(table.schema)
+        digester.update(table)
+    if digester is None:  # no rows
+        digester = ColumnDigester(pa.schema([(n, a.type) for n, a in obs]
+                                            + [(f, pa.float64()) for f in features]))
+    return digester.digests()
+
+
+def _uns(metadata: Mapping[str, str], stored: list[list[str]], checksum: Checksum,
+         digests: ColumnDigests) -> dict:
     """uns["celltable"]: the metadata as written beside a Parquet file, with the schema of the
     provenance made the columns as stored (obs columns, then X's), and the run's counts."""
     prov = json.loads(metadata.get(PROVENANCE_KEY, "{}"))
@@ -216,7 +260,7 @@ def _uns(metadata: Mapping[str, str], stored: list[list[str]], checksum: Checksu
     counts = {k: int(prov[k]) for k in ("rows_in", "rows_out", "rows_dropped") if k in prov}
     return {**{k: v for k, v in metadata.items() if k != PROVENANCE_KEY},
             PROVENANCE_KEY: json.dumps(prov, sort_keys=True, default=str),
-            CHECKSUM_KEY: checksum.to_json(), "counts": counts}
+            CHECKSUM_KEY: checksum.to_json(), COLUMNS_KEY: digests.to_json(), "counts": counts}
 
 
 def _mark_anndata(root: Any) -> None:
@@ -247,6 +291,15 @@ class AnnDataWriter:
     def columns_of(self, data: object) -> Sequence[Column]:
         assert isinstance(data, pa.Table), type(data)
         return domain_columns(data.schema)
+
+    def seal(self, folder: str) -> None:
+        from celltable.adapters.anndata_read import anndata_fingerprints
+
+        files = anndata_fingerprints(Path(folder))
+        try:
+            (Path(folder) / MANIFEST_NAME).write_text(manifest_json(files), encoding="utf-8")
+        except OSError as e:
+            raise DestinationError(f"cannot write {folder}/{MANIFEST_NAME}: {e}") from e
 
 
 def h5ad_writer(settings: Any) -> AnnDataWriter:

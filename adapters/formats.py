@@ -97,10 +97,13 @@ class FormatReader:
         self._readers: dict[str, OutputReader] = {}
 
     def _reader(self, path: str) -> OutputReader:
-        fmt = format_of(path)
-        if fmt.name not in self._readers:
-            self._readers[fmt.name] = _load(fmt, _registered(fmt.name).reader)()
-        return self._readers[fmt.name]
+        return self._reader_of(format_of(path).name)
+
+    def _reader_of(self, name: str) -> OutputReader:
+        if name not in self._readers:
+            entry = _registered(name)
+            self._readers[name] = _load(entry.format, entry.reader)()
+        return self._readers[name]
 
     def tables(self, dest_path: str) -> tuple[str, ...]:
         path = Path(dest_path).expanduser().absolute()
@@ -122,8 +125,20 @@ class FormatReader:
                 "celltable convert wrote")
         return tuple(str(p) for p in found)
 
-    def scan(self, path: str, key_columns: Any) -> OutputScan:
-        return self._reader(path).scan(path, key_columns)
+    def scan(self, path: str, key_columns: Any, group_rows: Any = None) -> OutputScan:
+        return self._reader(path).scan(path, key_columns, group_rows)
+
+    def folder(self, dest_path: str) -> tuple[str | None, dict[str, str]] | None:
+        path = Path(dest_path).expanduser().absolute()
+        if not path.is_dir() or format_of(str(path)).folder:
+            return None  # one table
+        manifest, found = None, {}
+        for table in dict.fromkeys(format_of(t).name for t in self.tables(dest_path)):
+            listed = self._reader_of(table).folder(str(path))
+            if listed is not None:
+                manifest = listed[0]
+                found.update(listed[1])
+        return manifest, found
 
 
 _FOLDER_SUFFIXES = {f.suffix for f in FORMATS if f.folder}

@@ -78,14 +78,18 @@ def test_a_multi_plate_source_gives_one_table_or_one_file_per_plate(tmp_path,
     parts = celltable.convert(three_example_plates, tmp_path / "parts", format="zarr",
                               options=celltable.ConversionOptions(partition_by="plate"))
     stores = sorted(p.name for p in (tmp_path / "parts").iterdir())
-    assert stores == ["plate_a.zarr", "plate_b.zarr", "plate_c.zarr"]
+    assert stores == ["_celltable_manifest.json", "plate_a.zarr", "plate_b.zarr", "plate_c.zarr"]
+    stores = stores[1:]
     for name in stores:
         part = _read(tmp_path / "parts" / name)
         assert part.n_obs == 289 and set(part.obs["Metadata_TableNumber"]) == {name[:-5]}
         np.testing.assert_array_equal(part.X, whole.X[whole.obs["Metadata_TableNumber"]
                                                       == name[:-5]])
-    assert celltable.validate(parts.dest_path).ok and len(celltable.validate(
-        parts.dest_path).tables) == 3
+    report = celltable.validate(parts.dest_path)
+    assert report.ok and len(report.tables) == 4  # the folder's files, then each store
+    (tmp_path / "parts" / "plate_b.zarr" / "obs").rename(tmp_path / "obs")
+    with pytest.raises(celltable.CelltableError):
+        celltable.validate(parts.dest_path)
 
 
 def test_float32_stores_x_as_float32(tmp_path):
@@ -118,7 +122,8 @@ def test_deepprofiler_features_are_the_embedding(tmp_path):
 def test_no_join_writes_one_file_per_table(tmp_path):
     result = celltable.convert(EXAMPLE_HUMAN, tmp_path / "tables", join=False, format="h5ad")
     files = sorted(p.name for p in (tmp_path / "tables").iterdir())
-    assert files == ["cells.h5ad", "cytoplasm.h5ad", "image.h5ad", "nuclei.h5ad"]
+    assert files == ["_celltable_manifest.json", "cells.h5ad", "cytoplasm.h5ad", "image.h5ad",
+                     "nuclei.h5ad"]
     image = _read(tmp_path / "tables" / "image.h5ad")
     assert image.n_vars == 0 and image.n_obs == 1  # image columns are obs, not features
     cells = _read(tmp_path / "tables" / "cells.h5ad")
@@ -143,7 +148,9 @@ def test_validate_finds_a_changed_key_in_an_h5ad(tmp_path):
         f["obs/Metadata_ObjectNumber"][0] += 1000
     report = celltable.validate(path)
     assert not report.ok
-    assert [c.name for c in report.tables[0].checks if c.ok is False] == ["key digest"]
+    failed = [c for c in report.tables[0].checks if c.ok is False]
+    assert [c.name for c in failed][0] == "key digest"
+    assert "Metadata_ObjectNumber" in " ".join(c.detail for c in failed[1:])
 
 
 def test_pycytominer_load_profiles_reads_the_h5ad(tmp_path):
@@ -211,3 +218,13 @@ def test_validate_names_what_is_wrong_with_a_file_that_is_not_celltables(tmp_pat
     ad.AnnData(np.zeros((2, 1))).write_h5ad(tmp_path / "other.h5ad")
     with pytest.raises(celltable.CelltableError, match=r"no celltable\.provenance"):
         celltable.validate(tmp_path / "other.h5ad")
+
+
+def test_validate_names_a_changed_feature_value(tmp_path):
+    path = celltable.convert(EXAMPLE_HUMAN, tmp_path / "o.h5ad").dest_path
+    with h5py.File(path, "r+") as f:
+        name = f["var/_index"][5].decode()
+        f["X"][3, 5] += 1.0
+    report = celltable.validate(path)
+    failed = [c for c in report.tables[0].checks if c.ok is False]
+    assert failed and name in " ".join(c.detail for c in failed)

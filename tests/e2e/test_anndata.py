@@ -149,7 +149,7 @@ def test_validate_finds_a_changed_key_in_an_h5ad(tmp_path):
     report = celltable.validate(path)
     assert not report.ok
     failed = [c for c in report.tables[0].checks if c.ok is False]
-    assert [c.name for c in failed][0] == "key digest"
+    assert failed[0].name == "key digest"
     assert "Metadata_ObjectNumber" in " ".join(c.detail for c in failed[1:])
 
 

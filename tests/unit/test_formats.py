@@ -22,6 +22,7 @@ FORMATS = (PARQUET, H5AD, ZARR)
     ("out.parquet", None, PARQUET), ("out", None, PARQUET), ("plates/", None, PARQUET),
     ("s3://b/x.H5AD", None, H5AD), ("x.zarr/", None, ZARR), ("out", "anndata_zarr", ZARR),
     ("x.h5ad", "h5ad", H5AD), ("x.h5ad", "anndata_h5ad", H5AD), (".hidden", None, PARQUET),
+    ("d/plate/..", None, PARQUET), ("d/.", None, PARQUET), ("out.", None, PARQUET),
 ])
 def test_the_format_is_the_one_asked_for_or_named_by_the_suffix(dest, given, expected):
     assert choose_format(dest, given, FORMATS) == expected

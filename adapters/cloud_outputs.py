@@ -10,8 +10,9 @@ from pathlib import Path
 from cloudpathlib import CloudPath
 
 from celltable.adapters.cloud import CloudClients, cloud_errors
-from celltable.adapters.parquet_checks import ParquetReader, fingerprint_of
+from celltable.adapters.parquet_checks import fingerprint_of
 from celltable.domain.errors import SourceNotFoundError, SourceReadError
+from celltable.domain.ports import OutputReader
 from celltable.domain.validation import MANIFEST_NAME, OutputScan
 
 
@@ -19,7 +20,7 @@ class CloudOutputReader:
     """Implements :class:`celltable.domain.ports.OutputReader` for ``s3://``, ``gs://`` and
     ``az://`` outputs."""
 
-    def __init__(self, clients: CloudClients, cache_dir: str, local: ParquetReader) -> None:
+    def __init__(self, clients: CloudClients, cache_dir: str, local: OutputReader) -> None:
         self._clients = clients
         self._cache = Path(cache_dir).expanduser().absolute() / "validate"
         self._local = local

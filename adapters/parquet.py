@@ -73,6 +73,24 @@ def domain_columns(schema: pa.Schema) -> tuple[Column, ...]:
     return tuple(Column(f.name, kind(f.type)) for f in schema)
 
 
+def fitted(data: object, schema: pa.Schema, path: str) -> pa.Table:
+    """``data``, an Arrow table, with the columns and types of ``schema`` (a sink's rows).
+
+    Raises:
+        SchemaError: They do not fit (a user's join SQL giving other columns for a plate).
+    """
+    assert isinstance(data, pa.Table), type(data)
+    if data.schema == schema:
+        return data
+    try:
+        return data.select(schema.names).cast(schema)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise SchemaError(
+            f"rows for {path} do not fit its columns ({e}); with join SQL, every plate must "
+            "give the same columns"
+        ) from e
+
+
 @contextmanager
 def _writing(path: str) -> Iterator[None]:
     """Name a failed write after its cause: most often a full disk."""
@@ -107,15 +125,7 @@ class ParquetSink:
         self._writer = pq.ParquetWriter(path, schema, compression=compression, use_dictionary=text)
 
     def write(self, data: object) -> None:
-        assert isinstance(data, pa.Table), type(data)
-        if data.schema != self._schema:
-            try:
-                data = data.select(self._schema.names).cast(self._schema)
-            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise SchemaError(
-                    f"rows for {self._path} do not fit its columns ({e}); with join SQL, every "
-                    "plate must give the same columns"
-                ) from e
+        data = fitted(data, self._schema, self._path)
         if data.num_rows:
             self._pending.append(data)
             self._pending_bytes += data.nbytes

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from celltable.adapters.column_digest import ColumnDigester
-from celltable.adapters.parquet import arrow_schema, domain_columns
+from celltable.adapters.parquet import ParquetWriter, arrow_schema, domain_columns
 from celltable.domain.errors import DestinationError, SourceNotFoundError, SourceReadError
 from celltable.domain.ports import TableSink, TableWriter
 from celltable.domain.schema import Column
@@ -190,6 +190,12 @@ def fingerprint_of(path: Path) -> str:
         meta = {}
     text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in meta.items()}
     return file_fingerprint(path.stat().st_size, text)
+
+
+def checked_parquet(settings: Any) -> ChecksummedWriter:
+    """The Parquet format's writer (see :mod:`celltable.adapters.formats`): every file carries
+    its checksum."""
+    return ChecksummedWriter(ParquetWriter(settings.compression, settings.memory_map))
 
 
 class ParquetReader:

@@ -171,6 +171,7 @@ def runner_command(
     executor: str = "threads",
     workers: int | None = None,
     run_dir: str | os.PathLike[str],
+    dest_datatype: str = "parquet",
 ) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run one CytoTable conversion."""
     cmd = [
@@ -187,6 +188,8 @@ def runner_command(
         executor,
         "--run-dir",
         str(Path(run_dir).resolve()),
+        "--dest-datatype",
+        dest_datatype,
     ]
     if chunk_size is not None:
         cmd += ["--chunk-size", str(chunk_size)]
@@ -237,7 +240,7 @@ def _run(args: argparse.Namespace) -> int:
     kwargs = {
         "source_path": args.source,
         "dest_path": args.dest,
-        "dest_datatype": "parquet",
+        "dest_datatype": args.dest_datatype,
         "preset": args.preset,
         "chunk_size": args.chunk_size,
         "parsl_config": _parsl_config(args.executor, workers, run_dir),
@@ -276,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--chunk-size", type=int, default=None, help="default: the preset's (1000)")
     r.add_argument("--executor", choices=["threads", "htex"], default="threads")
     r.add_argument("--workers", type=int, default=None, help="default: os.cpu_count()")
+    r.add_argument("--dest-datatype", default="parquet",
+                   help="parquet, anndata_h5ad or anndata_zarr")
     r.add_argument("--run-dir", default=None, help="working directory (runinfo goes here)")
     a = ap.parse_args(argv)
     if a.cmd == "setup":

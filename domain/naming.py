@@ -19,29 +19,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from celltable.domain.presets import IMAGE, Compartment, Preset
+from celltable.domain.schema import Role
 
 TABLE_NUMBER = "Metadata_TableNumber"
 OBJECT_NUMBER = "Metadata_ObjectNumber"
 
 
-class Role(str, Enum):
-    """What a column is to downstream tools."""
-
-    KEY = "key"
-    METADATA = "metadata"
-    FEATURE = "feature"
-
-
 @dataclass(frozen=True, slots=True)
 class NamedColumn:
-    """A source column and the name it takes in the output."""
+    """A source column, the name it takes in the output, its role there and (features and
+    image columns) the compartment it measures."""
 
     source: str
     output: str
     role: Role
+    compartment: str = ""
 
 
 def image_number(preset: Preset) -> str:
@@ -73,7 +67,7 @@ def name_image_columns(
         elif rest.startswith("Metadata_"):
             named.append(NamedColumn(col, rest, Role.METADATA))
         elif not joined or rest.startswith(preset.image_columns):
-            named.append(NamedColumn(col, f"{IMAGE}_{rest}", Role.FEATURE))
+            named.append(NamedColumn(col, f"{IMAGE}_{rest}", Role.IMAGE, IMAGE))
     return _deduplicate(named)
 
 
@@ -112,7 +106,7 @@ def name_compartment_columns(
         elif rest.startswith("Metadata_"):
             named.append(NamedColumn(col, f"Metadata_{prefix}_{_strip(rest, 'Metadata')}", Role.METADATA))
         else:
-            named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE))
+            named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE, prefix))
     return _deduplicate(named)
 
 
@@ -132,7 +126,7 @@ def _source_named(preset: Preset, compartment: Compartment, columns: Iterable[st
         elif col.startswith(("Metadata_", "Location_")):
             named.append(NamedColumn(col, col, Role.METADATA))
         else:
-            named.append(NamedColumn(col, col, Role.FEATURE))
+            named.append(NamedColumn(col, col, Role.FEATURE, compartment.name))
     return _deduplicate(named)
 
 
@@ -152,7 +146,8 @@ def _deduplicate(named: Sequence[NamedColumn]) -> tuple[NamedColumn, ...]:
     for col in named:
         n = seen.get(col.output, 0) + 1
         seen[col.output] = n
-        out.append(col if n == 1 else NamedColumn(col.source, f"{col.output}_{n}", col.role))
+        out.append(col if n == 1 else
+                   NamedColumn(col.source, f"{col.output}_{n}", col.role, col.compartment))
     return tuple(out)
 
 
@@ -177,3 +172,63 @@ def column_order_key(preset: Preset, name: str) -> tuple[int, int, str]:
     if found:
         return (2, max(found)[1], name)
     return (3, 0, name)
+
+
+def role_by_name(preset: Preset, name: str) -> tuple[Role, str]:
+    """The role and compartment of an output column known by its name only (the columns of a
+    user's join SQL), by the naming rule above: the keys, ``Metadata_*``, ``Image_*``, and
+    features of the compartment whose name prefixes it (the longest; "" when none does)."""
+    if name in (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER):
+        return Role.KEY, ""
+    if name.startswith("Metadata_") or (preset.source_names and name.startswith("Location_")):
+        return Role.METADATA, ""
+    if name.startswith(f"{IMAGE}_"):
+        return Role.IMAGE, IMAGE
+    found = [c.name for c in preset.compartments if name.startswith(f"{c.name}_")]
+    return Role.FEATURE, max(found, key=len, default="")
+
+
+CHANNEL_COLUMNS = ("FileName_", "PathName_", "URL_")
+"""Image columns whose names end with an image channel (``Image_FileName_DNA``)."""
+_CHANNEL_AFTER = {"Intensity": 2, "Texture": 2, "Granularity": 2, "RadialDistribution": 2,
+                  "Correlation": 2, "Location": 3}
+"""CellProfiler's feature groups naming channels, and the part of the name where they start
+(``Intensity_MeanIntensity_DNA``: part 2), used when no image column names the channels."""
+
+
+def channels_of(names: Iterable[str]) -> tuple[str, ...]:
+    """The image channels that image columns name (``Image_FileName_DNA`` gives ``DNA``),
+    longest first."""
+    found = {n.split("_", 2)[2] for n in names
+             if n.startswith(IMAGE + "_") and n.split("_", 1)[1].startswith(CHANNEL_COLUMNS)
+             and n.count("_") >= 2}
+    return tuple(sorted(found, key=lambda c: (-len(c), c)))
+
+
+def feature_parts(name: str, compartment: str, channels: Sequence[str]) -> tuple[str, str]:
+    """The feature group (``AreaShape``, ``Intensity``, ``Texture`` ...; a DeepProfiler model's
+    name) and the channels (joined by ``;``, "" when the name has none) of a feature column.
+
+    Channels are the ``channels`` (from image columns) that appear as whole parts of the name;
+    without any, CellProfiler's naming rule places them (``Intensity_<measure>_<channel>``)."""
+    rest = name[len(compartment) + 1:] if compartment and name.startswith(compartment + "_") \
+        else name
+    parts = rest.split("_")
+    group = parts[0]
+    if channels:
+        found, i = [], 1
+        while i < len(parts):
+            match = next((c for c in channels
+                          if parts[i:i + c.count("_") + 1] == c.split("_")), None)
+            if match:
+                found.append(match)
+                i += match.count("_") + 1
+            else:
+                i += 1
+        return group, ";".join(dict.fromkeys(found))
+    start = _CHANNEL_AFTER.get(group)
+    if start is None or len(parts) <= start or parts[start].isdigit():
+        return group, ""
+    if group == "Correlation" and len(parts) > start + 1:
+        return group, f"{parts[start]};{parts[start + 1]}"
+    return group, parts[start]

@@ -15,9 +15,9 @@ from celltable.application.detect import preset_to_convert
 from celltable.application.inspect import Inspection, InspectServices
 from celltable.application.inspect import inspect as inspect_use_case
 from celltable.application.validate import validate as validate_use_case
-from celltable.bootstrap import bootstrap, inspect_services, output_reader
+from celltable.bootstrap import bootstrap, inspect_services, output_format_of, output_reader
 from celltable.domain.detect import Detection
-from celltable.domain.errors import CelltableError, InvalidPresetError
+from celltable.domain.errors import InvalidPresetError, OutputFormatError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
 from celltable.domain.ports import ProgressListener
 from celltable.domain.preset_file import parse_preset
@@ -26,13 +26,11 @@ from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
 from celltable.logs import route_to_stdlib_unless_configured
 
-DEST_DATATYPES = ("parquet",)
-
 
 def convert(
     source_path: str | os.PathLike[str],
     dest_path: str | os.PathLike[str],
-    dest_datatype: str = "parquet",
+    dest_datatype: str | None = None,
     preset: str | os.PathLike[str] | Preset | None = None,
     join: bool | None = None,
     chunk_size: int | None = None,
@@ -40,16 +38,21 @@ def convert(
     options: ConversionOptions | None = None,
     progress: ProgressListener | None = None,
     skip_bad_files: bool | None = None,
+    format: str | None = None,
 ) -> ConversionResult:
-    """Convert image-analysis tables into one single-cell Parquet table (or one per table).
+    """Convert image-analysis tables into one single-cell table (or one per table): Parquet,
+    or AnnData (``.h5ad``, ``.zarr``).
 
     Args:
         source_path: CellProfiler or cytominer-database output (a folder of CSVs, one
             subfolder per plate allowed; a SQLite file or a folder of them), a folder of
             DeepProfiler ``.npz`` files or IN Carta CSV exports, or a ``.txt`` manifest; local
             or in the cloud (``s3://``, ``gs://``, ``az://``).
-        dest_path: The Parquet file to write; with ``join=False``, a folder. Local or cloud.
-        dest_datatype: ``"parquet"``.
+        dest_path: The file to write (a Zarr store is a folder); with ``join=False`` or
+            ``partition_by``, a folder of them. Local or cloud. Its suffix (``.parquet``,
+            ``.h5ad``, ``.zarr``) chooses the format when none is given.
+        dest_datatype: CytoTable's name for the format: ``"parquet"``, ``"anndata_h5ad"``,
+            ``"anndata_zarr"`` (the same as ``format``).
         preset: A preset name (see :func:`presets`), the path of a preset file (``.toml``,
             see :func:`load_preset`) or a :class:`Preset`; None detects it from the source
             (see :func:`detect`).
@@ -66,6 +69,9 @@ def convert(
         skip_bad_files: Convert the plates whose files can be read and list the others, with
             why, in the run report and ``result.bad_files`` (None: ``options.skip_bad_files``,
             off by default: a source holding any bad file fails, naming them all).
+        format: The output format: ``"parquet"``, ``"h5ad"`` or ``"zarr"`` (None:
+            ``options.format``, else DEST's suffix, else Parquet). AnnData needs the
+            ``[anndata]`` extra.
 
     Returns:
         What was written: paths, rows in and out per table, rows dropped and why, duration.
@@ -77,15 +83,16 @@ def convert(
         >>> result = celltable.convert("ExampleHuman/", "example.parquet")  # doctest: +SKIP
     """
     route_to_stdlib_unless_configured()
-    if dest_datatype not in DEST_DATATYPES:
-        raise CelltableError(
-            f"dest_datatype {dest_datatype!r} is not supported yet; use one of {DEST_DATATYPES}"
-        )
     base = options or ConversionOptions()
+    asked = {n for n in (format, dest_datatype) if n is not None}
+    if len(asked) > 1:
+        raise OutputFormatError(f"format={format!r} and dest_datatype={dest_datatype!r} "
+                                "disagree; give one of them")
     opts = replace(
         base, join=join if join is not None else base.join,
         chunk_size=chunk_size if chunk_size is not None else base.chunk_size,
         skip_bad_files=skip_bad_files if skip_bad_files is not None else base.skip_bad_files,
+        format=asked.pop() if asked else base.format,
     )
     source, dest = _path(source_path), _path(dest_path)
     given = resolve_preset(preset)
@@ -104,6 +111,8 @@ def convert(
         cloud_client=opts.cloud_client,
         progress=progress,
         plate_tasks=opts.join_sql is None,
+        output_format=opts.format,
+        float32=opts.float32,
     ) as services:
         services = replace(services, peak_memory=peak_memory)
         if progress is not None:
@@ -112,6 +121,16 @@ def convert(
             detect_use_case(source, services.locator, services.surveyor))
         request = ConversionRequest(source, dest, chosen, opts)
         return convert_use_case(request, services)
+
+
+def check_format(source_path: str, dest_path: str, options: ConversionOptions) -> str:
+    """The name of the format :func:`convert` would write ``dest_path`` in, checked before
+    anything is read (the command line asks first).
+
+    Raises:
+        OutputFormatError: It cannot be chosen; the message says how to choose one.
+    """
+    return output_format_of(_path(dest_path), options.format, _path(source_path)).name
 
 
 def peak_memory() -> PeakMemory | None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from celltable.application.convert import Services
 from celltable.application.inspect import InspectServices
-from celltable.domain.errors import ConfigurationError
+from celltable.domain.errors import ConfigurationError, OutputFormatError
+from celltable.domain.formats import PARQUET, OutputFormat, choose_format
 from celltable.domain.ports import OutputReader
 
 PRODUCER = "celltable"
@@ -141,6 +142,8 @@ def bootstrap(
     cloud_client: Any = None,
     progress: Any = None,
     plate_tasks: bool = True,
+    output_format: str | None = None,
+    float32: bool = False,
     **fakes: Any,
 ) -> Iterator[Services]:
     """Services for one conversion: real adapters unless fakes are passed by keyword
@@ -151,8 +154,13 @@ def bootstrap(
     ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
     None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``). When that runs
     tasks in other processes, each plate is one task built from a recipe (``worker_recipe``),
-    unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process)."""
+    unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process).
+    ``output_format`` names the format (or an alias); None infers it from ``dest_path``'s
+    suffix (see :func:`celltable.domain.formats.choose_format`)."""
+    from celltable.adapters.formats import WriterSettings, writer
     from celltable.adapters.storage import LocalDestination
+
+    fmt = output_format_of(dest_path, output_format, source_path)
 
     settings = Settings.resolve(threads, memory_limit, workers=workers,
                                 local_cache_dir=local_cache_dir)
@@ -174,7 +182,10 @@ def bootstrap(
         destination = LocalDestination(staging_dir)
     runner = fakes.get("runner") or _runner(parsl_config, settings.workers, executor)
     with runner:
-        if plate_tasks and getattr(runner, "elsewhere", False) and cloud_client is None:
+        # plate tasks build their own Parquet writer where they run; other formats are written
+        # here, from the chunks the tasks return
+        if plate_tasks and getattr(runner, "elsewhere", False) and cloud_client is None \
+                and fmt.name == PARQUET.name:
             yield _plate_services(settings, locator, surveyor, destination, runner, compression,
                                   source_path, clients, entries, progress, no_sign_request,
                                   arrow_threads=max(1, settings.threads // settings.workers)
@@ -183,8 +194,6 @@ def bootstrap(
         from celltable.adapters.chunk_store import LocalChunkStore, file_versions
         from celltable.adapters.duckdb_engine import DuckDBEngine
         from celltable.adapters.experiment import CellProfilerExperiments
-        from celltable.adapters.parquet import ParquetWriter
-        from celltable.adapters.parquet_checks import ChecksummedWriter
 
         _bound_arrow(settings)
         yield Services(
@@ -198,7 +207,8 @@ def bootstrap(
                 sqlite_reader=settings.sqlite_reader,
             ),
             writer=fakes.get("writer")
-            or ChecksummedWriter(ParquetWriter(compression, settings.memory_map)),
+            or writer(fmt.name, WriterSettings(compression, settings.memory_map, float32)),
+            output_format=fmt,
             destination=destination,
             runner=runner,
             memory_budget=settings.memory_budget,
@@ -309,6 +319,32 @@ def _runner(parsl_config: Any, workers: int, executor: str) -> Any:
     return ParslRunner(parsl_config, workers, executor=executor)
 
 
+def output_format_of(dest_path: str, given: str | None, source_path: str = "") -> OutputFormat:
+    """The output format for ``dest_path``: ``given``, else DEST's suffix's (see
+    :func:`celltable.domain.formats.choose_format`).
+
+    Raises:
+        OutputFormatError: It cannot be chosen (unless DEST is inside the source, which the
+            destination refuses with its own error).
+    """
+    from celltable.adapters.formats import FORMATS
+
+    try:
+        return choose_format(dest_path, given, FORMATS)
+    except OutputFormatError:
+        if not _within(dest_path, source_path):
+            raise
+        return PARQUET  # the destination refuses to write into the source, and says so
+
+
+def _within(path: str, source_path: str) -> bool:
+    """Whether the local ``path`` is ``source_path`` or inside it."""
+    if not path or not source_path or _is_cloud(path) or _is_cloud(source_path):
+        return False
+    inner, outer = Path(path).expanduser().resolve(), Path(source_path).expanduser().resolve()
+    return inner == outer or outer in inner.parents
+
+
 def _is_cloud(path: str) -> bool:
     """Whether ``path`` names object storage. The cloud adapters (cloudpathlib, and boto3 when
     installed: a tenth of a second or more) are imported only then."""
@@ -331,13 +367,13 @@ def _cloud_clients(settings: Settings, paths: tuple[str, ...], client: Any,
 
 def output_reader(dest_path: str = "", *, local_cache_dir: str | None = None,
                   no_sign_request: bool = False, cloud_client: Any = None) -> OutputReader:
-    """The reader of celltable's outputs, for validating them: local files, or for a cloud
-    ``dest_path`` its files downloaded into the cache."""
-    from celltable.adapters.parquet_checks import ParquetReader
+    """The reader of celltable's outputs, for validating them: each file through its format's
+    reader; for a cloud ``dest_path`` its files downloaded into the cache first."""
+    from celltable.adapters.formats import FormatReader
 
     settings = Settings.resolve(None, None, local_cache_dir=local_cache_dir)
     _bound_arrow(settings)
-    local = ParquetReader(settings.memory_map)
+    local = FormatReader(settings.memory_map)
     if not _is_cloud(dest_path):
         return local
     from celltable.adapters.cloud_outputs import CloudOutputReader

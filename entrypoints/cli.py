@@ -128,9 +128,12 @@ def convert(
     resume: Annotated[bool, typer.Option(help="Keep each finished chunk until DEST is written, "
                                          "and continue a run that was killed or failed (run "
                                          "the same command again with --resume).")] = False,
-    partition_by: Annotated[str | None, typer.Option(help="plate: one Parquet file per plate "
-                                                     "in the folder DEST (same columns in "
+    partition_by: Annotated[str | None, typer.Option(help="plate: one file per plate in the "
+                                                     "folder DEST (same columns in "
                                                      "each).")] = None,
+    output_format: Annotated[str | None, typer.Option(
+        "--format", help="parquet, h5ad or zarr (AnnData; needs the [anndata] extra); default: "
+        "from DEST's suffix (.parquet, .h5ad, .zarr), Parquet when it has none.")] = None,
     float32: Annotated[bool, typer.Option("--float32", help="Store float64 feature columns as "
                                           "float32: half the size, about 7 significant digits "
                                           "(keys and Metadata_* keep their type).")] = False,
@@ -150,7 +153,7 @@ def convert(
                                                "missing or cast); - prints it on stdout "
                                                "(default: DEST.report.json).")] = None,
 ) -> None:
-    """Convert SOURCE into one single-cell Parquet table at DEST.
+    """Convert SOURCE into one single-cell table at DEST: Parquet, or AnnData (.h5ad, .zarr).
 
     Without --preset, the preset is detected (stderr says which); on a terminal a progress bar
     shows chunks done, rows per second and the time left.
@@ -164,6 +167,8 @@ def convert(
     Example: celltable convert ExampleHuman/ no_nuclei.parquet --drop-compartment Nuclei
 
     Example: celltable convert ExampleHuman/ cells.parquet --base Cells --drop-compartment Cytoplasm
+
+    Example: celltable convert ExampleHuman/ example.h5ad
     """
     if log_format not in (None, "console", "json"):
         _fail("--log-format must be console or json")
@@ -188,7 +193,9 @@ def convert(
             report_path=report,
             float32=float32,
             skip_bad_files=skip_bad_files,
+            format=output_format,
         )
+        api.check_format(source, dest, options)
         preset = _given_preset(preset, preset_file)
         if preset is None:
             detection = api.detect(source, options)
@@ -263,9 +270,10 @@ def inspect(
 
 @app.command()
 def validate(
-    dest: Annotated[str, typer.Argument(help="A Parquet file written by celltable convert (or "
-                                        "the folder written with --no-join); local or s3://, "
-                                        "gs://, az://.")],
+    dest: Annotated[str, typer.Argument(help="A file (.parquet, .h5ad) or Zarr store written "
+                                        "by celltable convert (or the folder written with "
+                                        "--no-join or --partition-by); local or s3://, gs://, "
+                                        "az://.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
     local_cache_dir: Annotated[Path | None, typer.Option(help="Where a cloud DEST's files are "
                                                          "downloaded to be read (default: "

@@ -74,8 +74,10 @@ def test_a_parsl_config_runs_the_tasks(tmp_path, example_human):
 
 
 def test_an_unsupported_destination_type_is_refused(tmp_path, example_human):
-    with pytest.raises(celltable.CelltableError, match="dest_datatype"):
-        celltable.convert(example_human, tmp_path / "o.h5ad", dest_datatype="anndata_h5ad")
+    with pytest.raises(celltable.CelltableError, match="'anndata_loom' is not one celltable "
+                                                       "writes; use one of parquet, h5ad, zarr"):
+        celltable.convert(example_human, tmp_path / "o", dest_datatype="anndata_loom")
+    assert not (tmp_path / "o").exists()
 
 
 def test_the_source_is_never_changed(tmp_path, nf1_sqlite, example_human):

@@ -8,7 +8,6 @@ import csv
 from collections import Counter
 
 import pyarrow.parquet as pq
-import pytest
 
 import celltable
 from celltable.domain.naming import safe_name

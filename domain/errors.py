@@ -105,3 +105,18 @@ class UnsupportedSourceError(CelltableError):
 
 class ValidationError(CelltableError):
     """An output cannot be validated: it is not celltable's, or its records are unreadable."""
+
+
+class MissingExtraError(ConfigurationError):
+    """A feature needs an optional extra that is not installed; the message names the
+    ``pip install`` that adds it."""
+
+
+class ImageFileError(SourceReadError):
+    """An image file a row names is missing, ambiguous (several files could be it) or
+    unreadable; ``--skip-bad-files`` leaves its crops out and reports it instead."""
+
+
+class WarehouseError(DestinationError):
+    """An Iceberg warehouse refuses the conversion (plates already in it, not a warehouse, its
+    catalog failed); the warehouse is left as it was."""

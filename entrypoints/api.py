@@ -15,38 +15,54 @@ from celltable.application.detect import preset_to_convert
 from celltable.application.inspect import Inspection, InspectServices
 from celltable.application.inspect import inspect as inspect_use_case
 from celltable.application.validate import validate as validate_use_case
-from celltable.bootstrap import bootstrap, inspect_services, output_reader
+from celltable.application.warehouse import (
+    WarehouseRequest,
+    WarehouseResult,
+    convert_to_warehouse,
+)
+from celltable.bootstrap import (
+    bootstrap,
+    inspect_services,
+    output_reader,
+    warehouse_adapters,
+    with_object_id,
+)
 from celltable.domain.detect import Detection
-from celltable.domain.errors import CelltableError, InvalidPresetError
+from celltable.domain.errors import CelltableError, InvalidOptionError, InvalidPresetError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
 from celltable.domain.ports import ProgressListener
 from celltable.domain.preset_file import parse_preset
 from celltable.domain.presets import PRESETS, Preset, get_preset
 from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
+from celltable.domain.warehouse import CATALOG_FILE, IcebergOptions
 from celltable.logs import route_to_stdlib_unless_configured
 
-DEST_DATATYPES = ("parquet",)
+DEST_DATATYPES = ("parquet", "iceberg")
 
 
 def convert(
     source_path: str | os.PathLike[str],
     dest_path: str | os.PathLike[str],
-    dest_datatype: str = "parquet",
+    dest_datatype: str | None = None,
     preset: str | os.PathLike[str] | Preset | None = None,
     join: bool | None = None,
     chunk_size: int | None = None,
     parsl_config: Any = None,
     options: ConversionOptions | None = None,
     progress: ProgressListener | None = None,
-) -> ConversionResult:
-    """Convert image-analysis tables into one single-cell Parquet table (or one per table).
+    iceberg: IcebergOptions | None = None,
+) -> ConversionResult | WarehouseResult:
+    """Convert image-analysis tables into one single-cell Parquet table (or one per table), or
+    into an Iceberg warehouse of profiles and image crops.
 
     Args:
         source_path: A folder of CSVs (one subfolder per plate allowed), a SQLite file, or a
             folder of SQLite files; local or in the cloud (``s3://``, ``gs://``, ``az://``).
         dest_path: The Parquet file to write; with ``join=False``, a folder. Local or cloud.
-        dest_datatype: ``"parquet"``.
+        dest_datatype: ``"parquet"``, or ``"iceberg"``: DEST is a warehouse folder (see
+            docs/iceberg.md); None: ``"iceberg"`` when DEST is a warehouse or ``iceberg`` is
+            given, else ``"parquet"``.
         preset: A preset name (see :func:`presets`), the path of a preset file (``.toml``,
             see :func:`load_preset`) or a :class:`Preset`; None detects it from the source
             (see :func:`detect`).
@@ -60,9 +76,13 @@ def convert(
         progress: Called with a :class:`celltable.Progress` after each cloud file downloaded
             (stage ``"downloading"``, counting bytes), each plate staged and each
             chunk written (from the calling thread); None (the default) reports nothing.
+        iceberg: With ``dest_datatype="iceberg"``: append, the catalog, and the images to crop
+            (:class:`celltable.IcebergOptions`).
 
     Returns:
-        What was written: paths, rows in and out per table, rows dropped and why, duration.
+        What was written: paths, rows in and out per table, rows dropped and why, duration
+        (for a warehouse, a :class:`celltable.WarehouseResult`: that, the crops, and each
+        table's rows and snapshots).
 
     Raises:
         CelltableError: A named error whose message says what to do; nothing is written.
@@ -71,6 +91,8 @@ def convert(
         >>> result = celltable.convert("ExampleHuman/", "example.parquet")  # doctest: +SKIP
     """
     route_to_stdlib_unless_configured()
+    if dest_datatype is None:
+        dest_datatype = "iceberg" if iceberg is not None or is_warehouse(dest_path) else "parquet"
     if dest_datatype not in DEST_DATATYPES:
         raise CelltableError(
             f"dest_datatype {dest_datatype!r} is not supported yet; use one of {DEST_DATATYPES}"
@@ -104,6 +126,14 @@ def convert(
         chosen = given or preset_to_convert(
             detect_use_case(source, services.locator, services.surveyor))
         request = ConversionRequest(source, dest, chosen, opts)
+        if dest_datatype == "iceberg":
+            ice = iceberg or IcebergOptions()
+            warehouse, cropper = warehouse_adapters(dest, ice.catalog_uri, ice.catalog_options)
+            services = replace(services, writer=with_object_id(services.writer))
+            return convert_to_warehouse(WarehouseRequest(request, ice), services, warehouse,
+                                        cropper)
+        if iceberg is not None:
+            raise InvalidOptionError("Iceberg options apply to dest_datatype='iceberg' only")
         return convert_use_case(request, services)
 
 
@@ -257,3 +287,9 @@ def validate(dest_path: str | os.PathLike[str]) -> ValidationReport:
     """
     route_to_stdlib_unless_configured()
     return validate_use_case(os.fspath(dest_path), output_reader())
+
+
+def is_warehouse(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local warehouse folder (it holds the catalog celltable made)."""
+    p = _path(path)
+    return "://" not in p and (Path(p) / CATALOG_FILE).is_file()

@@ -299,3 +299,26 @@ def output_reader() -> OutputReader:
     from celltable.adapters.parquet_checks import ParquetReader
 
     return ParquetReader()
+
+
+def warehouse_adapters(dest_path: str, catalog_uri: str | None = None,
+                       catalog_options: Any = ()) -> tuple[Any, Any]:
+    """The Iceberg warehouse at ``dest_path`` (or in the catalog at ``catalog_uri``) and the
+    image cropper.
+
+    Raises:
+        MissingExtraError: pyiceberg or tifffile is not installed.
+    """
+    from celltable.adapters.iceberg import IcebergWarehouse, pyiceberg_catalog
+    from celltable.adapters.images import TiffCropper, tifffile_module
+
+    pyiceberg_catalog()
+    tifffile_module()
+    return IcebergWarehouse(dest_path, catalog_uri, dict(catalog_options)), TiffCropper()
+
+
+def with_object_id(writer: Any) -> Any:
+    """``writer`` adding the stable object id column to the profiles it writes."""
+    from celltable.adapters.iceberg import ObjectIdWriter
+
+    return ObjectIdWriter(writer)

@@ -1,0 +1,339 @@
+"""Iceberg warehouses through pyiceberg: an embedded SQL catalog on SQLite, or a user's catalog.
+
+Data files are written as ordinary Parquet (by the Parquet writer and the cropping tasks) into
+a staging folder inside the warehouse; :meth:`IcebergWarehouse.commit` moves them into each
+table's ``data/`` folder and adds them in one transaction per table (schema evolution by name
+for new columns, then ``add_files``), so each conversion is one snapshot per table. The images
+table is committed before the profiles table; if the profiles commit fails, the images table is
+set back to its previous snapshot (a table this conversion created is dropped from the
+catalog): every table is left where it was, and no file another snapshot uses is deleted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import structlog
+
+from celltable.domain.errors import DestinationError, MissingExtraError, WarehouseError
+from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
+from celltable.domain.schema import Column, DataType
+from celltable.domain.warehouse import (
+    CATALOG_FILE,
+    CATALOG_NAME,
+    IMAGES,
+    OBJECT_ID,
+    PROFILES,
+    TableFiles,
+    TableState,
+)
+
+log = structlog.get_logger("celltable.iceberg")
+
+STAGING_PREFIX = ".celltable-staging-"
+KEYS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
+
+
+def pyiceberg_catalog() -> Any:
+    try:
+        from pyiceberg import catalog
+    except ImportError:
+        raise MissingExtraError(
+            "Iceberg warehouses need pyiceberg: pip install 'celltable[iceberg]'"
+        ) from None
+    return catalog
+
+
+@contextmanager
+def _named(what: str) -> Iterator[None]:
+    """pyiceberg's and SQLAlchemy's failures as one named error."""
+    try:
+        yield
+    except (WarehouseError, MissingExtraError):
+        raise
+    except Exception as e:  # pyiceberg raises many unrelated types (ValueError, SQL errors ...)
+        raise WarehouseError(f"{what}: {type(e).__name__}: {e}") from e
+
+
+class IcebergWarehouse:
+    """One warehouse (see :class:`celltable.domain.ports.Warehouse`).
+
+    Args:
+        dest: The warehouse folder (local); table locations are ``dest/<namespace>/<table>``.
+        catalog_uri: A user's catalog (``http(s)://`` REST, ``sqlite:///``, ``postgresql://``)
+            instead of ``dest/catalog.db``.
+        catalog_options: More catalog properties (credentials, ``warehouse`` ...).
+    """
+
+    def __init__(self, dest: str, catalog_uri: str | None = None,
+                 catalog_options: Mapping[str, str] | None = None) -> None:
+        self.dest = str(Path(dest).absolute()) if "://" not in dest else dest.rstrip("/")
+        self.catalog_uri = catalog_uri
+        self.catalog_options = dict(catalog_options or {})
+        self._catalog: Any = None
+        self._staging: str | None = None
+
+    # -- the catalog ------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        if self.catalog_uri:
+            return True
+        return (Path(self.dest) / CATALOG_FILE).exists()
+
+    def catalog(self, create: bool = False) -> Any:
+        if self._catalog is None:
+            catalog = pyiceberg_catalog()
+            if self.catalog_uri:
+                props = {"uri": self.catalog_uri, **self.catalog_options}
+                props.setdefault("warehouse", self._location_root())
+                with _named(f"cannot open the catalog at {self.catalog_uri}"):
+                    self._catalog = catalog.load_catalog(CATALOG_NAME, **props)
+            else:
+                if not self.exists() and not create:
+                    raise WarehouseError(f"{self.dest} is not a celltable warehouse (no "
+                                         f"{CATALOG_FILE}); convert into it with --format iceberg")
+                from pyiceberg.catalog.sql import SqlCatalog
+
+                Path(self.dest).mkdir(parents=True, exist_ok=True)
+                with _named(f"cannot open the catalog of {self.dest}"):
+                    self._catalog = SqlCatalog(
+                        CATALOG_NAME, uri=f"sqlite:///{self.dest}/{CATALOG_FILE}",
+                        warehouse=f"file://{self.dest}", **self.catalog_options)
+        return self._catalog
+
+    def _location_root(self) -> str:
+        return self.dest if "://" in self.dest else f"file://{self.dest}"
+
+    def _table(self, namespace: str, table: str) -> Any | None:
+        catalog = self.catalog()
+        with _named(f"cannot read table {namespace}.{table}"):
+            if not catalog.table_exists((namespace, table)):
+                return None
+            return catalog.load_table((namespace, table))
+
+    # -- a conversion -----------------------------------------------------------------------
+
+    def prepare(self, *, append: bool) -> str:
+        """A fresh local staging folder for the conversion's data files.
+
+        Raises:
+            WarehouseError: The warehouse exists and ``append`` is false (or it does not and
+                ``append`` is true).
+        """
+        if not self.catalog_uri:
+            target = Path(self.dest)
+            if target.exists() and not target.is_dir():
+                raise DestinationError(f"{self.dest} exists and is not a folder; a warehouse "
+                                       "is a folder: choose another DEST")
+            if self.exists() and not append:
+                raise WarehouseError(f"{self.dest} is already a warehouse; add plates to it "
+                                     "with --append, or convert into a new DEST")
+            if target.exists() and not self.exists() and any(target.iterdir()):
+                raise DestinationError(f"{self.dest} exists and is not a warehouse; choose a "
+                                       "new or empty folder")
+        if append and not self.exists():
+            raise WarehouseError(f"{self.dest} is not a warehouse yet: convert without --append "
+                                 "first")
+        self.catalog(create=True)
+        base = Path(self.dest) if not self.catalog_uri and "://" not in self.dest else None
+        if base is None:
+            import tempfile
+
+            self._staging = tempfile.mkdtemp(prefix=STAGING_PREFIX)
+        else:
+            self._staging = str(base / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}")
+            Path(self._staging).mkdir(parents=True)
+        return self._staging
+
+    def plates(self, namespace: str, table: str) -> tuple[str, ...]:
+        """The plates (``Metadata_TableNumber``) a table holds; empty when it does not exist."""
+        t = self._table(namespace, table)
+        if t is None or t.current_snapshot() is None:
+            return ()
+        with _named(f"cannot scan {namespace}.{table}"):
+            column = t.scan(selected_fields=(TABLE_NUMBER,)).to_arrow().column(TABLE_NUMBER)
+        return tuple(sorted(set(column.unique().to_pylist()) - {None}))
+
+    def commit(self, tables: Sequence[TableFiles],
+               properties: Mapping[str, str]) -> tuple[TableState, ...]:
+        """Add each table's files in one transaction per table, in the order given; a failure
+        sets the tables committed before it back to their previous snapshots.
+
+        Raises:
+            WarehouseError: A commit failed; every table is where it was.
+        """
+        done: list[tuple[TableFiles, int | None, bool]] = []
+        states = []
+        try:
+            for tf in tables:
+                if not tf.files:
+                    continue
+                before = self._table(tf.namespace, tf.table)
+                previous = before.current_snapshot().snapshot_id if (
+                    before is not None and before.current_snapshot() is not None) else None
+                schema = _union_schema(tf.files)
+                moved = self._move(tf, before)
+                try:
+                    self._add(tf, before, moved, schema, properties)
+                except BaseException:
+                    self._unmove(moved)
+                    raise
+                done.append((tf, previous, before is None))
+                states.append(self.state(tf.namespace, tf.table))
+        except BaseException:
+            for tf, previous, created in reversed(done):
+                self._restore(tf, previous, created)
+            raise
+        return tuple(states)
+
+    def _move(self, tf: TableFiles, table: Any | None) -> list[str]:
+        """Move the staged files into the table's data folder; their new paths (URIs)."""
+        location = table.location() if table is not None else self._new_location(tf)
+        moved = []
+        for f in tf.files:
+            target = f"{location.rstrip('/')}/data/{uuid.uuid4().hex}.parquet"
+            if target.startswith("file://"):
+                path = Path(target[len("file://"):])
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(f, path)
+            else:
+                self._upload(f, target)
+            moved.append(target)
+        return moved
+
+    def _new_location(self, tf: TableFiles) -> str:
+        return f"{self._location_root()}/{tf.namespace}/{tf.table}"
+
+    def _upload(self, local: str, target: str) -> None:
+        from pyiceberg.io import load_file_io
+
+        io = load_file_io({**self.catalog().properties}, target)
+        with Path(local).open("rb") as src, io.new_output(target).create(overwrite=False) as dst:
+            shutil.copyfileobj(src, dst, 8 * 2**20)
+
+    def _unmove(self, moved: Sequence[str]) -> None:
+        """Remove files this conversion put in a table's folder that no commit refers to."""
+        for target in moved:
+            if target.startswith("file://"):
+                Path(target[len("file://"):]).unlink(missing_ok=True)
+
+    def _add(self, tf: TableFiles, table: Any | None, files: list[str], schema: pa.Schema,
+             properties: Mapping[str, str]) -> None:
+        catalog = self.catalog()
+        with _named(f"cannot commit to {tf.namespace}.{tf.table}"):
+            if table is None:
+                catalog.create_namespace_if_not_exists(tf.namespace)
+                tx = catalog.create_table_transaction(
+                    (tf.namespace, tf.table), schema=schema,
+                    location=self._new_location(tf), properties=dict(properties))
+            else:
+                tx = table.transaction()
+                with tx.update_schema() as update:
+                    update.union_by_name(schema)
+            tx.add_files(files, snapshot_properties=dict(properties),
+                         check_duplicate_files=False)
+            tx.commit_transaction()
+
+    def _restore(self, tf: TableFiles, previous: int | None, created: bool) -> None:
+        catalog = self.catalog()
+        try:
+            if created:
+                catalog.drop_table((tf.namespace, tf.table))
+            elif previous is not None:
+                table = catalog.load_table((tf.namespace, tf.table))
+                table.manage_snapshots().set_current_snapshot(previous).commit()
+            log.warning("table_restored", table=f"{tf.namespace}.{tf.table}", snapshot=previous)
+        except Exception as e:  # the original failure is what the user needs to see
+            log.error("table_not_restored", table=f"{tf.namespace}.{tf.table}", reason=str(e))
+
+    def discard(self) -> None:
+        """Remove the staging folder (after the commit, or after a failure)."""
+        if self._staging:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    # -- reading back -----------------------------------------------------------------------
+
+    def state(self, namespace: str, table: str) -> TableState:
+        t = self._table(namespace, table)
+        if t is None:
+            raise WarehouseError(f"{self.dest} has no table {namespace}.{table}; "
+                                 "`celltable inspect` lists its tables")
+        snap = t.current_snapshot()
+        rows = int(snap.summary.get("total-records", 0)) if snap and snap.summary else 0
+        return TableState(namespace, table, rows, len(t.snapshots()),
+                          snap.snapshot_id if snap else None, len(t.schema().fields),
+                          t.location())
+
+    def tables(self) -> tuple[TableState, ...]:
+        catalog = self.catalog()
+        with _named(f"cannot list the tables of {self.dest}"):
+            names = [t for ns in catalog.list_namespaces() for t in catalog.list_tables(ns)]
+        return tuple(self.state(ns, name) for ns, name in sorted(names))
+
+    def scan(self, table: str, columns: Sequence[str] | None, row_filter: str | None) -> pa.Table:
+        """Rows of ``namespace.table`` (or a bare name in ``profiles`` / ``images``), the
+        filter pushed into the scan (pyiceberg prunes files and row groups by it)."""
+        namespace, _, name = table.rpartition(".")
+        if not namespace:
+            namespace = IMAGES if name.startswith("image") else PROFILES
+        t = self._table(namespace, name)
+        if t is None:
+            raise WarehouseError(f"{self.dest} has no table {namespace}.{name}; "
+                                 "`celltable inspect` lists its tables")
+        with _named(f"cannot scan {namespace}.{name}"):
+            scan = t.scan(row_filter=row_filter or "True",
+                          selected_fields=tuple(columns) if columns else ("*",))
+            return scan.to_arrow()
+
+
+def _union_schema(files: Sequence[str]) -> pa.Schema:
+    """The columns of the data files together, in first-seen order (plates may differ)."""
+    fields: dict[str, pa.Field] = {}
+    for f in files:
+        for field in pq.read_schema(f):
+            fields.setdefault(field.name, field)
+    return pa.schema(list(fields.values()))
+
+
+
+class ObjectIdWriter:
+    """A :class:`celltable.domain.ports.TableWriter` adding :data:`OBJECT_ID` after the key
+    columns of every table it creates (the profiles of a warehouse)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> _ObjectIdSink:
+        names = [c.name for c in columns]
+        keys = [k for k in KEYS if k in names]
+        at = max((names.index(k) + 1 for k in keys), default=0)
+        with_id = (*columns[:at], Column(OBJECT_ID, DataType.STRING), *columns[at:])
+        return _ObjectIdSink(self.inner.create(path, with_id, rows), at, keys)
+
+    def columns_of(self, data: object) -> Sequence[Column]:
+        return self.inner.columns_of(data)
+
+
+class _ObjectIdSink:
+    def __init__(self, inner: Any, at: int, keys: Sequence[str]) -> None:
+        self.inner = inner
+        self.at = at
+        self.keys = keys
+
+    def write(self, data: object) -> None:
+        assert isinstance(data, pa.Table), type(data)
+        ids = pc.binary_join_element_wise(
+            *(pc.cast(data.column(k), pa.string()) for k in self.keys), "/")
+        self.inner.write(data.add_column(self.at, OBJECT_ID, ids))
+
+    def close(self, metadata: Mapping[str, str]) -> int:
+        return self.inner.close(metadata)

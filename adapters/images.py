@@ -51,7 +51,7 @@ CROPS_SCHEMA = pa.schema([
 ])
 
 
-def tifffile_module():  # noqa: ANN201 - the module, imported only when images are read
+def tifffile_module():
     try:
         import tifffile
     except ImportError:

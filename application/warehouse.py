@@ -25,9 +25,9 @@ from celltable.domain.report import REPORT_SUFFIX, report_json
 from celltable.domain.warehouse import (
     CROPS_TABLE,
     IMAGES,
-    IcebergOptions,
     PROFILES,
     PROFILES_TABLE,
+    IcebergOptions,
     ImageOptions,
     TableFiles,
     TableState,
@@ -141,7 +141,7 @@ def _crop(images: ImageOptions, cropper: ImageCropper, services: Services, profi
     skipped: list[tuple[str, str]] = []
     cropped: set[str] = set()
 
-    def sets():  # noqa: ANN202 - the image sets found, lazily
+    def sets():
         for rows in cropper.image_rows(profiles, chans, bbox):
             s = image_sets(rows, index.find, masks, outlines, images.skip_bad_files, skipped)
             if s is not None:

@@ -6,7 +6,18 @@
 
 from __future__ import annotations
 
-from celltable.api import convert, detect, inspect, load_preset, presets, validate
+from celltable.api import (
+    convert,
+    crop_to_numpy,
+    describe_warehouse,
+    detect,
+    inspect,
+    load_preset,
+    presets,
+    read,
+    validate,
+)
+from celltable.application.warehouse import WarehouseResult
 from celltable.domain.errors import (
     BucketNotFoundError,
     CelltableError,
@@ -15,8 +26,10 @@ from celltable.domain.errors import (
     DestinationError,
     DiskSpaceError,
     ExecutionError,
+    ImageFileError,
     InvalidOptionError,
     InvalidPresetError,
+    MissingExtraError,
     NoTablesFoundError,
     SchemaError,
     SourceNotFoundError,
@@ -25,6 +38,7 @@ from celltable.domain.errors import (
     UnsafePickleError,
     UnsupportedSourceError,
     ValidationError,
+    WarehouseError,
 )
 from celltable.domain.model import (
     ConversionOptions,
@@ -33,6 +47,7 @@ from celltable.domain.model import (
     Progress,
     TableReport,
 )
+from celltable.domain.warehouse import IcebergOptions, ImageOptions, TableState
 
 __all__ = [
     "BucketNotFoundError",
@@ -44,8 +59,12 @@ __all__ = [
     "DestinationError",
     "DiskSpaceError",
     "ExecutionError",
+    "IcebergOptions",
+    "ImageFileError",
+    "ImageOptions",
     "InvalidOptionError",
     "InvalidPresetError",
+    "MissingExtraError",
     "NoTablesFoundError",
     "PlateRows",
     "Progress",
@@ -53,14 +72,20 @@ __all__ = [
     "SourceNotFoundError",
     "SourceReadError",
     "TableReport",
+    "TableState",
     "UnknownPresetError",
     "UnsafePickleError",
     "UnsupportedSourceError",
     "ValidationError",
+    "WarehouseError",
+    "WarehouseResult",
     "convert",
+    "crop_to_numpy",
+    "describe_warehouse",
     "detect",
     "inspect",
     "load_preset",
     "presets",
+    "read",
     "validate",
 ]

@@ -22,6 +22,7 @@ from celltable.application.warehouse import (
 )
 from celltable.bootstrap import (
     bootstrap,
+    crop_pixels,
     inspect_services,
     output_reader,
     warehouse_adapters,
@@ -35,7 +36,7 @@ from celltable.domain.preset_file import parse_preset
 from celltable.domain.presets import PRESETS, Preset, get_preset
 from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
-from celltable.domain.warehouse import CATALOG_FILE, IcebergOptions
+from celltable.domain.warehouse import CATALOG_FILE, IcebergOptions, TableState
 from celltable.logs import route_to_stdlib_unless_configured
 
 DEST_DATATYPES = ("parquet", "iceberg")
@@ -293,3 +294,52 @@ def is_warehouse(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a local warehouse folder (it holds the catalog celltable made)."""
     p = _path(path)
     return "://" not in p and (Path(p) / CATALOG_FILE).is_file()
+
+
+def read(dest_path: str | os.PathLike[str], table: str = "profiles.joined_profiles",
+         columns: list[str] | tuple[str, ...] | None = None, filter: str | None = None,
+         catalog_uri: str | None = None, catalog_options: dict[str, str] | None = None) -> Any:
+    """Rows of a warehouse table as an Arrow table; ``filter`` (pyiceberg's expression text,
+    ``"Metadata_Well == 'A01' and Metadata_ObjectNumber < 10"``) is pushed into the scan, so
+    only the data files and row groups that can match are read.
+
+    Args:
+        dest_path: The warehouse folder (or, with ``catalog_uri``, its location).
+        table: ``namespace.table``: ``profiles.joined_profiles`` (the default) or
+            ``images.image_crops``; a bare name is looked up in either.
+        columns: The columns to read (None: all).
+        filter: A row filter (None: every row).
+
+    Raises:
+        CelltableError: Not a warehouse, no such table, or a bad filter.
+
+    Example:
+        >>> crops = celltable.read("wh", "images.image_crops",
+        ...                        filter="Metadata_ObjectNumber == 5")  # doctest: +SKIP
+        >>> celltable.crop_to_numpy(crops["ome_arrow_image"][0]).shape  # doctest: +SKIP
+    """
+    route_to_stdlib_unless_configured()
+    warehouse, _ = warehouse_adapters(_path(dest_path), catalog_uri, catalog_options or {})
+    return warehouse.scan(table, columns, filter)
+
+
+def describe_warehouse(dest_path: str | os.PathLike[str], catalog_uri: str | None = None,
+                       catalog_options: dict[str, str] | None = None) -> tuple[TableState, ...]:
+    """The tables of a warehouse: rows, snapshots, columns and location of each.
+
+    Raises:
+        CelltableError: Not a warehouse.
+    """
+    route_to_stdlib_unless_configured()
+    warehouse, _ = warehouse_adapters(_path(dest_path), catalog_uri, catalog_options or {})
+    return warehouse.tables()
+
+
+def crop_to_numpy(crop: Any) -> Any:
+    """A crop of ``images.image_crops`` (an ``ome_arrow_*`` value: Arrow scalar or dict) as a
+    NumPy array of the image's type, equal to the image's bounding-box slice.
+
+    Raises:
+        ValueError: ``crop`` is null or not an OME-Arrow struct.
+    """
+    return crop_pixels(crop)

@@ -322,3 +322,10 @@ def with_object_id(writer: Any) -> Any:
     from celltable.adapters.iceberg import ObjectIdWriter
 
     return ObjectIdWriter(writer)
+
+
+def crop_pixels(crop: Any) -> Any:
+    """The NumPy array of an OME-Arrow crop (see ``celltable.adapters.ome_arrow.to_numpy``)."""
+    from celltable.adapters.ome_arrow import to_numpy
+
+    return to_numpy(crop)

@@ -11,12 +11,14 @@ import typer
 
 from celltable import api
 from celltable.application.detect import preset_to_convert
+from celltable.application.warehouse import WarehouseResult
 from celltable.bootstrap import package_version
-from celltable.domain.errors import CelltableError, InvalidPresetError
+from celltable.domain.errors import CelltableError, InvalidOptionError, InvalidPresetError
 from celltable.domain.model import EXECUTORS, ConversionOptions
 from celltable.domain.preset_file import override_builtin
 from celltable.domain.presets import Preset
 from celltable.domain.report import report_json
+from celltable.domain.warehouse import IcebergOptions, ImageOptions
 from celltable.logs import configure
 from celltable.render import (
     console,
@@ -25,6 +27,9 @@ from celltable.render import (
     inspection_view,
     validation_json,
     validation_view,
+    warehouse_json,
+    warehouse_summary,
+    warehouse_view,
 )
 from celltable.signals import EXIT_CODE, Terminated, terminate_as_interrupt
 
@@ -130,6 +135,33 @@ def convert(
                                                "used and skipped, rows per stage, columns "
                                                "missing or cast); - prints it on stdout "
                                                "(default: DEST.report.json).")] = None,
+    format: Annotated[str | None, typer.Option(
+        "--format", help="parquet, or iceberg: DEST is a warehouse folder of profiles and "
+        "image crops (default: iceberg when DEST is a warehouse or --images/--append is given, "
+        "else parquet).")] = None,
+    images: Annotated[str | None, typer.Option(help="Iceberg: the folder of the images the "
+                                               "image table names; every object is cropped "
+                                               "from each TIFF channel.")] = None,
+    masks: Annotated[str | None, typer.Option(help="Iceberg: a folder of mask images, "
+                                              "cropped like the images.")] = None,
+    outlines: Annotated[str | None, typer.Option(help="Iceberg: a folder of outline images, "
+                                                 "cropped like the images.")] = None,
+    append: Annotated[bool, typer.Option(help="Iceberg: add SOURCE's plates to the warehouse "
+                                         "DEST in one new snapshot (plates already there are "
+                                         "refused).")] = False,
+    bbox_compartment: Annotated[str, typer.Option(help="Iceberg: the compartment whose "
+                                                  "AreaShape_BoundingBox* columns cut the "
+                                                  "crops.")] = "Cells",
+    skip_bad_files: Annotated[bool, typer.Option(help="Leave out, and report, image files "
+                                                 "that are missing, ambiguous or unreadable "
+                                                 "instead of failing.")] = False,
+    catalog_uri: Annotated[str | None, typer.Option(help="Iceberg: commit into this catalog "
+                                                    "(http(s):// REST, sqlite:///, "
+                                                    "postgresql://) instead of "
+                                                    "DEST/catalog.db.")] = None,
+    catalog_option: Annotated[list[str] | None, typer.Option(
+        metavar="KEY=VALUE", help="Iceberg: a property of --catalog-uri's catalog "
+        "(credentials, warehouse ...). Repeatable.")] = None,
 ) -> None:
     """Convert SOURCE into one single-cell Parquet table at DEST.
 
@@ -143,6 +175,8 @@ def convert(
     Example: celltable convert plates/ out/ --partition-by plate --resume
 
     Example: celltable convert ExampleHuman/ no_nuclei.parquet --drop-compartment Nuclei
+
+    Example: celltable convert ExampleHuman/ warehouse/ --format iceberg --images ExampleHuman/
     """
     if log_format not in (None, "console", "json"):
         _fail("--log-format must be console or json")
@@ -176,16 +210,31 @@ def convert(
                 typer.echo(f"celltable: {detection.explain()}", err=True)
         from celltable.progress import progress_bar  # rich's bars, for terminals only
 
+        iceberg = None
+        if format == "iceberg" or images or masks or outlines or append or catalog_uri \
+                or (format is None and api.is_warehouse(dest)):
+            iceberg = IcebergOptions(
+                append=append, catalog_uri=catalog_uri,
+                catalog_options=tuple(_key_value(o) for o in catalog_option or ()),
+                images=ImageOptions(images_dir=images, masks_dir=masks, outlines_dir=outlines,
+                                    bbox_compartment=bbox_compartment,
+                                    skip_bad_files=skip_bad_files))
+            format = format or "iceberg"
         with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
             chosen = _customised(preset, compartment, relationship, drop_compartment)
-            result = api.convert(source, dest, preset=chosen, join=join, options=options,
-                                 parsl_config=parsl_config, progress=listener)
+            result = api.convert(source, dest, dest_datatype=format, preset=chosen, join=join,
+                                 options=options, parsl_config=parsl_config, progress=listener,
+                                 iceberg=iceberg)
     except (CelltableError, OSError) as e:
         _fail(str(e))
     except Terminated:
         typer.echo(f"celltable: error: stopped by SIGTERM; {dest} was left as it was (run "
                    "again, with --resume to reuse finished chunks)", err=True)
         raise typer.Exit(EXIT_CODE) from None
+    if isinstance(result, WarehouseResult):
+        for line in warehouse_summary(result):
+            typer.echo(line, err=report == "-")
+        return
     if report == "-" and result.report is not None:
         typer.echo(json.dumps(report_json(result.report), indent=2))
     for line in conversion_summary(result):
@@ -195,7 +244,8 @@ def convert(
 @app.command()
 def inspect(
     source: Annotated[str, typer.Argument(help="A folder of CSVs, a SQLite file, or a folder "
-                                          "of either, as for convert.")],
+                                          "of either, as for convert; or a warehouse "
+                                          "convert wrote (--format iceberg).")],
     preset: Annotated[str | None, typer.Option(help="Read SOURCE as this preset (default: "
                                                "detected).")] = None,
     preset_file: PresetFileOption = None,
@@ -215,8 +265,20 @@ def inspect(
     Example: celltable inspect NF1_SchwannCell_data/all_cellprofiler.sqlite
 
     Example: celltable inspect plates/ --json | jq '.issues'
+
+    Given a warehouse, it lists its tables with their rows, snapshots and columns.
     """
     configure(None, "info" if verbose else "warning")
+    if api.is_warehouse(source):
+        try:
+            tables = api.describe_warehouse(source)
+        except CelltableError as e:
+            _fail(str(e))
+        if as_json:
+            typer.echo(json.dumps(warehouse_json(source, tables), indent=2))
+        else:
+            console().print(warehouse_view(source, tables))
+        return
     try:
         given = _given_preset(preset, preset_file)
         if given is None and (compartment or relationship or drop_compartment):
@@ -284,6 +346,13 @@ def _customised(preset: str | Preset, compartments: list[str] | None,
     assert chosen is not None
     return override_builtin(chosen, compartments=compartments or (),
                             relationships=relationships or (), drop=drop or ())
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InvalidOptionError(f"--catalog-option takes KEY=VALUE, not {text!r}")
+    return key.strip(), value
 
 
 def _fail(message: str) -> None:

@@ -80,6 +80,7 @@ class IcebergWarehouse:
         self.catalog_options = dict(catalog_options or {})
         self._catalog: Any = None
         self._staging: str | None = None
+        self._created = False
 
     # -- the catalog ------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class IcebergWarehouse:
         if append and not self.exists():
             raise WarehouseError(f"{self.dest} is not a warehouse yet: convert without --append "
                                  "first")
+        self._created = not self.catalog_uri and not Path(self.dest).exists()
         self.catalog(create=True)
         base = Path(self.dest) if not self.catalog_uri and "://" not in self.dest else None
         if base is None:
@@ -254,11 +256,18 @@ class IcebergWarehouse:
         except Exception as e:  # the original failure is what the user needs to see
             log.error("table_not_restored", table=f"{tf.namespace}.{tf.table}", reason=str(e))
 
-    def discard(self) -> None:
-        """Remove the staging folder (after the commit, or after a failure)."""
+    def discard(self, failed: bool = False) -> None:
+        """Remove the staging folder; after a failure, the warehouse too when this conversion
+        created it (a failed run leaves DEST as it was)."""
         if self._staging:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+        if failed and self._created:
+            if self._catalog is not None and hasattr(self._catalog, "engine"):
+                self._catalog.engine.dispose()  # SQLite's file handles, before removing it
+            shutil.rmtree(self.dest, ignore_errors=True)
+            self._catalog = None
+        self._created = False
 
     # -- reading back -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from celltable.domain.warehouse import (
     IMAGES,
     PROFILES,
     PROFILES_TABLE,
+    FileIndex,
     IcebergOptions,
     ImageOptions,
     TableFiles,
@@ -102,13 +103,15 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
                 f"the warehouse already holds plate(s) {', '.join(there)}; appending them again "
                 "would repeat their rows: leave them out of SOURCE (or convert into a new DEST)"
             )
+        # image folders are listed first: a wrong folder fails before anything is converted
+        indexes = _indexes(request.images, cropper) if request.images.images_dir else None
         inner = replace(conversion, dest_path=f"{staging}/profiles.parquet",
                         options=replace(opts, report_path="-", overwrite=False, resume=False))
         result = convert(inner, services)
         crop_files: tuple[str, ...] = ()
         crops, names, skipped = 0, (), []
-        if request.images.images_dir and cropper is not None:
-            crop_files, crops, names, skipped = _crop(request.images, cropper, services,
+        if indexes is not None and cropper is not None:
+            crop_files, crops, names, skipped = _crop(request.images, cropper, indexes, services,
                                                       result.dest_path, staging)
         properties = {"data-producer": services.producer,
                       "data-producer-version": services.version,
@@ -116,8 +119,10 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
         states = warehouse.commit(
             [TableFiles(IMAGES, CROPS_TABLE, crop_files),  # first: profiles mark the plate done
              TableFiles(PROFILES, PROFILES_TABLE, (result.dest_path,))], properties)
-    finally:
-        warehouse.discard()
+    except BaseException:
+        warehouse.discard(failed=True)
+        raise
+    warehouse.discard()
     done = WarehouseResult(replace(result, dest_path=conversion.dest_path,
                                    duration_s=time.perf_counter() - started),
                            states, crops, names, tuple(skipped))
@@ -127,17 +132,26 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
     return done
 
 
-def _crop(images: ImageOptions, cropper: ImageCropper, services: Services, profiles: str,
-          staging: str) -> tuple[tuple[str, ...], int, tuple[str, ...], list[tuple[str, str]]]:
+Indexes = tuple[FileIndex, FileIndex | None, FileIndex | None]
+"""The files of the image, mask and outline folders."""
+
+
+def _indexes(images: ImageOptions, cropper: ImageCropper | None) -> Indexes:
+    assert images.images_dir is not None and cropper is not None
+    return (cropper.index(images.images_dir),
+            cropper.index(images.masks_dir) if images.masks_dir else None,
+            cropper.index(images.outlines_dir) if images.outlines_dir else None)
+
+
+def _crop(images: ImageOptions, cropper: ImageCropper, indexes: Indexes, services: Services,
+          profiles: str, staging: str
+          ) -> tuple[tuple[str, ...], int, tuple[str, ...], list[tuple[str, str]]]:
     """Crop every object of the profiles from its images: data files, crops, channels cropped,
     files skipped."""
-    assert images.images_dir is not None
     columns = cropper.columns(profiles)
     chans = channels(columns)
     bbox = check_bbox_columns(images, columns)
-    index = cropper.index(images.images_dir)
-    masks = cropper.index(images.masks_dir) if images.masks_dir else None
-    outlines = cropper.index(images.outlines_dir) if images.outlines_dir else None
+    index, masks, outlines = indexes
     skipped: list[tuple[str, str]] = []
     cropped: set[str] = set()
 

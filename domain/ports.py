@@ -337,8 +337,9 @@ class Warehouse(Protocol):
         """
         ...
 
-    def discard(self) -> None:
-        """Remove the staging folder and what is left in it."""
+    def discard(self, failed: bool = False) -> None:
+        """Remove the staging folder and what is left in it; with ``failed``, also the
+        warehouse itself when this conversion created it."""
         ...
 
 

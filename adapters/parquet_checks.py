@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from celltable.adapters.column_digest import ColumnDigester
-from celltable.adapters.parquet import arrow_schema, domain_columns
+from celltable.adapters.parquet import ParquetWriter, arrow_schema, domain_columns
 from celltable.domain.errors import DestinationError, SourceNotFoundError, SourceReadError
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
 from celltable.domain.ports import TableSink, TableWriter
@@ -188,6 +188,12 @@ def folder_fingerprints(folder: Path) -> dict[str, str]:
         text = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in meta.items()}
         found[p.relative_to(folder).as_posix()] = file_fingerprint(p.stat().st_size, text)
     return found
+
+
+def checked_parquet(settings: Any) -> ChecksummedWriter:
+    """The Parquet format's writer (see :mod:`celltable.adapters.formats`): every file carries
+    its checksum."""
+    return ChecksummedWriter(ParquetWriter(settings.compression, settings.memory_map))
 
 
 class ParquetReader:

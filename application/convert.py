@@ -23,6 +23,7 @@ from celltable.domain.errors import (
     InPlaceReadFailed,
     SourceChangedError,
 )
+from celltable.domain.formats import PARQUET, OutputFormat
 from celltable.domain.join import ChunkQuery, JoinSpec, derive_join
 from celltable.domain.model import (
     STAGING,
@@ -31,7 +32,7 @@ from celltable.domain.model import (
     PlateRows,
     TableReport,
 )
-from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
+from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number, role_by_name
 from celltable.domain.output import OutputPlan, check_join_columns, partition_files, plan_output
 from celltable.domain.plan import auto_chunk_size, plan_chunks
 from celltable.domain.ports import (
@@ -88,6 +89,7 @@ class Services:
     worker_recipe: WorkerRecipe | None = None
     """Set when tasks run in other processes (or machines): then each plate is read, joined and
     written by one task where it runs, which builds its adapters from this recipe."""
+    output_format: OutputFormat = PARQUET  # what ``writer`` writes: its suffix, file or folder
 
 
 def convert(request: ConversionRequest, services: Services) -> ConversionResult:
@@ -120,7 +122,8 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
     log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.units),
              skipped=len(layout.skipped))
     paths = services.destination.prepare(
-        request.dest_path, folder=not opts.join or bool(opts.partition_by),
+        request.dest_path,
+        folder=not opts.join or bool(opts.partition_by) or services.output_format.folder,
         overwrite=opts.overwrite, resume=opts.resume, sources=layout.source_paths(),
         guarded=_guarded(request),
     )
@@ -241,7 +244,8 @@ def _outputs(request: ConversionRequest, services: Services, spec: JoinSpec | No
         return [(_convert_sql(request, services, staged, output), None)]
     if spec is not None:
         return [_convert_joined(request, services, spec, staged, output, store)]
-    suffix = "" if request.options.partition_by else ".parquet"  # a folder of plates' files
+    # with partition_by, a folder of plates' files
+    suffix = "" if request.options.partition_by else services.output_format.suffix
     return [
         _convert_table(request, services, table, staged, f"{output}/{table.lower()}{suffix}",
                        store)
@@ -347,7 +351,8 @@ def _write(
         log.info("resume_checked", table=plan.name, chunks=len(queries),
                  reused=sum(s is not None for s in saved))
     partitioned = request.options.partition_by == "plate"
-    files_by_plate = partition_files(list(by_key)) if partitioned else {}
+    files_by_plate = (partition_files(list(by_key), services.output_format.suffix)
+                      if partitioned else {})
     total = TableReport(plan.name, path, 0, 0, len(plan.columns))
     plates = {unit: PlateRows(unit, 0, 0) for unit in dict.fromkeys(q.chunk.unit for q in queries)}
     log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=chunk_size,
@@ -468,7 +473,9 @@ def _convert_sql(
             window=max(1, services.runner.workers),
         )
     )
-    columns = services.writer.columns_of(outputs[0].data) if outputs else ()
+    found = services.writer.columns_of(outputs[0].data) if outputs else ()
+    columns = [replace(c, role=role, compartment=compartment) for c in found
+               for role, compartment in [role_by_name(request.preset, c.name)]]
     sink = services.writer.create(path, columns)
     for out in outputs:
         sink.write(out.data)

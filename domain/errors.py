@@ -107,9 +107,14 @@ class ValidationError(CelltableError):
     """An output cannot be validated: it is not celltable's, or its records are unreadable."""
 
 
+class OutputFormatError(InvalidOptionError):
+    """The output format cannot be chosen: an unknown name, a DEST suffix naming no format, a
+    suffix contradicting the format asked for, or an option the format cannot honour."""
+
+
 class MissingExtraError(ConfigurationError):
-    """A feature needs an optional extra that is not installed; the message names the
-    ``pip install`` that adds it."""
+    """An output format needs an optional dependency that is not installed; the message names
+    the extra to install."""
 
 
 class ImageFileError(SourceReadError):

@@ -59,6 +59,9 @@ class ConversionOptions:
         float32: Store feature columns that would be float64 as float32: half the size, about
             7 significant digits kept (keys and ``Metadata_*`` columns keep their type). Not
             with ``join_sql``, whose columns are the user's.
+        format: The output format by name (``parquet``, ``h5ad``, ``zarr``; CytoTable's
+            ``anndata_h5ad`` and ``anndata_zarr`` too); None infers it from the destination's
+            suffix (Parquet when it has none).
     """
 
     join: bool = True
@@ -78,6 +81,7 @@ class ConversionOptions:
     resume: bool = False
     partition_by: str | None = None
     float32: bool = False
+    format: str | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:

@@ -19,29 +19,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 from celltable.domain.presets import IMAGE, Compartment, Preset
+from celltable.domain.schema import Role
 
 TABLE_NUMBER = "Metadata_TableNumber"
 OBJECT_NUMBER = "Metadata_ObjectNumber"
 
 
-class Role(str, Enum):
-    """What a column is to downstream tools."""
-
-    KEY = "key"
-    METADATA = "metadata"
-    FEATURE = "feature"
-
-
 @dataclass(frozen=True, slots=True)
 class NamedColumn:
-    """A source column and the name it takes in the output."""
+    """A source column, the name it takes in the output, its role there and (features and
+    image columns) the compartment it measures."""
 
     source: str
     output: str
     role: Role
+    compartment: str = ""
 
 
 def image_number(preset: Preset) -> str:
@@ -73,7 +67,7 @@ def name_image_columns(
         elif rest.startswith("Metadata_"):
             named.append(NamedColumn(col, rest, Role.METADATA))
         elif not joined or rest.startswith(preset.image_columns):
-            named.append(NamedColumn(col, f"{IMAGE}_{rest}", Role.FEATURE))
+            named.append(NamedColumn(col, f"{IMAGE}_{rest}", Role.IMAGE, IMAGE))
     return _deduplicate(named)
 
 
@@ -112,7 +106,7 @@ def name_compartment_columns(
         elif rest.startswith("Metadata_"):
             named.append(NamedColumn(col, f"Metadata_{prefix}_{_strip(rest, 'Metadata')}", Role.METADATA))
         else:
-            named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE))
+            named.append(NamedColumn(col, f"{prefix}_{rest}", Role.FEATURE, prefix))
     return _deduplicate(named)
 
 
@@ -132,7 +126,7 @@ def _source_named(preset: Preset, compartment: Compartment, columns: Iterable[st
         elif col.startswith(("Metadata_", "Location_")):
             named.append(NamedColumn(col, col, Role.METADATA))
         else:
-            named.append(NamedColumn(col, col, Role.FEATURE))
+            named.append(NamedColumn(col, col, Role.FEATURE, compartment.name))
     return _deduplicate(named)
 
 
@@ -152,7 +146,8 @@ def _deduplicate(named: Sequence[NamedColumn]) -> tuple[NamedColumn, ...]:
     for col in named:
         n = seen.get(col.output, 0) + 1
         seen[col.output] = n
-        out.append(col if n == 1 else NamedColumn(col.source, f"{col.output}_{n}", col.role))
+        out.append(col if n == 1 else
+                   NamedColumn(col.source, f"{col.output}_{n}", col.role, col.compartment))
     return tuple(out)
 
 
@@ -177,3 +172,17 @@ def column_order_key(preset: Preset, name: str) -> tuple[int, int, str]:
     if found:
         return (2, max(found)[1], name)
     return (3, 0, name)
+
+
+def role_by_name(preset: Preset, name: str) -> tuple[Role, str]:
+    """The role and compartment of an output column known by its name only (the columns of a
+    user's join SQL), by the naming rule above: the keys, ``Metadata_*``, ``Image_*``, and
+    features of the compartment whose name prefixes it (the longest; "" when none does)."""
+    if name in (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER):
+        return Role.KEY, ""
+    if name.startswith("Metadata_") or (preset.source_names and name.startswith("Location_")):
+        return Role.METADATA, ""
+    if name.startswith(f"{IMAGE}_"):
+        return Role.IMAGE, IMAGE
+    found = [c.name for c in preset.compartments if name.startswith(f"{c.name}_")]
+    return Role.FEATURE, max(found, key=len, default="")

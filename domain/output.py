@@ -12,17 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from celltable.domain.errors import SchemaError
+from celltable.domain.formats import PARQUET
 from celltable.domain.join import JoinSpec, SelectColumn
 from celltable.domain.naming import (
     TABLE_NUMBER,
     NamedColumn,
-    Role,
     column_order_key,
     name_compartment_columns,
     name_image_columns,
 )
 from celltable.domain.presets import IMAGE, Preset
-from celltable.domain.schema import Column, DataType, unify_types
+from celltable.domain.schema import Column, DataType, Role, unify_types
 from celltable.domain.sources import StagedUnit
 
 
@@ -55,7 +55,7 @@ def plan_output(
     """
     per_unit: dict[str, dict[str, tuple[str, str, DataType]]] = {}
     types: dict[str, list[DataType]] = {}
-    features: set[str] = set()
+    roles: dict[str, tuple[Role, str]] = {}
     for staged in units:
         chosen: dict[str, tuple[str, str, DataType]] = {}
         for table in tables:
@@ -69,8 +69,7 @@ def plan_output(
                     n += 1
                     out = f"{col.output}_{n}"
                 chosen[out] = (table, col.source, st.schema.type_of(col.source))
-                if col.role is Role.FEATURE:
-                    features.add(out)
+                roles.setdefault(out, (col.role, col.compartment))
                 types.setdefault(out, []).append(chosen[out][2])
         per_unit[staged.unit.key] = chosen
     if TABLE_NUMBER in types:
@@ -79,9 +78,12 @@ def plan_output(
             "rename it in the source"
         )
     order = sorted(types, key=lambda n: column_order_key(preset, n))
+    # image columns (file names, counts) count as features for float32, as they always did
+    measured = (Role.FEATURE, Role.IMAGE)
     columns = (
-        Column(TABLE_NUMBER, DataType.STRING),
-        *(Column(n, _stored(unify_types(types[n]), float32 and n in features)) for n in order),
+        Column(TABLE_NUMBER, DataType.STRING, Role.KEY),
+        *(Column(n, _stored(unify_types(types[n]), float32 and roles[n][0] in measured),
+                 *roles[n]) for n in order),
     )
     selects = []
     made: dict[SelectColumn, SelectColumn] = {}  # one object per distinct select, not per plate
@@ -145,18 +147,19 @@ def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> Jo
     return JoinSpec(spec.base, spec.image_key, spec.steps, with_image)
 
 
-def partition_files(plates: Sequence[str]) -> dict[str, str]:
+def partition_files(plates: Sequence[str], suffix: str = PARQUET.suffix) -> dict[str, str]:
     """A file name per plate for output partitioned by plate: the plate's name with every
-    character outside letters, digits, ``.``, ``-`` and ``_`` made ``_``, and ``.parquet``
-    added; a name that two plates would share gets ``-2``, ``-3`` ... (in plate order)."""
+    character outside letters, digits, ``.``, ``-`` and ``_`` made ``_``, and the output
+    format's ``suffix`` added; a name that two plates would share gets ``-2``, ``-3`` ... (in
+    plate order)."""
     names: dict[str, str] = {}
     taken: set[str] = set()
     for plate in plates:
         stem = re.sub(r"[^A-Za-z0-9._-]", "_", plate).strip(".") or "plate"
-        name, n = f"{stem}.parquet", 1
+        name, n = f"{stem}{suffix}", 1
         while name.lower() in taken:  # some filesystems ignore case
             n += 1
-            name = f"{stem}-{n}.parquet"
+            name = f"{stem}-{n}{suffix}"
         taken.add(name.lower())
         names[plate] = name
     return names

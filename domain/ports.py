@@ -102,9 +102,12 @@ class ProgressListener(Protocol):
 
 
 class TableSink(Protocol):
-    """An output table being written; nothing is visible at its path until ``close``."""
+    """An output table being written in one output format; nothing is visible at its path
+    until ``close``."""
 
-    def write(self, data: object) -> None: ...
+    def write(self, data: object) -> None:
+        """Add rows: an Arrow table with the columns the sink was created with."""
+        ...
 
     def close(self, metadata: Mapping[str, str]) -> int:
         """Finish the file, record ``metadata`` with it, and return the rows it holds."""
@@ -112,11 +115,15 @@ class TableSink(Protocol):
 
 
 class TableWriter(Protocol):
-    """Creates output tables."""
+    """Creates output tables of one output format (its suffix, and whether a table is a file
+    or a folder: :class:`celltable.domain.formats.OutputFormat`). Writers are listed in
+    :mod:`celltable.adapters.formats`, which builds one in any process (a worker writing one
+    partition file too)."""
 
     def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
-        """A new table at ``path``; ``rows`` (0: unknown) is how many it is expected to hold,
-        which a writer may use to size its row groups."""
+        """A new table at ``path`` with the output plan's ``columns``, each carrying its role
+        (key, metadata, image, feature) and compartment; ``rows`` (0: unknown) is how many it
+        is expected to hold, which a writer may use to size its row groups."""
         ...
 
     def columns_of(self, data: object) -> Sequence[Column]:

@@ -41,12 +41,25 @@ def unify_types(types: Iterable[DataType]) -> DataType:
     return DataType.STRING
 
 
+class Role(str, Enum):
+    """What an output column is to downstream tools (decided where output names are made,
+    :mod:`celltable.domain.naming`, so no writer guesses from prefixes)."""
+
+    KEY = "key"  # identifies a row: the plate, image and object numbers
+    METADATA = "metadata"  # Metadata_* columns: wells, plates, parent references
+    IMAGE = "image"  # Image_* columns of a joined table: file and path names, counts
+    FEATURE = "feature"  # a measurement of a compartment
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A column of a table: its name and logical type."""
+    """A column of a table: its name and logical type; an output column also carries its role
+    and, for features, its compartment (neither takes part in comparisons)."""
 
     name: str
     type: DataType
+    role: Role | None = field(default=None, compare=False)
+    compartment: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,8 @@ def convert(
         cloud_client=opts.cloud_client,
         progress=progress,
         plate_tasks=opts.join_sql is None,
+        output_format=opts.format,
+        float32=opts.float32,
     ) as services:
         services = replace(services, peak_memory=peak_memory)
         if progress is not None:

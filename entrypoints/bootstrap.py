@@ -13,7 +13,8 @@ from typing import Any
 
 from celltable.application.convert import Services
 from celltable.application.inspect import InspectServices
-from celltable.domain.errors import ConfigurationError
+from celltable.domain.errors import ConfigurationError, OutputFormatError
+from celltable.domain.formats import PARQUET, choose_format
 from celltable.domain.ports import OutputReader
 
 PRODUCER = "celltable"
@@ -109,6 +110,8 @@ def bootstrap(
     cloud_client: Any = None,
     progress: Any = None,
     plate_tasks: bool = True,
+    output_format: str | None = None,
+    float32: bool = False,
     **fakes: Any,
 ) -> Iterator[Services]:
     """Services for one conversion: real adapters unless fakes are passed by keyword
@@ -119,8 +122,18 @@ def bootstrap(
     ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
     None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``). When that runs
     tasks in other processes, each plate is one task built from a recipe (``worker_recipe``),
-    unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process)."""
+    unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process).
+    ``output_format`` names the format (or an alias); None infers it from ``dest_path``'s
+    suffix (see :func:`celltable.domain.formats.choose_format`)."""
+    from celltable.adapters.formats import FORMATS, WriterSettings, writer
     from celltable.adapters.storage import LocalDestination
+
+    try:
+        fmt = choose_format(dest_path, output_format, FORMATS)
+    except OutputFormatError:
+        if not _within(dest_path, source_path):
+            raise
+        fmt = PARQUET  # the destination refuses to write into the source, and says so
 
     settings = Settings.resolve(threads, memory_limit, workers=workers,
                                 local_cache_dir=local_cache_dir)
@@ -142,7 +155,9 @@ def bootstrap(
         destination = LocalDestination(staging_dir)
     runner = fakes.get("runner") or _runner(parsl_config, settings.workers, executor)
     with runner:
-        if plate_tasks and getattr(runner, "elsewhere", False) and cloud_client is None:
+        # a warehouse's profiles go through its format's writer (the object id): not plate tasks
+        if plate_tasks and getattr(runner, "elsewhere", False) and cloud_client is None \
+                and not fmt.warehouse:
             yield _plate_services(settings, locator, surveyor, destination, runner, compression,
                                   source_path, clients, entries, progress, no_sign_request,
                                   arrow_threads=max(1, settings.threads // settings.workers)
@@ -150,9 +165,6 @@ def bootstrap(
             return
         from celltable.adapters.chunk_store import LocalChunkStore, file_versions
         from celltable.adapters.duckdb_engine import DuckDBEngine
-        from celltable.adapters.parquet import ParquetWriter
-        from celltable.adapters.parquet_checks import ChecksummedWriter
-
         if threads:
             import pyarrow as pa
 
@@ -167,7 +179,8 @@ def bootstrap(
                 in_memory=parsl_config is None and executor == "threads",
             ),
             writer=fakes.get("writer")
-            or ChecksummedWriter(ParquetWriter(compression, settings.memory_map)),
+            or writer(fmt.name, WriterSettings(compression, settings.memory_map, float32)),
+            output_format=fmt,
             destination=destination,
             runner=runner,
             memory_budget=settings.memory_budget,
@@ -274,6 +287,14 @@ def _runner(parsl_config: Any, workers: int, executor: str) -> Any:
     return ParslRunner(parsl_config, workers, executor=executor)
 
 
+def _within(path: str, source_path: str) -> bool:
+    """Whether the local ``path`` is ``source_path`` or inside it."""
+    if not path or not source_path or _is_cloud(path) or _is_cloud(source_path):
+        return False
+    inner, outer = Path(path).expanduser().resolve(), Path(source_path).expanduser().resolve()
+    return inner == outer or outer in inner.parents
+
+
 def _is_cloud(path: str) -> bool:
     """Whether ``path`` names object storage. The cloud adapters (cloudpathlib, and boto3 when
     installed: a tenth of a second or more) are imported only then."""
@@ -295,10 +316,11 @@ def _cloud_clients(settings: Settings, paths: tuple[str, ...], client: Any,
 
 
 def output_reader() -> OutputReader:
-    """The reader of celltable's outputs, for validating them."""
-    from celltable.adapters.parquet_checks import ParquetReader
+    """The reader of celltable's outputs, for validating them: each file through its format's
+    reader."""
+    from celltable.adapters.formats import FormatReader
 
-    return ParquetReader()
+    return FormatReader()
 
 
 def warehouse_adapters(dest_path: str, catalog_uri: str | None = None,

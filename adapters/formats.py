@@ -18,6 +18,7 @@ from celltable.domain.errors import MissingExtraError, SourceNotFoundError, Sour
 from celltable.domain.formats import PARQUET, OutputFormat
 from celltable.domain.ports import OutputReader, TableWriter
 from celltable.domain.validation import OutputScan
+from celltable.domain.warehouse import ICEBERG
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Registered:
 
 REGISTRY: tuple[Registered, ...] = (
     Registered(PARQUET, "celltable.adapters.parquet_checks:checked_parquet", "celltable.adapters.parquet_checks:ParquetReader"),
+    Registered(ICEBERG, "celltable.adapters.iceberg:profiles_writer", "celltable.adapters.iceberg:WarehouseReader"),
 )
 
 FORMATS: tuple[OutputFormat, ...] = tuple(r.format for r in REGISTRY)

@@ -11,6 +11,7 @@ catalog): every table is left where it was, and no file another snapshot uses is
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ from celltable.domain.warehouse import (
     IMAGES,
     OBJECT_ID,
     PROFILES,
+    PROFILES_TABLE,
     TableFiles,
     TableState,
 )
@@ -39,6 +41,7 @@ from celltable.domain.warehouse import (
 log = structlog.get_logger("celltable.iceberg")
 
 STAGING_PREFIX = ".celltable-staging-"
+PROVENANCE = "celltable.provenance"
 KEYS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
 
 
@@ -345,4 +348,40 @@ class _ObjectIdSink:
         self.inner.write(data.add_column(self.at, OBJECT_ID, ids))
 
     def close(self, metadata: Mapping[str, str]) -> int:
-        return self.inner.close(metadata)
+        # the provenance lists the plan's columns: the id is one more, where it was added
+        meta = dict(metadata)
+        if PROVENANCE in meta:
+            prov = json.loads(meta[PROVENANCE])
+            if isinstance(prov.get("schema"), list):
+                prov["schema"].insert(self.at, [OBJECT_ID, DataType.STRING.value])
+                meta[PROVENANCE] = json.dumps(prov, sort_keys=True, default=str)
+        return self.inner.close(meta)
+
+
+def profiles_writer(settings: Any) -> ObjectIdWriter:
+    """The Iceberg format's writer (see :mod:`celltable.adapters.formats`): the profiles' data
+    file, Parquet with its checksum, and the object id."""
+    pyiceberg_catalog()  # a missing extra is named before anything is converted
+    from celltable.adapters.parquet_checks import checked_parquet
+
+    return ObjectIdWriter(checked_parquet(settings))
+
+
+class WarehouseReader:
+    """Re-reads the profiles of a warehouse for ``celltable validate`` (see
+    :class:`celltable.domain.ports.OutputReader`): each data file of the profiles table's
+    current snapshot, checked against the checksum its writer recorded."""
+
+    def tables(self, dest_path: str) -> tuple[str, ...]:
+        warehouse = IcebergWarehouse(dest_path)
+        table = warehouse._table(PROFILES, PROFILES_TABLE)
+        if table is None:
+            raise WarehouseError(f"{dest_path} has no profiles table yet")
+        with _named(f"cannot list the data files of {dest_path}"):
+            files = [task.file.file_path for task in table.scan().plan_files()]
+        return tuple(sorted(f[len("file://"):] if f.startswith("file://") else f for f in files))
+
+    def scan(self, path: str, key_columns: Any) -> Any:
+        from celltable.adapters.parquet_checks import ParquetReader
+
+        return ParquetReader().scan(path, key_columns)

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from celltable.domain.errors import ImageFileError, InvalidOptionError, SchemaError
+from celltable.domain.formats import OutputFormat
+
+ICEBERG = OutputFormat("iceberg", ".iceberg", extra="iceberg", warehouse=True)
+"""DEST is a warehouse folder (any name; ``.iceberg`` names the format without ``--format``)."""
 
 PROFILES = "profiles"
 IMAGES = "images"

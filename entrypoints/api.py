@@ -26,20 +26,18 @@ from celltable.bootstrap import (
     inspect_services,
     output_reader,
     warehouse_adapters,
-    with_object_id,
+    warehouse_reader,
 )
 from celltable.domain.detect import Detection
-from celltable.domain.errors import CelltableError, InvalidOptionError, InvalidPresetError
+from celltable.domain.errors import InvalidOptionError, InvalidPresetError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
 from celltable.domain.ports import ProgressListener
 from celltable.domain.preset_file import parse_preset
 from celltable.domain.presets import PRESETS, Preset, get_preset
 from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
-from celltable.domain.warehouse import CATALOG_FILE, IcebergOptions, TableState
+from celltable.domain.warehouse import CATALOG_FILE, ICEBERG, IcebergOptions, TableState
 from celltable.logs import route_to_stdlib_unless_configured
-
-DEST_DATATYPES = ("parquet", "iceberg")
 
 
 def convert(
@@ -61,9 +59,9 @@ def convert(
         source_path: A folder of CSVs (one subfolder per plate allowed), a SQLite file, or a
             folder of SQLite files; local or in the cloud (``s3://``, ``gs://``, ``az://``).
         dest_path: The Parquet file to write; with ``join=False``, a folder. Local or cloud.
-        dest_datatype: ``"parquet"``, or ``"iceberg"``: DEST is a warehouse folder (see
-            docs/iceberg.md); None: ``"iceberg"`` when DEST is a warehouse or ``iceberg`` is
-            given, else ``"parquet"``.
+        dest_datatype: The output format (``options.format`` wins): ``"parquet"``, or
+            ``"iceberg"``: DEST is a warehouse folder (see docs/iceberg.md); None: Iceberg when
+            DEST is a warehouse or ``iceberg`` is given, else from DEST's suffix.
         preset: A preset name (see :func:`presets`), the path of a preset file (``.toml``,
             see :func:`load_preset`) or a :class:`Preset`; None detects it from the source
             (see :func:`detect`).
@@ -92,16 +90,13 @@ def convert(
         >>> result = celltable.convert("ExampleHuman/", "example.parquet")  # doctest: +SKIP
     """
     route_to_stdlib_unless_configured()
-    if dest_datatype is None:
-        dest_datatype = "iceberg" if iceberg is not None or is_warehouse(dest_path) else "parquet"
-    if dest_datatype not in DEST_DATATYPES:
-        raise CelltableError(
-            f"dest_datatype {dest_datatype!r} is not supported yet; use one of {DEST_DATATYPES}"
-        )
     base = options or ConversionOptions()
+    fmt = base.format or dest_datatype
+    if fmt is None and (iceberg is not None or is_warehouse(dest_path)):
+        fmt = ICEBERG.name  # an existing warehouse grows; Iceberg options say it too
     opts = replace(
         base, join=join if join is not None else base.join,
-        chunk_size=chunk_size if chunk_size is not None else base.chunk_size,
+        chunk_size=chunk_size if chunk_size is not None else base.chunk_size, format=fmt,
     )
     source, dest = _path(source_path), _path(dest_path)
     given = resolve_preset(preset)
@@ -129,14 +124,14 @@ def convert(
         chosen = given or preset_to_convert(
             detect_use_case(source, services.locator, services.surveyor))
         request = ConversionRequest(source, dest, chosen, opts)
-        if dest_datatype == "iceberg":
+        if services.output_format.warehouse:
             ice = iceberg or IcebergOptions()
             warehouse, cropper = warehouse_adapters(dest, ice.catalog_uri, ice.catalog_options)
-            services = replace(services, writer=with_object_id(services.writer))
             return convert_to_warehouse(WarehouseRequest(request, ice), services, warehouse,
                                         cropper)
         if iceberg is not None:
-            raise InvalidOptionError("Iceberg options apply to dest_datatype='iceberg' only")
+            raise InvalidOptionError(f"Iceberg options do not apply to the "
+                                     f"{services.output_format.name} format")
         return convert_use_case(request, services)
 
 
@@ -289,7 +284,8 @@ def validate(dest_path: str | os.PathLike[str]) -> ValidationReport:
         True
     """
     route_to_stdlib_unless_configured()
-    return validate_use_case(os.fspath(dest_path), output_reader())
+    reader = warehouse_reader() if is_warehouse(dest_path) else output_reader()
+    return validate_use_case(os.fspath(dest_path), reader)
 
 
 def is_warehouse(path: str | os.PathLike[str]) -> bool:

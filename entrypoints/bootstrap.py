@@ -339,15 +339,15 @@ def warehouse_adapters(dest_path: str, catalog_uri: str | None = None,
     return IcebergWarehouse(dest_path, catalog_uri, dict(catalog_options)), TiffCropper()
 
 
-def with_object_id(writer: Any) -> Any:
-    """``writer`` adding the stable object id column to the profiles it writes."""
-    from celltable.adapters.iceberg import ObjectIdWriter
-
-    return ObjectIdWriter(writer)
-
-
 def crop_pixels(crop: Any) -> Any:
     """The NumPy array of an OME-Arrow crop (see ``celltable.adapters.ome_arrow.to_numpy``)."""
     from celltable.adapters.ome_arrow import to_numpy
 
     return to_numpy(crop)
+
+
+def warehouse_reader() -> OutputReader:
+    """The reader of a warehouse's profiles, for validating them."""
+    from celltable.adapters.iceberg import WarehouseReader
+
+    return WarehouseReader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -222,9 +223,9 @@ def convert(
             format = format or "iceberg"
         with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
             chosen = _customised(preset, compartment, relationship, drop_compartment)
-            result = api.convert(source, dest, dest_datatype=format, preset=chosen, join=join,
-                                 options=options, parsl_config=parsl_config, progress=listener,
-                                 iceberg=iceberg)
+            result = api.convert(source, dest, preset=chosen, join=join,
+                                 options=replace(options, format=format),
+                                 parsl_config=parsl_config, progress=listener, iceberg=iceberg)
     except (CelltableError, OSError) as e:
         _fail(str(e))
     except Terminated:

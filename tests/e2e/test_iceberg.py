@@ -246,3 +246,9 @@ def test_the_command_line_converts_appends_and_refuses_an_existing_warehouse(tmp
     assert more.exit_code == 0, more.output
     states = {f"{t.namespace}.{t.table}": t.rows for t in celltable.describe_warehouse(dest)}
     assert states == {"profiles.joined_profiles": 578, "images.image_crops": 867}
+
+
+def test_validate_checks_the_profiles_data_files_against_their_checksums(warehouse):
+    report = celltable.validate(warehouse)
+    assert report.ok
+    assert [t.rows for t in report.tables] == [289]

@@ -89,3 +89,4 @@ def test_batches_hold_about_the_crops_asked_for_and_lose_no_image():
 
 def test_plates_already_there_keeps_the_conversion_order():
     assert plates_already_there({"b", "c"}, ["a", "b", "c"]) == ("b", "c")
+

@@ -148,6 +148,9 @@ class IcebergWarehouse:
                                  "first")
         self._created = not self.catalog_uri and not Path(self.dest).exists()
         self.catalog(create=True)
+        if self.catalog_uri and not append and self._table(PROFILES, PROFILES_TABLE) is not None:
+            raise WarehouseError(f"the catalog at {self.catalog_uri} already holds "
+                                 f"{PROFILES}.{PROFILES_TABLE}; add plates to it with --append")
         base = Path(self.dest) if not self.catalog_uri and "://" not in self.dest else None
         if base is None:
             import tempfile

@@ -171,8 +171,10 @@ def runner_command(
     executor: str = "threads",
     workers: int | None = None,
     run_dir: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that run one CytoTable conversion."""
+    """The command line and environment that run one CytoTable conversion (with ``image_dir``,
+    into its Iceberg warehouse with image crops)."""
     cmd = [
         info["python"],
         str(Path(__file__).resolve()),
@@ -192,6 +194,8 @@ def runner_command(
         cmd += ["--chunk-size", str(chunk_size)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
+    if image_dir is not None:
+        cmd += ["--dest-backend", "iceberg", "--image-dir", str(Path(image_dir).resolve())]
     env = dict(os.environ)
     env["HOME"] = info["home"]
     # As if the venv were activated: Parsl's HighThroughputExecutor starts `interchange.py`
@@ -242,6 +246,8 @@ def _run(args: argparse.Namespace) -> int:
         "chunk_size": args.chunk_size,
         "parsl_config": _parsl_config(args.executor, workers, run_dir),
     }
+    if args.dest_backend:
+        kwargs.update(dest_backend=args.dest_backend, image_dir=args.image_dir)
     t1 = time.perf_counter()
     result = cytotable.convert(**kwargs)
     t_convert = time.perf_counter() - t1
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--executor", choices=["threads", "htex"], default="threads")
     r.add_argument("--workers", type=int, default=None, help="default: os.cpu_count()")
     r.add_argument("--run-dir", default=None, help="working directory (runinfo goes here)")
+    r.add_argument("--dest-backend", default=None, help="iceberg: a warehouse (with --image-dir)")
+    r.add_argument("--image-dir", default=None, help="crop the images of this folder")
     a = ap.parse_args(argv)
     if a.cmd == "setup":
         info = ensure_venv(

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.plategen import generate_plate  # noqa: E402
+from benchmarks.plategen import generate_plate
 
 BBOX = ("AreaShape_BoundingBoxMinimum_X", "AreaShape_BoundingBoxMaximum_X",
         "AreaShape_BoundingBoxMinimum_Y", "AreaShape_BoundingBoxMaximum_Y")

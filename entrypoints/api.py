@@ -29,7 +29,7 @@ from celltable.bootstrap import (
     warehouse_reader,
 )
 from celltable.domain.detect import Detection
-from celltable.domain.errors import InvalidOptionError, InvalidPresetError
+from celltable.domain.errors import CelltableError, InvalidOptionError, InvalidPresetError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
 from celltable.domain.ports import ProgressListener
 from celltable.domain.preset_file import parse_preset
@@ -38,6 +38,8 @@ from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
 from celltable.domain.warehouse import CATALOG_FILE, ICEBERG, IcebergOptions, TableState
 from celltable.logs import route_to_stdlib_unless_configured
+
+DEST_DATATYPES = ("parquet", "iceberg")
 
 
 def convert(
@@ -90,6 +92,10 @@ def convert(
         >>> result = celltable.convert("ExampleHuman/", "example.parquet")  # doctest: +SKIP
     """
     route_to_stdlib_unless_configured()
+    if dest_datatype is not None and dest_datatype not in DEST_DATATYPES:
+        raise CelltableError(
+            f"dest_datatype {dest_datatype!r} is not supported yet; use one of {DEST_DATATYPES}"
+        )
     base = options or ConversionOptions()
     fmt = base.format or dest_datatype
     if fmt is None and (iceberg is not None or is_warehouse(dest_path)):

@@ -252,3 +252,20 @@ def test_validate_checks_the_profiles_data_files_against_their_checksums(warehou
     report = celltable.validate(warehouse)
     assert report.ok
     assert [t.rows for t in report.tables] == [289]
+
+
+def test_a_users_catalog_takes_the_commits_and_refuses_a_second_conversion_without_append(
+        tmp_path):
+    catalog_db = tmp_path / "catalogs" / "mine.db"
+    catalog_db.parent.mkdir()
+    uri = f"sqlite:///{catalog_db}"
+    ice = IcebergOptions(catalog_uri=uri)
+    result = celltable.convert(EXAMPLE, tmp_path / "tables", dest_datatype="iceberg",
+                               iceberg=ice, preset="cellprofiler_csv")
+    assert [(t.table, t.rows) for t in result.tables] == [("joined_profiles", 289)]
+    assert not (tmp_path / "tables" / "catalog.db").exists()
+    catalog = SqlCatalog("celltable", uri=uri)
+    assert catalog.load_table("profiles.joined_profiles").scan().to_arrow().num_rows == 289
+    with pytest.raises(WarehouseError, match="--append"):
+        celltable.convert(EXAMPLE, tmp_path / "tables", dest_datatype="iceberg", iceberg=ice,
+                          preset="cellprofiler_csv")

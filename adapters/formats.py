@@ -41,7 +41,7 @@ class Registered:
 
 REGISTRY: tuple[Registered, ...] = (
     Registered(PARQUET, "celltable.adapters.parquet_checks:checked_parquet", "celltable.adapters.parquet_checks:ParquetReader"),
-    Registered(ICEBERG, "celltable.adapters.iceberg:profiles_writer", "celltable.adapters.iceberg:WarehouseReader"),
+    Registered(ICEBERG, "celltable.adapters.iceberg_format:profiles_writer", "celltable.adapters.iceberg_format:WarehouseReader"),
 )
 
 FORMATS: tuple[OutputFormat, ...] = tuple(r.format for r in REGISTRY)

@@ -11,7 +11,6 @@ catalog): every table is left where it was, and no file another snapshot uses is
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,18 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
 from celltable.domain.errors import DestinationError, MissingExtraError, WarehouseError
-from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
-from celltable.domain.schema import Column, DataType
+from celltable.domain.naming import TABLE_NUMBER
 from celltable.domain.warehouse import (
     CATALOG_FILE,
     CATALOG_NAME,
     IMAGES,
-    OBJECT_ID,
     PROFILES,
     PROFILES_TABLE,
     TableFiles,
@@ -41,8 +37,6 @@ from celltable.domain.warehouse import (
 log = structlog.get_logger("celltable.iceberg")
 
 STAGING_PREFIX = ".celltable-staging-"
-PROVENANCE = "celltable.provenance"
-KEYS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
 
 
 def pyiceberg_catalog() -> Any:
@@ -56,7 +50,7 @@ def pyiceberg_catalog() -> Any:
 
 
 @contextmanager
-def _named(what: str) -> Iterator[None]:
+def catalog_errors(what: str) -> Iterator[None]:
     """pyiceberg's and SQLAlchemy's failures as one named error."""
     try:
         yield
@@ -98,7 +92,7 @@ class IcebergWarehouse:
             if self.catalog_uri:
                 props = {"uri": self.catalog_uri, **self.catalog_options}
                 props.setdefault("warehouse", self._location_root())
-                with _named(f"cannot open the catalog at {self.catalog_uri}"):
+                with catalog_errors(f"cannot open the catalog at {self.catalog_uri}"):
                     self._catalog = catalog.load_catalog(CATALOG_NAME, **props)
             else:
                 if not self.exists() and not create:
@@ -107,7 +101,7 @@ class IcebergWarehouse:
                 from pyiceberg.catalog.sql import SqlCatalog
 
                 Path(self.dest).mkdir(parents=True, exist_ok=True)
-                with _named(f"cannot open the catalog of {self.dest}"):
+                with catalog_errors(f"cannot open the catalog of {self.dest}"):
                     self._catalog = SqlCatalog(
                         CATALOG_NAME, uri=f"sqlite:///{self.dest}/{CATALOG_FILE}",
                         warehouse=f"file://{self.dest}", **self.catalog_options)
@@ -118,7 +112,7 @@ class IcebergWarehouse:
 
     def _table(self, namespace: str, table: str) -> Any | None:
         catalog = self.catalog()
-        with _named(f"cannot read table {namespace}.{table}"):
+        with catalog_errors(f"cannot read table {namespace}.{table}"):
             if not catalog.table_exists((namespace, table)):
                 return None
             return catalog.load_table((namespace, table))
@@ -166,7 +160,7 @@ class IcebergWarehouse:
         t = self._table(namespace, table)
         if t is None or t.current_snapshot() is None:
             return ()
-        with _named(f"cannot scan {namespace}.{table}"):
+        with catalog_errors(f"cannot scan {namespace}.{table}"):
             column = t.scan(selected_fields=(TABLE_NUMBER,)).to_arrow().column(TABLE_NUMBER)
         return tuple(sorted(set(column.unique().to_pylist()) - {None}))
 
@@ -236,7 +230,7 @@ class IcebergWarehouse:
     def _add(self, tf: TableFiles, table: Any | None, files: list[str], schema: pa.Schema,
              properties: Mapping[str, str]) -> None:
         catalog = self.catalog()
-        with _named(f"cannot commit to {tf.namespace}.{tf.table}"):
+        with catalog_errors(f"cannot commit to {tf.namespace}.{tf.table}"):
             if table is None:
                 catalog.create_namespace_if_not_exists(tf.namespace)
                 tx = catalog.create_table_transaction(
@@ -290,7 +284,7 @@ class IcebergWarehouse:
 
     def tables(self) -> tuple[TableState, ...]:
         catalog = self.catalog()
-        with _named(f"cannot list the tables of {self.dest}"):
+        with catalog_errors(f"cannot list the tables of {self.dest}"):
             names = [t for ns in catalog.list_namespaces() for t in catalog.list_tables(ns)]
         return tuple(self.state(ns, name) for ns, name in sorted(names))
 
@@ -304,7 +298,7 @@ class IcebergWarehouse:
         if t is None:
             raise WarehouseError(f"{self.dest} has no table {namespace}.{name}; "
                                  "`celltable inspect` lists its tables")
-        with _named(f"cannot scan {namespace}.{name}"):
+        with catalog_errors(f"cannot scan {namespace}.{name}"):
             scan = t.scan(row_filter=row_filter or "True",
                           selected_fields=tuple(columns) if columns else ("*",))
             return scan.to_arrow()
@@ -319,72 +313,3 @@ def _union_schema(files: Sequence[str]) -> pa.Schema:
     return pa.schema(list(fields.values()))
 
 
-
-class ObjectIdWriter:
-    """A :class:`celltable.domain.ports.TableWriter` adding :data:`OBJECT_ID` after the key
-    columns of every table it creates (the profiles of a warehouse)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> _ObjectIdSink:
-        names = [c.name for c in columns]
-        keys = [k for k in KEYS if k in names]
-        at = max((names.index(k) + 1 for k in keys), default=0)
-        with_id = (*columns[:at], Column(OBJECT_ID, DataType.STRING), *columns[at:])
-        return _ObjectIdSink(self.inner.create(path, with_id, rows), at, keys)
-
-    def columns_of(self, data: object) -> Sequence[Column]:
-        return self.inner.columns_of(data)
-
-
-class _ObjectIdSink:
-    def __init__(self, inner: Any, at: int, keys: Sequence[str]) -> None:
-        self.inner = inner
-        self.at = at
-        self.keys = keys
-
-    def write(self, data: object) -> None:
-        assert isinstance(data, pa.Table), type(data)
-        ids = pc.binary_join_element_wise(
-            *(pc.cast(data.column(k), pa.string()) for k in self.keys), "/")
-        self.inner.write(data.add_column(self.at, OBJECT_ID, ids))
-
-    def close(self, metadata: Mapping[str, str]) -> int:
-        # the provenance lists the plan's columns: the id is one more, where it was added
-        meta = dict(metadata)
-        if PROVENANCE in meta:
-            prov = json.loads(meta[PROVENANCE])
-            if isinstance(prov.get("schema"), list):
-                prov["schema"].insert(self.at, [OBJECT_ID, DataType.STRING.value])
-                meta[PROVENANCE] = json.dumps(prov, sort_keys=True, default=str)
-        return self.inner.close(meta)
-
-
-def profiles_writer(settings: Any) -> ObjectIdWriter:
-    """The Iceberg format's writer (see :mod:`celltable.adapters.formats`): the profiles' data
-    file, Parquet with its checksum, and the object id."""
-    pyiceberg_catalog()  # a missing extra is named before anything is converted
-    from celltable.adapters.parquet_checks import checked_parquet
-
-    return ObjectIdWriter(checked_parquet(settings))
-
-
-class WarehouseReader:
-    """Re-reads the profiles of a warehouse for ``celltable validate`` (see
-    :class:`celltable.domain.ports.OutputReader`): each data file of the profiles table's
-    current snapshot, checked against the checksum its writer recorded."""
-
-    def tables(self, dest_path: str) -> tuple[str, ...]:
-        warehouse = IcebergWarehouse(dest_path)
-        table = warehouse._table(PROFILES, PROFILES_TABLE)
-        if table is None:
-            raise WarehouseError(f"{dest_path} has no profiles table yet")
-        with _named(f"cannot list the data files of {dest_path}"):
-            files = [task.file.file_path for task in table.scan().plan_files()]
-        return tuple(sorted(f[len("file://"):] if f.startswith("file://") else f for f in files))
-
-    def scan(self, path: str, key_columns: Any) -> Any:
-        from celltable.adapters.parquet_checks import ParquetReader
-
-        return ParquetReader().scan(path, key_columns)

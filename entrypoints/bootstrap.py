@@ -348,6 +348,6 @@ def crop_pixels(crop: Any) -> Any:
 
 def warehouse_reader() -> OutputReader:
     """The reader of a warehouse's profiles, for validating them."""
-    from celltable.adapters.iceberg import WarehouseReader
+    from celltable.adapters.iceberg_format import WarehouseReader
 
     return WarehouseReader()

@@ -143,12 +143,8 @@ def crop_batch(sets: Sequence[ImageSet], path: str, skip_bad_files: bool) -> Cro
     skipped: list[tuple[str, str]] = []
     try:
         for s in sets:
-            try:
-                table = _crop_set(s)
-            except ImageFileError as e:
-                if not skip_bad_files:
-                    raise
-                skipped.append((s.files[0][1], str(e)))
+            table = _crop_set(s, skip_bad_files, skipped)
+            if table is None:
                 continue
             if writer is None:
                 writer = pq.ParquetWriter(path, CROPS_SCHEMA, compression="zstd")
@@ -160,13 +156,31 @@ def crop_batch(sets: Sequence[ImageSet], path: str, skip_bad_files: bool) -> Cro
     return CropOutput(path if writer is not None else None, rows, tuple(skipped))
 
 
-def _crop_set(s: ImageSet) -> pa.Table:
+def _crop_set(s: ImageSet, skip_bad_files: bool,
+              skipped: list[tuple[str, str]]) -> pa.Table | None:
+    """The crops of one image's channels; a file that cannot be read raises, or with
+    ``skip_bad_files`` is added to ``skipped`` and its crops left out (a mask or outline: the
+    whole image's)."""
+
+    def read(path: str) -> np.ndarray | None:
+        try:
+            return read_plane(path)
+        except ImageFileError as e:
+            if not skip_bad_files:
+                raise
+            skipped.append((path, str(e)))
+            return None
+
     ids = [object_id(s.plate, s.image, o) for o in s.objects]
-    mask = read_plane(s.mask) if s.mask else None
-    outline = read_plane(s.outline) if s.outline else None
+    mask = read(s.mask) if s.mask else None
+    outline = read(s.outline) if s.outline else None
+    if (s.mask and mask is None) or (s.outline and outline is None):
+        return None
     parts = []
     for channel, file in s.files:
-        plane = read_plane(file)
+        plane = read(file)
+        if plane is None:
+            continue
         crops = [plane[y0:y1, x0:x1] for x0, x1, y0, y1 in s.boxes]
         crop_ids = [f"{i}/{channel}" for i in ids]
         n = len(crops)
@@ -190,7 +204,7 @@ def _crop_set(s: ImageSet) -> pa.Table:
             crops_array(crops, crop_ids, Path(file).name, channel),
             *extra,
         ], schema=CROPS_SCHEMA))
-    return pa.concat_tables(parts)
+    return pa.concat_tables(parts) if parts else None
 
 
 class TiffCropper:

@@ -135,3 +135,14 @@ def test_the_command_line_says_it_in_one_line(tmp_path):
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("celltable: error:") and "nowhere" in lines[0]
     _nothing_at(dest)
+
+
+def test_with_skip_bad_files_an_unreadable_tiff_loses_only_its_own_crops(tmp_path):
+    plate = _plate(tmp_path)
+    (plate / DNA).write_bytes(b"not a tiff")
+    result = _convert(plate, tmp_path / "wh", images_dir=str(plate), skip_bad_files=True)
+    assert result.crops == 289 * 2
+    assert [Path(f).name for f, _ in result.skipped_images] == [DNA]
+    columns = celltable.read(tmp_path / "wh", "images.image_crops",
+                             columns=["source_image_column"]).column(0).to_pylist()
+    assert sorted(set(columns)) == ["Image_FileName_PH3", "Image_FileName_cellbody"]

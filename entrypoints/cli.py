@@ -233,6 +233,8 @@ def convert(
                    "again, with --resume to reuse finished chunks)", err=True)
         raise typer.Exit(EXIT_CODE) from None
     if isinstance(result, WarehouseResult):
+        if report == "-" and result.conversion.report is not None:
+            typer.echo(json.dumps(report_json(result.conversion.report), indent=2))
         for line in warehouse_summary(result):
             typer.echo(line, err=report == "-")
         return

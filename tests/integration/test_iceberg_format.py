@@ -48,3 +48,22 @@ def test_pixels_outside_16_bits_are_refused():
     with pytest.raises(ImageFileError, match="16-bit"):
         crops_array([np.full((2, 2), -1, np.int16)], ["a"], "x.tif", "DNA")
     assert isinstance(crops_array([], [], "x.tif", "DNA"), pa.StructArray)
+
+
+def test_plain_and_ome_tiffs_give_their_one_plane_and_stacks_are_refused(tmp_path):
+    import tifffile
+
+    from celltable.adapters.images import read_plane
+
+    pixels = np.arange(6 * 5, dtype=np.uint16).reshape(6, 5)
+    tifffile.imwrite(tmp_path / "plain.tif", pixels)
+    tifffile.imwrite(tmp_path / "one.ome.tif", pixels[None, None], ome=True,
+                     metadata={"axes": "CZYX"})
+    for name in ("plain.tif", "one.ome.tif"):
+        np.testing.assert_array_equal(read_plane(str(tmp_path / name)), pixels)
+    tifffile.imwrite(tmp_path / "stack.ome.tif", np.stack([pixels, pixels]), ome=True,
+                     metadata={"axes": "CYX"})
+    with pytest.raises(ImageFileError, match="one plane per file"):
+        read_plane(str(tmp_path / "stack.ome.tif"))
+    with pytest.raises(ImageFileError, match="does not exist"):
+        read_plane(str(tmp_path / "missing.tif"))

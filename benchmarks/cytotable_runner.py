@@ -155,6 +155,23 @@ def ensure_venv(
     return info
 
 
+IMAGE_EXPORT = ("ome-arrow", "pyiceberg[sql-sqlite,pyarrow]==0.11.1")
+"""What CytoTable's image export (``dest_backend="iceberg"``, ``image_dir``) needs beside it:
+ome-arrow, and a pyiceberg before 0.12 (whose ``Catalog`` gained abstract methods CytoTable
+1.2.6's own catalog class does not define: "Can't instantiate abstract class TinyCatalog")."""
+
+
+def ensure_image_export(info: dict[str, str]) -> None:
+    """Install :data:`IMAGE_EXPORT` into CytoTable's venv when missing."""
+    venv = Path(info["venv"])
+    probe = subprocess.run([str(_venv_python(venv)), "-c", "import ome_arrow, pyiceberg"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        r = _pip(venv, *IMAGE_EXPORT)
+        if r.returncode != 0:
+            raise RuntimeError(f"pip install failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+
+
 def _base_python() -> str:
     """A base interpreter for the new venv (not the venv the harness itself runs in)."""
     base = getattr(sys, "_base_executable", None) or sys.executable

@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.cytotable_runner import ensure_venv, runner_command  # noqa: E402
+from benchmarks.cytotable_runner import ensure_image_export, ensure_venv, runner_command  # noqa: E402
 from benchmarks.imagegen import generate_plate_with_images  # noqa: E402
 from benchmarks.measure import run_measured  # noqa: E402
 
@@ -37,6 +37,7 @@ def _celltable(plate: Path, dest: Path, log: Path) -> dict:
 
 def _cytotable(plate: Path, dest: Path, work: Path, log: Path, timeout: float) -> dict:
     info = ensure_venv(HERE / ".venvs" / "cytotable")
+    ensure_image_export(info)
     cmd, env = runner_command(info, source=plate, dest=dest, preset="cellprofiler_csv",
                               chunk_size=None, run_dir=work, image_dir=plate)
     m = run_measured("cytotable", cmd, env=env, log_path=log, timeout=timeout)

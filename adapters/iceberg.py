@@ -95,6 +95,12 @@ class IcebergWarehouse:
                 with catalog_errors(f"cannot open the catalog at {self.catalog_uri}"):
                     self._catalog = catalog.load_catalog(CATALOG_NAME, **props)
             else:
+                if "://" in self.dest:
+                    raise WarehouseError(
+                        f"a warehouse at {self.dest} needs a catalog of its own: give "
+                        "--catalog-uri (a REST catalog, or a SQL database such as "
+                        "sqlite:///catalog.db) and its --catalog-option s (s3.endpoint ...); "
+                        "the embedded catalog is a local SQLite file")
                 if not self.exists() and not create:
                     raise WarehouseError(f"{self.dest} is not a celltable warehouse (no "
                                          f"{CATALOG_FILE}); convert into it with --format iceberg")
@@ -226,6 +232,13 @@ class IcebergWarehouse:
         for target in moved:
             if target.startswith("file://"):
                 Path(target[len("file://"):]).unlink(missing_ok=True)
+            else:
+                from pyiceberg.io import load_file_io
+
+                try:
+                    load_file_io({**self.catalog().properties}, target).delete(target)
+                except Exception as e:  # the failure being reported matters more
+                    log.warning("data_file_not_removed", path=target, reason=str(e))
 
     def _add(self, tf: TableFiles, table: Any | None, files: list[str], schema: pa.Schema,
              properties: Mapping[str, str]) -> None:

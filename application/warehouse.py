@@ -20,7 +20,7 @@ from celltable.application.convert import Services, convert
 from celltable.application.tasks import run_ordered
 from celltable.domain.errors import CelltableError, InvalidOptionError, WarehouseError
 from celltable.domain.model import ConversionRequest, ConversionResult
-from celltable.domain.ports import ImageCropper, Warehouse
+from celltable.domain.ports import Destination, ImageCropper, Warehouse
 from celltable.domain.report import REPORT_SUFFIX, report_json
 from celltable.domain.warehouse import (
     CROPS_TABLE,
@@ -78,9 +78,11 @@ class WarehouseResult:
 
 
 def convert_to_warehouse(request: WarehouseRequest, services: Services, warehouse: Warehouse,
-                         cropper: ImageCropper | None) -> WarehouseResult:
+                         cropper: ImageCropper | None,
+                         reports: Destination | None = None) -> WarehouseResult:
     """Convert the source into the warehouse: one new snapshot of the profiles table, and of
-    the crops table when images are given.
+    the crops table when images are given. ``services.destination`` stages the profiles
+    (locally); ``reports`` (default: that one) writes the run report beside DEST.
 
     Raises:
         CelltableError: Any named failure; every table is left at its previous snapshot.
@@ -126,7 +128,7 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
     done = WarehouseResult(replace(result, dest_path=conversion.dest_path,
                                    duration_s=time.perf_counter() - started),
                            states, crops, names, tuple(skipped))
-    _write_report(request, services, done)
+    _write_report(request, reports or services.destination, done)
     log.info("warehouse_committed", dest=conversion.dest_path, profiles=result.rows_out,
              crops=crops, skipped_images=len(skipped))
     return done
@@ -176,7 +178,8 @@ def _crop(images: ImageOptions, cropper: ImageCropper, indexes: Indexes, service
     return tuple(files), rows, tuple(sorted(cropped)), skipped
 
 
-def _write_report(request: WarehouseRequest, services: Services, done: WarehouseResult) -> None:
+def _write_report(request: WarehouseRequest, destination: Destination,
+                  done: WarehouseResult) -> None:
     """The run report, with the warehouse's tables, crops and image files skipped."""
     opts = request.conversion.options
     report = done.conversion.report
@@ -192,7 +195,7 @@ def _write_report(request: WarehouseRequest, services: Services, done: Warehouse
     }
     path = opts.report_path or request.conversion.dest_path.rstrip("/") + REPORT_SUFFIX
     try:
-        services.destination.write_text(path, json.dumps(data, indent=2) + "\n")
+        destination.write_text(path, json.dumps(data, indent=2) + "\n")
     except CelltableError as e:
         log.warning("report_not_written", path=path, reason=str(e))
 

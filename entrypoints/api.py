@@ -24,6 +24,7 @@ from celltable.bootstrap import (
     bootstrap,
     crop_pixels,
     inspect_services,
+    local_destination,
     output_reader,
     warehouse_adapters,
     warehouse_reader,
@@ -133,8 +134,10 @@ def convert(
         if services.output_format.warehouse:
             ice = iceberg or IcebergOptions()
             warehouse, cropper = warehouse_adapters(dest, ice.catalog_uri, ice.catalog_options)
+            reports = services.destination  # DEST's kind (local or cloud), for the run report
+            services = replace(services, destination=local_destination(opts.staging_dir))
             return convert_to_warehouse(WarehouseRequest(request, ice), services, warehouse,
-                                        cropper)
+                                        cropper, reports)
         if iceberg is not None:
             raise InvalidOptionError(f"Iceberg options do not apply to the "
                                      f"{services.output_format.name} format")

@@ -351,3 +351,11 @@ def warehouse_reader() -> OutputReader:
     from celltable.adapters.iceberg_format import WarehouseReader
 
     return WarehouseReader()
+
+
+def local_destination(staging_dir: str | None = None) -> Any:
+    """A destination on local disk: a warehouse's profiles are staged locally whatever DEST
+    is, then committed into the warehouse."""
+    from celltable.adapters.storage import LocalDestination
+
+    return LocalDestination(staging_dir)

@@ -153,6 +153,10 @@ def convert(
     bbox_compartment: Annotated[str, typer.Option(help="Iceberg: the compartment whose "
                                                   "AreaShape_BoundingBox* columns cut the "
                                                   "crops.")] = "Cells",
+    bbox_columns: Annotated[str | None, typer.Option(
+        metavar="X_MIN,X_MAX,Y_MIN,Y_MAX", help="Iceberg: the bounding-box columns of that "
+        "compartment (default: CellProfiler's AreaShape_BoundingBoxMinimum_X, ...Maximum_X, "
+        "...Minimum_Y, ...Maximum_Y).")] = None,
     skip_bad_files: Annotated[bool, typer.Option(help="Leave out, and report, image files "
                                                  "that are missing, ambiguous or unreadable "
                                                  "instead of failing.")] = False,
@@ -213,13 +217,15 @@ def convert(
 
         iceberg = None
         if format == "iceberg" or images or masks or outlines or append or catalog_uri \
+                or bbox_columns \
                 or (format is None and api.is_warehouse(dest)):
             iceberg = IcebergOptions(
                 append=append, catalog_uri=catalog_uri,
                 catalog_options=tuple(_key_value(o) for o in catalog_option or ()),
                 images=ImageOptions(images_dir=images, masks_dir=masks, outlines_dir=outlines,
                                     bbox_compartment=bbox_compartment,
-                                    skip_bad_files=skip_bad_files))
+                                    skip_bad_files=skip_bad_files,
+                                    **_bbox_columns(bbox_columns)))
             format = format or "iceberg"
         with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
             chosen = _customised(preset, compartment, relationship, drop_compartment)
@@ -349,6 +355,13 @@ def _customised(preset: str | Preset, compartments: list[str] | None,
     assert chosen is not None
     return override_builtin(chosen, compartments=compartments or (),
                             relationships=relationships or (), drop=drop or ())
+
+
+def _bbox_columns(text: str | None) -> dict[str, tuple[str, ...]]:
+    """``--bbox-columns`` as ImageOptions' keyword (nothing when not given)."""
+    if text is None:
+        return {}
+    return {"bbox_columns": tuple(c.strip() for c in text.split(","))}
 
 
 def _key_value(text: str) -> tuple[str, str]:

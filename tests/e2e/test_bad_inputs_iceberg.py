@@ -146,3 +146,12 @@ def test_with_skip_bad_files_an_unreadable_tiff_loses_only_its_own_crops(tmp_pat
     columns = celltable.read(tmp_path / "wh", "images.image_crops",
                              columns=["source_image_column"]).column(0).to_pylist()
     assert sorted(set(columns)) == ["Image_FileName_PH3", "Image_FileName_cellbody"]
+
+
+def test_bounding_box_columns_of_the_wrong_count_are_refused_on_the_command_line(tmp_path):
+    dest = tmp_path / "wh"
+    result = CliRunner().invoke(app, ["convert", str(EXAMPLE), str(dest), "--images",
+                                      str(EXAMPLE), "--bbox-columns", "a,b", "-q"])
+    assert result.exit_code == 1
+    assert "four names" in result.output
+    _nothing_at(dest)

@@ -93,6 +93,9 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
     if not opts.join or opts.partition_by or opts.join_sql:
         raise InvalidOptionError("an Iceberg warehouse holds the joined profiles: leave out "
                                  "--no-join, --partition-by and --join-sql")
+    if opts.resume:
+        raise InvalidOptionError("--resume does not apply to a warehouse: a failed conversion "
+                                 "commits nothing, so run it again")
     if request.images.images_dir and cropper is None:
         raise CelltableError("cropping images needs an image reader; none is configured")
     staging = warehouse.prepare(append=request.append)
@@ -108,7 +111,7 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
         # image folders are listed first: a wrong folder fails before anything is converted
         indexes = _indexes(request.images, cropper) if request.images.images_dir else None
         inner = replace(conversion, dest_path=f"{staging}/profiles.parquet",
-                        options=replace(opts, report_path="-", overwrite=False, resume=False))
+                        options=replace(opts, report_path="-", overwrite=False))
         result = convert(inner, services)
         crop_files: tuple[str, ...] = ()
         crops, names, skipped = 0, (), []

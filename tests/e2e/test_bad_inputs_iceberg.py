@@ -95,6 +95,8 @@ def test_options_a_warehouse_cannot_hold_are_refused(tmp_path):
     dest = tmp_path / "wh"
     with pytest.raises(InvalidOptionError, match="--no-join"):
         _convert(EXAMPLE, dest, ConversionOptions(join=False))
+    with pytest.raises(InvalidOptionError, match="--resume"):
+        _convert(EXAMPLE, dest, ConversionOptions(resume=True))
     with pytest.raises(InvalidOptionError, match="--images"):
         ImageOptions(masks_dir=str(EXAMPLE))
     _nothing_at(dest)

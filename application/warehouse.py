@@ -71,6 +71,8 @@ class WarehouseResult:
     crops: int = 0
     channels: tuple[str, ...] = ()
     skipped_images: tuple[tuple[str, str], ...] = ()
+    crop_s: float = 0.0
+    """Seconds spent cropping (reading images and writing crops)."""
 
     @property
     def rows_out(self) -> int:
@@ -115,9 +117,11 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
         result = convert(inner, services)
         crop_files: tuple[str, ...] = ()
         crops, names, skipped = 0, (), []
+        cropping = time.perf_counter()
         if indexes is not None and cropper is not None:
             crop_files, crops, names, skipped = _crop(request.images, cropper, indexes, services,
                                                       result.dest_path, staging)
+        crop_s = time.perf_counter() - cropping
         properties = {"data-producer": services.producer,
                       "data-producer-version": services.version,
                       "celltable.plates": json.dumps(list(result.plates))}
@@ -130,7 +134,7 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
     warehouse.discard()
     done = WarehouseResult(replace(result, dest_path=conversion.dest_path,
                                    duration_s=time.perf_counter() - started),
-                           states, crops, names, tuple(skipped))
+                           states, crops, names, tuple(skipped), crop_s)
     _write_report(request, reports or services.destination, done)
     log.info("warehouse_committed", dest=conversion.dest_path, profiles=result.rows_out,
              crops=crops, skipped_images=len(skipped))
@@ -193,6 +197,7 @@ def _write_report(request: WarehouseRequest, destination: Destination,
         "tables": [{"table": f"{t.namespace}.{t.table}", "rows": t.rows,
                     "snapshots": t.snapshots, "snapshot_id": t.snapshot_id} for t in done.tables],
         "crops": done.crops,
+        "crop_seconds": round(done.crop_s, 3),
         "channels": list(done.channels),
         "image_files_skipped": [{"file": f, "reason": r} for f, r in done.skipped_images],
     }

@@ -188,8 +188,9 @@ class IcebergWarehouse:
                 previous = before.current_snapshot().snapshot_id if (
                     before is not None and before.current_snapshot() is not None) else None
                 schema = _union_schema(tf.files)
-                moved = self._move(tf, before)
+                moved: list[str] = []
                 try:
+                    self._move(tf, before, moved)
                     self._add(tf, before, moved, schema, properties)
                 except BaseException:
                     self._unmove(moved)
@@ -202,10 +203,10 @@ class IcebergWarehouse:
             raise
         return tuple(states)
 
-    def _move(self, tf: TableFiles, table: Any | None) -> list[str]:
-        """Move the staged files into the table's data folder; their new paths (URIs)."""
+    def _move(self, tf: TableFiles, table: Any | None, moved: list[str]) -> None:
+        """Move the staged files into the table's data folder, adding each one's new path (URI)
+        to ``moved`` as soon as it is there."""
         location = table.location() if table is not None else self._new_location(tf)
-        moved = []
         for f in tf.files:
             target = f"{location.rstrip('/')}/data/{uuid.uuid4().hex}.parquet"
             if target.startswith("file://"):
@@ -215,7 +216,6 @@ class IcebergWarehouse:
             else:
                 self._upload(f, target)
             moved.append(target)
-        return moved
 
     def _new_location(self, tf: TableFiles) -> str:
         return f"{self._location_root()}/{tf.namespace}/{tf.table}"

@@ -141,11 +141,14 @@ def crop_batch(sets: Sequence[ImageSet], path: str, skip_bad_files: bool) -> Cro
     writer: pq.ParquetWriter | None = None
     rows = 0
     skipped: list[tuple[str, str]] = []
+    channels: set[str] = set()
     try:
         for s in sets:
             table = _crop_set(s, skip_bad_files, skipped)
             if table is None:
                 continue
+            channels.update(c.removeprefix("Image_FileName_")
+                            for c in table.column("source_image_column").unique().to_pylist())
             if writer is None:
                 writer = pq.ParquetWriter(path, CROPS_SCHEMA, compression="zstd")
             writer.write_table(table)
@@ -153,7 +156,8 @@ def crop_batch(sets: Sequence[ImageSet], path: str, skip_bad_files: bool) -> Cro
     finally:
         if writer is not None:
             writer.close()
-    return CropOutput(path if writer is not None else None, rows, tuple(skipped))
+    return CropOutput(path if writer is not None else None, rows, tuple(skipped),
+                      tuple(sorted(channels)))
 
 
 def _crop_set(s: ImageSet, skip_bad_files: bool,

@@ -168,7 +168,6 @@ def _crop(images: ImageOptions, cropper: ImageCropper, indexes: Indexes, service
         for rows in cropper.image_rows(profiles, chans, bbox):
             s = image_sets(rows, index.find, masks, outlines, images.skip_bad_files, skipped)
             if s is not None:
-                cropped.update(ch for ch, _ in s.files)
                 yield s
 
     jobs = ((f"cropping plate {b[0].plate!r} from image {b[0].image}",
@@ -180,6 +179,7 @@ def _crop(images: ImageOptions, cropper: ImageCropper, indexes: Indexes, service
             files.append(out.path)
         rows += out.rows
         skipped.extend(out.skipped)
+        cropped.update(out.channels)
     if skipped:
         log.warning("image_files_skipped", files=len(skipped), first=skipped[0][1])
     return tuple(files), rows, tuple(sorted(cropped)), skipped

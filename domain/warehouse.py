@@ -257,12 +257,14 @@ class ImageSet:
 
 @dataclass(frozen=True, slots=True)
 class CropOutput:
-    """What a cropping task wrote: a data file (None when it had no crops), its rows, and the
-    files it left out (``(path, reason)``, with ``skip_bad_files``)."""
+    """What a cropping task wrote: a data file (None when it had no crops), its rows, the
+    files it left out (``(path, reason)``, with ``skip_bad_files``) and the channels cropped."""
 
     path: str | None
     rows: int
     skipped: tuple[tuple[str, str], ...] = ()
+    channels: tuple[str, ...] = ()
+    """The channels it cropped."""
 
 
 @dataclass(frozen=True, slots=True)

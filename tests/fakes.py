@@ -320,4 +320,5 @@ class FakeCropper:
             for _, file in s.files:
                 if file.rsplit("/", 1)[-1] in self.broken:
                     raise ImageFileError(f"{file} is not a readable TIFF")
-        return CropOutput(path, sum(len(s.objects) * len(s.files) for s in sets))
+        return CropOutput(path, sum(len(s.objects) * len(s.files) for s in sets),
+                          channels=tuple(sorted({c for s in sets for c, _ in s.files})))

@@ -144,6 +144,7 @@ def test_with_skip_bad_files_an_unreadable_tiff_loses_only_its_own_crops(tmp_pat
     (plate / DNA).write_bytes(b"not a tiff")
     result = _convert(plate, tmp_path / "wh", images_dir=str(plate), skip_bad_files=True)
     assert result.crops == 289 * 2
+    assert result.channels == ("PH3", "cellbody")
     assert [Path(f).name for f, _ in result.skipped_images] == [DNA]
     columns = celltable.read(tmp_path / "wh", "images.image_crops",
                              columns=["source_image_column"]).column(0).to_pylist()

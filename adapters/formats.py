@@ -116,8 +116,14 @@ class FormatReader:
                 "celltable convert wrote")
         return tuple(str(p) for p in found)
 
-    def scan(self, path: str, key_columns: Any) -> OutputScan:
-        return self._reader(path).scan(path, key_columns)
+    def scan(self, path: str, key_columns: Any, group_rows: Any = None) -> OutputScan:
+        return self._reader(path).scan(path, key_columns, group_rows)
+
+    def folder(self, dest_path: str) -> tuple[str | None, dict[str, str]] | None:
+        path = Path(dest_path).expanduser().absolute()
+        if not path.is_dir() or format_of(str(path)).folder:
+            return None
+        return self._reader(str(path)).folder(str(path))
 
 
 _FOLDER_SUFFIXES = {f.suffix for f in FORMATS if f.folder}

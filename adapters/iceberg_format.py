@@ -39,6 +39,9 @@ class ObjectIdWriter:
     def columns_of(self, data: object) -> Sequence[Column]:
         return self.inner.columns_of(data)
 
+    def seal(self, folder: str) -> None:
+        self.inner.seal(folder)
+
 
 class _ObjectIdSink:
     def __init__(self, inner: Any, at: int, keys: Sequence[str]) -> None:
@@ -86,7 +89,12 @@ class WarehouseReader:
             files = [task.file.file_path for task in table.scan().plan_files()]
         return tuple(sorted(f[len("file://"):] if f.startswith("file://") else f for f in files))
 
-    def scan(self, path: str, key_columns: Any) -> Any:
+    def scan(self, path: str, key_columns: Any, group_rows: Any = None) -> Any:
         from celltable.adapters.parquet_checks import ParquetReader
 
-        return ParquetReader().scan(path, key_columns)
+        return ParquetReader().scan(path, key_columns, group_rows)
+
+    def folder(self, dest_path: str) -> None:
+        """None: each data file is checked on its own (the snapshot, not a manifest file,
+        says which files the table holds)."""
+        return None

@@ -257,6 +257,7 @@ class OutputReader(Protocol):
         (:func:`celltable.domain.validation.file_fingerprint`); None for a one-file output."""
         ...
 
+
 class PlateWorker(Protocol):
     """What a plate task builds where it runs (a worker process, maybe another machine) from
     the recipe the composition root passed: its own engine, and how it reaches files."""

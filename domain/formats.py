@@ -52,7 +52,7 @@ def choose_format(dest_path: str, given: str | None,
     by_suffix = {f.suffix.lower(): f for f in formats}
     leaf = dest_path.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
     stem, dot, ext = leaf.rpartition(".")
-    suffix = f".{ext.lower()}" if dot and stem else ""
+    suffix = f".{ext.lower()}" if dot and stem and ext else ""  # "..": no suffix
     from_suffix = by_suffix.get(suffix)
     if given is not None:
         chosen = next((f for f in formats if given.lower() in (f.name, *f.aliases)), None)

@@ -67,3 +67,11 @@ def test_plain_and_ome_tiffs_give_their_one_plane_and_stacks_are_refused(tmp_pat
         read_plane(str(tmp_path / "stack.ome.tif"))
     with pytest.raises(ImageFileError, match="does not exist"):
         read_plane(str(tmp_path / "missing.tif"))
+
+
+def test_a_dest_of_dots_names_no_suffix():
+    from celltable.adapters.formats import FORMATS
+    from celltable.domain.formats import PARQUET, choose_format
+
+    assert choose_format("plates/..", None, FORMATS) == PARQUET
+    assert choose_format(".", None, FORMATS) == PARQUET

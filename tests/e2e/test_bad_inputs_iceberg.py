@@ -4,6 +4,7 @@ warehouse at its snapshot."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -158,3 +159,35 @@ def test_bounding_box_columns_of_the_wrong_count_are_refused_on_the_command_line
     assert result.exit_code == 1
     assert "four names" in result.output
     _nothing_at(dest)
+
+
+def _two_plates(tmp: Path) -> Path:
+    """plate_a: ExampleHuman without its DNA channel's TIFF; plate_b: its Cells.csv empty."""
+    plates = tmp / "plates"
+    for name in ("plate_a", "plate_b"):
+        shutil.copytree(EXAMPLE, plates / name)
+    (plates / "plate_a" / DNA).unlink()
+    (plates / "plate_b" / "Cells.csv").write_bytes(b"")
+    return plates
+
+
+def test_one_skip_bad_files_option_skips_bad_source_files_and_bad_images_alike(tmp_path):
+    plates, dest = _two_plates(tmp_path), tmp_path / "wh"
+    args = ["convert", str(plates), str(dest), "--preset", "cellprofiler_csv", "--format",
+            "iceberg", "--images", str(plates / "plate_a"), "-q"]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1
+    assert "plate_b/Cells.csv" in refused.output and "--skip-bad-files" in refused.output
+    _nothing_at(dest)
+
+    result = CliRunner().invoke(app, [*args, "--skip-bad-files"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 bad file(s)" in result.output and f"{dest}.report.json" in result.output
+    profiles = celltable.read(dest)
+    assert set(profiles.column("Metadata_TableNumber").to_pylist()) == {"plate_a"}
+    assert profiles.num_rows == 289
+    assert celltable.read(dest, "images.image_crops").num_rows == 289 * 2
+    report = json.loads(Path(f"{dest}.report.json").read_text())
+    skipped = {s["path"]: s["reason"] for s in report["files"]["skipped"]}
+    assert skipped["plate_b/Cells.csv"] == "bad file: empty file (0 bytes)"
+    assert [Path(s["file"]).name for s in report["warehouse"]["image_files_skipped"]] == [DNA]

@@ -18,6 +18,7 @@ from celltable.domain.errors import MissingExtraError, SourceNotFoundError, Sour
 from celltable.domain.formats import PARQUET, OutputFormat
 from celltable.domain.ports import OutputReader, TableWriter
 from celltable.domain.validation import OutputScan
+from celltable.domain.warehouse import ICEBERG
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(PARQUET, "celltable.adapters.parquet_checks:checked_parquet", "celltable.adapters.parquet_checks:ParquetReader"),
     Registered(OutputFormat("h5ad", ".h5ad", aliases=("anndata_h5ad",), extra="anndata"), "celltable.adapters.anndata_out:h5ad_writer", "celltable.adapters.anndata_read:AnnDataReader"),
     Registered(OutputFormat("zarr", ".zarr", folder=True, aliases=("anndata_zarr",), extra="anndata"), "celltable.adapters.anndata_out:zarr_writer", "celltable.adapters.anndata_read:AnnDataReader", ("zarr.json", ".zgroup")),
+    Registered(ICEBERG, "celltable.adapters.iceberg_format:profiles_writer", "celltable.adapters.iceberg_format:WarehouseReader"),
 )
 
 FORMATS: tuple[OutputFormat, ...] = tuple(r.format for r in REGISTRY)

@@ -155,6 +155,23 @@ def ensure_venv(
     return info
 
 
+IMAGE_EXPORT = ("ome-arrow", "pyiceberg[sql-sqlite,pyarrow]==0.11.1")
+"""What CytoTable's image export (``dest_backend="iceberg"``, ``image_dir``) needs beside it:
+ome-arrow, and a pyiceberg before 0.12 (whose ``Catalog`` gained abstract methods CytoTable
+1.2.6's own catalog class does not define: "Can't instantiate abstract class TinyCatalog")."""
+
+
+def ensure_image_export(info: dict[str, str]) -> None:
+    """Install :data:`IMAGE_EXPORT` into CytoTable's venv when missing."""
+    venv = Path(info["venv"])
+    probe = subprocess.run([str(_venv_python(venv)), "-c", "import ome_arrow, pyiceberg"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        r = _pip(venv, *IMAGE_EXPORT)
+        if r.returncode != 0:
+            raise RuntimeError(f"pip install failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+
+
 def _base_python() -> str:
     """A base interpreter for the new venv (not the venv the harness itself runs in)."""
     base = getattr(sys, "_base_executable", None) or sys.executable
@@ -172,8 +189,10 @@ def runner_command(
     workers: int | None = None,
     run_dir: str | os.PathLike[str],
     dest_datatype: str = "parquet",
+    image_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment that run one CytoTable conversion."""
+    """The command line and environment that run one CytoTable conversion (with ``image_dir``,
+    into its Iceberg warehouse with image crops)."""
     cmd = [
         info["python"],
         str(Path(__file__).resolve()),
@@ -195,6 +214,8 @@ def runner_command(
         cmd += ["--chunk-size", str(chunk_size)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
+    if image_dir is not None:
+        cmd += ["--dest-backend", "iceberg", "--image-dir", str(Path(image_dir).resolve())]
     env = dict(os.environ)
     env["HOME"] = info["home"]
     # As if the venv were activated: Parsl's HighThroughputExecutor starts `interchange.py`
@@ -245,6 +266,8 @@ def _run(args: argparse.Namespace) -> int:
         "chunk_size": args.chunk_size,
         "parsl_config": _parsl_config(args.executor, workers, run_dir),
     }
+    if args.dest_backend:
+        kwargs.update(dest_backend=args.dest_backend, image_dir=args.image_dir)
     t1 = time.perf_counter()
     result = cytotable.convert(**kwargs)
     t_convert = time.perf_counter() - t1
@@ -282,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--dest-datatype", default="parquet",
                    help="parquet, anndata_h5ad or anndata_zarr")
     r.add_argument("--run-dir", default=None, help="working directory (runinfo goes here)")
+    r.add_argument("--dest-backend", default=None, help="iceberg: a warehouse (with --image-dir)")
+    r.add_argument("--image-dir", default=None, help="crop the images of this folder")
     a = ap.parse_args(argv)
     if a.cmd == "setup":
         info = ensure_venv(

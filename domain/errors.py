@@ -125,3 +125,13 @@ class OutputFormatError(InvalidOptionError):
 class MissingExtraError(ConfigurationError):
     """An output format needs an optional dependency that is not installed; the message names
     the extra to install."""
+
+
+class ImageFileError(SourceReadError):
+    """An image file a row names is missing, ambiguous (several files could be it) or
+    unreadable; ``--skip-bad-files`` leaves its crops out and reports it instead."""
+
+
+class WarehouseError(DestinationError):
+    """An Iceberg warehouse refuses the conversion (plates already in it, not a warehouse, its
+    catalog failed); the warehouse is left as it was."""

@@ -21,6 +21,9 @@ class OutputFormat:
         folder: One table is a folder (a Zarr store), not a file.
         aliases: Other names accepted for it (CytoTable's ``dest_datatype`` names).
         extra: The optional dependency set it needs (``pip install "celltable[extra]"``), or "".
+        warehouse: DEST is a warehouse whose tables grow by commits (Iceberg): the profiles are
+            written as one data file by this format's writer, then committed with the image
+            crops (``celltable.application.warehouse``), instead of published as DEST.
     """
 
     name: str
@@ -28,6 +31,7 @@ class OutputFormat:
     folder: bool = False
     aliases: tuple[str, ...] = ()
     extra: str = ""
+    warehouse: bool = False
 
 
 PARQUET = OutputFormat("parquet", ".parquet")

@@ -16,6 +16,15 @@ from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column
 from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedUnit
 from celltable.domain.validation import OutputScan
+from celltable.domain.warehouse import (
+    Channel,
+    CropOutput,
+    FileIndex,
+    ImageRows,
+    ImageSet,
+    TableFiles,
+    TableState,
+)
 
 T = TypeVar("T")
 
@@ -262,6 +271,7 @@ class OutputReader(Protocol):
         (:func:`celltable.domain.validation.file_fingerprint`); None for a one-file output."""
         ...
 
+
 class PlateWorker(Protocol):
     """What a plate task builds where it runs (a worker process, maybe another machine) from
     the recipe the composition root passed: its own engine, and how it reaches files."""
@@ -322,3 +332,60 @@ class WorkerRecipe(Protocol):
     """A picklable description of the adapters a plate task needs, built where it runs."""
 
     def build(self) -> PlateWorker: ...
+
+
+class Warehouse(Protocol):
+    """An Iceberg warehouse: tables that grow by one snapshot per conversion."""
+
+    def prepare(self, *, append: bool) -> str:
+        """A fresh local folder for the conversion's data files.
+
+        Raises:
+            WarehouseError: It exists and ``append`` is false, or not and ``append`` is true.
+        """
+        ...
+
+    def plates(self, namespace: str, table: str) -> tuple[str, ...]:
+        """The plates a table holds (empty when it does not exist)."""
+        ...
+
+    def commit(self, tables: Sequence[TableFiles],
+               properties: Mapping[str, str]) -> tuple[TableState, ...]:
+        """Add each table's data files in one commit per table; after a failure every table is
+        at its previous snapshot.
+
+        Raises:
+            WarehouseError: A commit failed.
+        """
+        ...
+
+    def discard(self, failed: bool = False) -> None:
+        """Remove the staging folder and what is left in it; with ``failed``, also the
+        warehouse itself when this conversion created it."""
+        ...
+
+
+class ImageCropper(Protocol):
+    """Finds image files and cuts objects' crops from them."""
+
+    def columns(self, profiles: str) -> tuple[str, ...]:
+        """The column names of a profiles data file."""
+        ...
+
+    def index(self, folder: str) -> FileIndex:
+        """The files under ``folder`` by name.
+
+        Raises:
+            ImageFileError: The folder does not exist.
+        """
+        ...
+
+    def image_rows(self, profiles: str, channels: Sequence[Channel],
+                   bbox: Sequence[str]) -> Iterator[ImageRows]:
+        """The objects of each image of a profiles data file, image by image."""
+        ...
+
+    def crop(self, sets: Sequence[ImageSet], path: str, skip_bad_files: bool) -> CropOutput:
+        """Crop every object of ``sets`` (each file read once) into a data file at ``path``.
+        Runs as a task."""
+        ...

@@ -6,7 +6,18 @@
 
 from __future__ import annotations
 
-from celltable.api import convert, detect, inspect, load_preset, presets, validate
+from celltable.api import (
+    convert,
+    crop_to_numpy,
+    describe_warehouse,
+    detect,
+    inspect,
+    load_preset,
+    presets,
+    read,
+    validate,
+)
+from celltable.application.warehouse import WarehouseResult
 from celltable.domain.errors import (
     BadSourceFilesError,
     BucketNotFoundError,
@@ -16,8 +27,10 @@ from celltable.domain.errors import (
     DestinationError,
     DiskSpaceError,
     ExecutionError,
+    ImageFileError,
     InvalidOptionError,
     InvalidPresetError,
+    MissingExtraError,
     NoTablesFoundError,
     SchemaError,
     SourceNotFoundError,
@@ -26,6 +39,7 @@ from celltable.domain.errors import (
     UnsafePickleError,
     UnsupportedSourceError,
     ValidationError,
+    WarehouseError,
 )
 from celltable.domain.model import (
     ConversionOptions,
@@ -34,6 +48,7 @@ from celltable.domain.model import (
     Progress,
     TableReport,
 )
+from celltable.domain.warehouse import IcebergOptions, ImageOptions, TableState
 
 __all__ = [
     "BadSourceFilesError",
@@ -46,8 +61,12 @@ __all__ = [
     "DestinationError",
     "DiskSpaceError",
     "ExecutionError",
+    "IcebergOptions",
+    "ImageFileError",
+    "ImageOptions",
     "InvalidOptionError",
     "InvalidPresetError",
+    "MissingExtraError",
     "NoTablesFoundError",
     "PlateRows",
     "Progress",
@@ -55,14 +74,20 @@ __all__ = [
     "SourceNotFoundError",
     "SourceReadError",
     "TableReport",
+    "TableState",
     "UnknownPresetError",
     "UnsafePickleError",
     "UnsupportedSourceError",
     "ValidationError",
+    "WarehouseError",
+    "WarehouseResult",
     "convert",
+    "crop_to_numpy",
+    "describe_warehouse",
     "detect",
     "inspect",
     "load_preset",
     "presets",
+    "read",
     "validate",
 ]

@@ -15,15 +15,30 @@ from celltable.application.detect import preset_to_convert
 from celltable.application.inspect import Inspection, InspectServices
 from celltable.application.inspect import inspect as inspect_use_case
 from celltable.application.validate import validate as validate_use_case
-from celltable.bootstrap import bootstrap, inspect_services, output_format_of, output_reader
+from celltable.application.warehouse import (
+    WarehouseRequest,
+    WarehouseResult,
+    convert_to_warehouse,
+)
+from celltable.bootstrap import (
+    bootstrap,
+    crop_pixels,
+    inspect_services,
+    local_destination,
+    output_format_of,
+    output_reader,
+    warehouse_adapters,
+    warehouse_reader,
+)
 from celltable.domain.detect import Detection
-from celltable.domain.errors import InvalidPresetError, OutputFormatError
+from celltable.domain.errors import InvalidOptionError, InvalidPresetError, OutputFormatError
 from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
 from celltable.domain.ports import ProgressListener
 from celltable.domain.preset_file import parse_preset
 from celltable.domain.presets import PRESETS, Preset, get_preset
 from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
+from celltable.domain.warehouse import CATALOG_FILE, ICEBERG, IcebergOptions, TableState
 from celltable.logs import route_to_stdlib_unless_configured
 
 
@@ -39,9 +54,11 @@ def convert(
     progress: ProgressListener | None = None,
     skip_bad_files: bool | None = None,
     format: str | None = None,
-) -> ConversionResult:
+    iceberg: IcebergOptions | None = None,
+) -> ConversionResult | WarehouseResult:
     """Convert image-analysis tables into one single-cell table (or one per table): Parquet,
-    or AnnData (``.h5ad``, ``.zarr``).
+    or AnnData (``.h5ad``, ``.zarr``); or into an Iceberg warehouse of profiles and image
+    crops.
 
     Args:
         source_path: CellProfiler or cytominer-database output (a folder of CSVs, one
@@ -49,10 +66,11 @@ def convert(
             DeepProfiler ``.npz`` files or IN Carta CSV exports, or a ``.txt`` manifest; local
             or in the cloud (``s3://``, ``gs://``, ``az://``).
         dest_path: The file to write (a Zarr store is a folder); with ``join=False`` or
-            ``partition_by``, a folder of them. Local or cloud. Its suffix (``.parquet``,
-            ``.h5ad``, ``.zarr``) chooses the format when none is given.
+            ``partition_by``, a folder of them; for Iceberg, the warehouse folder (see
+            docs/iceberg.md). Local or cloud. Its suffix (``.parquet``, ``.h5ad``, ``.zarr``,
+            ``.iceberg``) chooses the format when none is given.
         dest_datatype: CytoTable's name for the format: ``"parquet"``, ``"anndata_h5ad"``,
-            ``"anndata_zarr"`` (the same as ``format``).
+            ``"anndata_zarr"``, ``"iceberg"`` (the same as ``format``).
         preset: A preset name (see :func:`presets`), the path of a preset file (``.toml``,
             see :func:`load_preset`) or a :class:`Preset`; None detects it from the source
             (see :func:`detect`).
@@ -69,12 +87,18 @@ def convert(
         skip_bad_files: Convert the plates whose files can be read and list the others, with
             why, in the run report and ``result.bad_files`` (None: ``options.skip_bad_files``,
             off by default: a source holding any bad file fails, naming them all).
-        format: The output format: ``"parquet"``, ``"h5ad"`` or ``"zarr"`` (None:
-            ``options.format``, else DEST's suffix, else Parquet). AnnData needs the
-            ``[anndata]`` extra.
+        format: The output format: ``"parquet"``, ``"h5ad"``, ``"zarr"`` or ``"iceberg"``
+            (None: ``options.format``; else Iceberg when DEST is a warehouse or ``iceberg`` is
+            given; else DEST's suffix, else Parquet). AnnData needs the ``[anndata]`` extra,
+            Iceberg the ``[iceberg]`` extra.
+        iceberg: For Iceberg: append, the catalog, and the images to crop
+            (:class:`celltable.IcebergOptions`); ``skip_bad_files`` also leaves out the crops
+            of image files that cannot be read.
 
     Returns:
-        What was written: paths, rows in and out per table, rows dropped and why, duration.
+        What was written: paths, rows in and out per table, rows dropped and why, duration
+        (for a warehouse, a :class:`celltable.WarehouseResult`: that, the crops, and each
+        table's rows and snapshots).
 
     Raises:
         CelltableError: A named error whose message says what to do; nothing is written.
@@ -88,11 +112,14 @@ def convert(
     if len(asked) > 1:
         raise OutputFormatError(f"format={format!r} and dest_datatype={dest_datatype!r} "
                                 "disagree; give one of them")
+    fmt = asked.pop() if asked else base.format
+    if fmt is None and (iceberg is not None or is_warehouse(dest_path)):
+        fmt = ICEBERG.name  # an existing warehouse grows; Iceberg options say it too
     opts = replace(
         base, join=join if join is not None else base.join,
         chunk_size=chunk_size if chunk_size is not None else base.chunk_size,
         skip_bad_files=skip_bad_files if skip_bad_files is not None else base.skip_bad_files,
-        format=asked.pop() if asked else base.format,
+        format=fmt,
     )
     source, dest = _path(source_path), _path(dest_path)
     given = resolve_preset(preset)
@@ -120,6 +147,16 @@ def convert(
         chosen = given or preset_to_convert(
             detect_use_case(source, services.locator, services.surveyor))
         request = ConversionRequest(source, dest, chosen, opts)
+        if services.output_format.warehouse:
+            ice = iceberg or IcebergOptions()
+            warehouse, cropper = warehouse_adapters(dest, ice.catalog_uri, ice.catalog_options)
+            reports = services.destination  # DEST's kind (local or cloud), for the run report
+            services = replace(services, destination=local_destination(opts.staging_dir))
+            return convert_to_warehouse(WarehouseRequest(request, ice), services, warehouse,
+                                        cropper, reports)
+        if iceberg is not None:
+            raise InvalidOptionError(f"Iceberg options do not apply to the "
+                                     f"{services.output_format.name} format")
         return convert_use_case(request, services)
 
 
@@ -286,6 +323,63 @@ def validate(dest_path: str | os.PathLike[str], *, no_sign_request: bool = False
     """
     route_to_stdlib_unless_configured()
     dest = os.fspath(dest_path)
+    if is_warehouse(dest):
+        return validate_use_case(dest, warehouse_reader())
     return validate_use_case(dest, output_reader(dest, local_cache_dir=local_cache_dir,
                                                  no_sign_request=no_sign_request,
                                                  cloud_client=cloud_client))
+
+
+def is_warehouse(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local warehouse folder (it holds the catalog celltable made)."""
+    p = _path(path)
+    return "://" not in p and (Path(p) / CATALOG_FILE).is_file()
+
+
+def read(dest_path: str | os.PathLike[str], table: str = "profiles.joined_profiles",
+         columns: list[str] | tuple[str, ...] | None = None, filter: str | None = None,
+         catalog_uri: str | None = None, catalog_options: dict[str, str] | None = None) -> Any:
+    """Rows of a warehouse table as an Arrow table; ``filter`` (pyiceberg's expression text,
+    ``"Metadata_Well == 'A01' and Metadata_ObjectNumber < 10"``) is pushed into the scan, so
+    only the data files and row groups that can match are read.
+
+    Args:
+        dest_path: The warehouse folder (or, with ``catalog_uri``, its location).
+        table: ``namespace.table``: ``profiles.joined_profiles`` (the default) or
+            ``images.image_crops``; a bare name is looked up in either.
+        columns: The columns to read (None: all).
+        filter: A row filter (None: every row).
+
+    Raises:
+        CelltableError: Not a warehouse, no such table, or a bad filter.
+
+    Example:
+        >>> crops = celltable.read("wh", "images.image_crops",
+        ...                        filter="Metadata_ObjectNumber == 5")  # doctest: +SKIP
+        >>> celltable.crop_to_numpy(crops["ome_arrow_image"][0]).shape  # doctest: +SKIP
+    """
+    route_to_stdlib_unless_configured()
+    warehouse, _ = warehouse_adapters(_path(dest_path), catalog_uri, catalog_options or {})
+    return warehouse.scan(table, columns, filter)
+
+
+def describe_warehouse(dest_path: str | os.PathLike[str], catalog_uri: str | None = None,
+                       catalog_options: dict[str, str] | None = None) -> tuple[TableState, ...]:
+    """The tables of a warehouse: rows, snapshots, columns and location of each.
+
+    Raises:
+        CelltableError: Not a warehouse.
+    """
+    route_to_stdlib_unless_configured()
+    warehouse, _ = warehouse_adapters(_path(dest_path), catalog_uri, catalog_options or {})
+    return warehouse.tables()
+
+
+def crop_to_numpy(crop: Any) -> Any:
+    """A crop of ``images.image_crops`` (an ``ome_arrow_*`` value: Arrow scalar or dict) as a
+    NumPy array of the image's type, equal to the image's bounding-box slice.
+
+    Raises:
+        ValueError: ``crop`` is null or not an OME-Arrow struct.
+    """
+    return crop_pixels(crop)

@@ -389,3 +389,44 @@ def _bound_arrow(settings: Settings) -> None:
         import pyarrow as pa
 
         pa.set_cpu_count(settings.threads)
+
+
+def warehouse_adapters(dest_path: str, catalog_uri: str | None = None,
+                       catalog_options: Any = ()) -> tuple[Any, Any]:
+    """The Iceberg warehouse at ``dest_path`` (or in the catalog at ``catalog_uri``) and the
+    image cropper.
+
+    Raises:
+        MissingExtraError: pyiceberg or tifffile is not installed.
+    """
+    from celltable.adapters.iceberg import IcebergWarehouse, pyiceberg_catalog
+    from celltable.adapters.images import TiffCropper, tifffile_module
+
+    pyiceberg_catalog()
+    tifffile_module()
+    return IcebergWarehouse(dest_path, catalog_uri, dict(catalog_options)), TiffCropper()
+
+
+def crop_pixels(crop: Any) -> Any:
+    """The NumPy array of an OME-Arrow crop (see ``celltable.adapters.ome_arrow.to_numpy``)."""
+    from celltable.adapters.ome_arrow import to_numpy
+
+    return to_numpy(crop)
+
+
+def warehouse_reader() -> OutputReader:
+    """The reader of a warehouse's profiles, for validating them (memory-mapped as the
+    settings say)."""
+    from celltable.adapters.iceberg_format import WarehouseReader
+
+    settings = Settings.resolve(None, None)
+    _bound_arrow(settings)
+    return WarehouseReader(settings.memory_map)
+
+
+def local_destination(staging_dir: str | None = None) -> Any:
+    """A destination on local disk: a warehouse's profiles are staged locally whatever DEST
+    is, then committed into the warehouse."""
+    from celltable.adapters.storage import LocalDestination
+
+    return LocalDestination(staging_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,14 @@ import typer
 
 from celltable import api
 from celltable.application.detect import preset_to_convert
+from celltable.application.warehouse import WarehouseResult
 from celltable.bootstrap import package_version
-from celltable.domain.errors import CelltableError, InvalidPresetError
+from celltable.domain.errors import CelltableError, InvalidOptionError, InvalidPresetError
 from celltable.domain.model import EXECUTORS, ConversionOptions
 from celltable.domain.preset_file import override_builtin
 from celltable.domain.presets import Preset
 from celltable.domain.report import report_json
+from celltable.domain.warehouse import IcebergOptions, ImageOptions
 from celltable.logs import configure
 from celltable.render import (
     console,
@@ -25,6 +28,9 @@ from celltable.render import (
     inspection_view,
     validation_json,
     validation_view,
+    warehouse_json,
+    warehouse_summary,
+    warehouse_view,
 )
 from celltable.signals import EXIT_CODE, Terminated, terminate_as_interrupt
 
@@ -86,7 +92,9 @@ def convert(
                                           "local or s3://, gs://, az://; or a .txt manifest "
                                           "listing such sources, one per line.")],
     dest: Annotated[str, typer.Argument(help="The Parquet file to write (a folder with "
-                                        "--no-join); local or s3://, gs://, az://.")],
+                                        "--no-join), .h5ad file, .zarr store, or warehouse "
+                                        "folder (--format iceberg); local or s3://, gs://, "
+                                        "az://.")],
     preset: Annotated[str | None, typer.Option(help="The source layout; `celltable presets` "
                                                "lists them (default: detected from SOURCE, as "
                                                "`celltable inspect` shows).")] = None,
@@ -132,17 +140,46 @@ def convert(
                                                      "folder DEST (same columns in "
                                                      "each).")] = None,
     output_format: Annotated[str | None, typer.Option(
-        "--format", help="parquet, h5ad or zarr (AnnData; needs the [anndata] extra); default: "
-        "from DEST's suffix (.parquet, .h5ad, .zarr), Parquet when it has none.")] = None,
+        "--format", help="parquet, h5ad or zarr (AnnData; needs the [anndata] extra), or "
+        "iceberg: DEST is a warehouse folder of profiles and image crops (needs the [iceberg] "
+        "extra); default: iceberg when DEST is a warehouse or an Iceberg option (--images, "
+        "--append ...) is given, else from DEST's suffix (.parquet, .h5ad, .zarr, .iceberg), Parquet when it "
+        "has none.")] = None,
     float32: Annotated[bool, typer.Option("--float32", help="Store float64 feature columns as "
                                           "float32: half the size, about 7 significant digits "
                                           "(keys and Metadata_* keep their type).")] = False,
     skip_bad_files: Annotated[bool, typer.Option(help="Convert what can be read: leave out "
                                                  "the plates (or NPZ sites) holding a file that "
                                                  "cannot (empty, cut short, corrupt), each "
-                                                 "listed with why in the run report; without "
+                                                 "listed with why in the run report; into a "
+                                                 "warehouse, also the crops of image files that "
+                                                 "are missing, ambiguous or unreadable. Without "
                                                  "it, the first look names every bad file and "
                                                  "writes nothing.")] = False,
+    images: Annotated[str | None, typer.Option(help="Iceberg: the folder of the images the "
+                                               "image table names; every object is cropped "
+                                               "from each TIFF channel.")] = None,
+    masks: Annotated[str | None, typer.Option(help="Iceberg: a folder of mask images, "
+                                              "cropped like the images.")] = None,
+    outlines: Annotated[str | None, typer.Option(help="Iceberg: a folder of outline images, "
+                                                 "cropped like the images.")] = None,
+    append: Annotated[bool, typer.Option(help="Iceberg: add SOURCE's plates to the warehouse "
+                                         "DEST in one new snapshot (plates already there are "
+                                         "refused).")] = False,
+    bbox_compartment: Annotated[str, typer.Option(help="Iceberg: the compartment whose "
+                                                  "AreaShape_BoundingBox* columns cut the "
+                                                  "crops.")] = "Cells",
+    bbox_columns: Annotated[str | None, typer.Option(
+        metavar="X_MIN,X_MAX,Y_MIN,Y_MAX", help="Iceberg: the bounding-box columns of that "
+        "compartment (default: CellProfiler's AreaShape_BoundingBoxMinimum_X, ...Maximum_X, "
+        "...Minimum_Y, ...Maximum_Y).")] = None,
+    catalog_uri: Annotated[str | None, typer.Option(help="Iceberg: commit into this catalog "
+                                                    "(http(s):// REST, sqlite:///, "
+                                                    "postgresql://) instead of "
+                                                    "DEST/catalog.db.")] = None,
+    catalog_option: Annotated[list[str] | None, typer.Option(
+        metavar="KEY=VALUE", help="Iceberg: a property of --catalog-uri's catalog "
+        "(credentials, warehouse ...). Repeatable.")] = None,
     log_format: Annotated[str | None, typer.Option(help="console or json (default: console on "
                                                    "a terminal, json otherwise).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
@@ -153,7 +190,8 @@ def convert(
                                                "missing or cast); - prints it on stdout "
                                                "(default: DEST.report.json).")] = None,
 ) -> None:
-    """Convert SOURCE into one single-cell table at DEST: Parquet, or AnnData (.h5ad, .zarr).
+    """Convert SOURCE into one single-cell table at DEST: Parquet, or AnnData (.h5ad, .zarr);
+    or into an Iceberg warehouse of profiles and image crops (--format iceberg).
 
     Without --preset, the preset is detected (stderr says which); on a terminal a progress bar
     shows chunks done, rows per second and the time left.
@@ -169,6 +207,8 @@ def convert(
     Example: celltable convert ExampleHuman/ cells.parquet --base Cells --drop-compartment Cytoplasm
 
     Example: celltable convert ExampleHuman/ example.h5ad
+
+    Example: celltable convert ExampleHuman/ warehouse/ --format iceberg --images ExampleHuman/
     """
     if log_format not in (None, "console", "json"):
         _fail("--log-format must be console or json")
@@ -195,6 +235,17 @@ def convert(
             skip_bad_files=skip_bad_files,
             format=output_format,
         )
+        iceberg = None
+        if output_format == "iceberg" or images or masks or outlines or append or catalog_uri \
+                or catalog_option or bbox_columns \
+                or (output_format is None and api.is_warehouse(dest)):
+            iceberg = IcebergOptions(
+                append=append, catalog_uri=catalog_uri,
+                catalog_options=tuple(_key_value(o) for o in catalog_option or ()),
+                images=ImageOptions(images_dir=images, masks_dir=masks, outlines_dir=outlines,
+                                    bbox_compartment=bbox_compartment,
+                                    **_bbox_columns(bbox_columns)))
+            options = replace(options, format=output_format or "iceberg")
         api.check_format(source, dest, options)
         preset = _given_preset(preset, preset_file)
         if preset is None:
@@ -208,17 +259,25 @@ def convert(
         with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
             chosen = _customised(preset, compartment, relationship, drop_compartment, base)
             result = api.convert(source, dest, preset=chosen, join=join, options=options,
-                                 parsl_config=parsl_config, progress=listener)
+                                 parsl_config=parsl_config, progress=listener, iceberg=iceberg)
     except (CelltableError, OSError) as e:
         _fail(str(e))
     except Terminated:
         typer.echo(f"celltable: error: stopped by SIGTERM; {dest} was left as it was (run "
                    "again, with --resume to reuse finished chunks)", err=True)
         raise typer.Exit(EXIT_CODE) from None
-    if result.bad_files:  # shown even with --quiet: data was left out
-        where = result.report_path or ("the report printed" if report == "-" else "the report")
-        typer.echo(f"celltable: warning: skipped {len(result.bad_files)} bad file(s) that cannot "
-                   f"be read; {where} lists each with why", err=True)
+    conversion = result.conversion if isinstance(result, WarehouseResult) else result
+    if conversion.bad_files:  # shown even with --quiet: data was left out
+        where = conversion.report_path or ("the report printed" if report == "-"
+                                           else "the report")
+        typer.echo(f"celltable: warning: skipped {len(conversion.bad_files)} bad file(s) that "
+                   f"cannot be read; {where} lists each with why", err=True)
+    if isinstance(result, WarehouseResult):
+        if report == "-" and result.conversion.report is not None:
+            typer.echo(json.dumps(report_json(result.conversion.report), indent=2))
+        for line in warehouse_summary(result):
+            typer.echo(line, err=report == "-")
+        return
     if report == "-" and result.report is not None:
         typer.echo(json.dumps(report_json(result.report), indent=2))
     for line in conversion_summary(result):
@@ -228,7 +287,8 @@ def convert(
 @app.command()
 def inspect(
     source: Annotated[str, typer.Argument(help="CellProfiler, cytominer-database, DeepProfiler "
-                                          "or IN Carta output, as for convert.")],
+                                          "or IN Carta output, as for convert; or a warehouse "
+                                          "convert wrote (--format iceberg).")],
     preset: Annotated[str | None, typer.Option(help="Read SOURCE as this preset (default: "
                                                "detected).")] = None,
     preset_file: PresetFileOption = None,
@@ -250,8 +310,20 @@ def inspect(
     Example: celltable inspect NF1_SchwannCell_data/all_cellprofiler.sqlite
 
     Example: celltable inspect plates/ --json | jq '.issues'
+
+    Given a warehouse, it lists its tables with their rows, snapshots and columns.
     """
     configure(None, "info" if verbose else "warning")
+    if api.is_warehouse(source):
+        try:
+            tables = api.describe_warehouse(source)
+        except CelltableError as e:
+            _fail(str(e))
+        if as_json:
+            typer.echo(json.dumps(warehouse_json(source, tables), indent=2))
+        else:
+            console().print(warehouse_view(source, tables))
+        return
     try:
         given = _given_preset(preset, preset_file)
         if given is None and (compartment or relationship or drop_compartment or base):
@@ -272,7 +344,8 @@ def inspect(
 def validate(
     dest: Annotated[str, typer.Argument(help="A file (.parquet, .h5ad) or Zarr store written "
                                         "by celltable convert (or the folder written with "
-                                        "--no-join or --partition-by); local or s3://, gs://, "
+                                        "--no-join or --partition-by, or a local warehouse: "
+                                        "its profiles' data files); local or s3://, gs://, "
                                         "az://.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for programs.")] = False,
     local_cache_dir: Annotated[Path | None, typer.Option(help="Where a cloud DEST's files are "
@@ -332,6 +405,20 @@ def _customised(preset: str | Preset, compartments: list[str] | None,
     assert chosen is not None
     return override_builtin(chosen, compartments=compartments or (),
                             relationships=relationships or (), drop=drop or (), base=base)
+
+
+def _bbox_columns(text: str | None) -> dict[str, tuple[str, ...]]:
+    """``--bbox-columns`` as ImageOptions' keyword (nothing when not given)."""
+    if text is None:
+        return {}
+    return {"bbox_columns": tuple(c.strip() for c in text.split(","))}
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InvalidOptionError(f"--catalog-option takes KEY=VALUE, not {text!r}")
+    return key.strip(), value
 
 
 def _fail(message: str) -> None:

@@ -12,12 +12,14 @@ from rich.table import Table
 from rich.text import Text
 
 from celltable.application.inspect import Inspection, kind_label
+from celltable.application.warehouse import WarehouseResult
 from celltable.domain.inspection import Severity, TableDescription, key_columns
 from celltable.domain.model import ConversionResult
 from celltable.domain.presets import Preset, get_preset
 from celltable.domain.report import relative_to
 from celltable.domain.schema import DataType
 from celltable.domain.validation import ValidationReport
+from celltable.domain.warehouse import TableState
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -234,3 +236,39 @@ def console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else 160
     return Console(stderr=stderr, soft_wrap=True, highlight=False, width=width)
+
+
+def warehouse_summary(result: WarehouseResult) -> list[str]:
+    """The lines after ``celltable convert --format iceberg``: the conversion's, then each
+    table committed and the image files skipped."""
+    lines = conversion_summary(result.conversion)
+    done = lines.pop()
+    lines = [line for line in lines if not line.startswith(result.conversion.dest_path + "/")
+             and ".celltable-staging-" not in line]
+    for t in result.tables:
+        lines.append(f"{t.namespace}.{t.table}: {t.rows:,} rows, {t.snapshots} snapshot(s)")
+    if result.channels:
+        lines.append(f"{result.crops:,} crops of channels {', '.join(result.channels)}")
+    if result.skipped_images:
+        lines.append(f"skipped {len(result.skipped_images)} image file(s): " + _some(
+            [f"{f} ({why})" for f, why in result.skipped_images]))
+    lines.append(done)
+    return lines
+
+
+def warehouse_json(dest: str, tables: Sequence[TableState]) -> dict[str, Any]:
+    return {"warehouse": dest, "tables": [
+        {"table": f"{t.namespace}.{t.table}", "rows": t.rows, "snapshots": t.snapshots,
+         "snapshot_id": t.snapshot_id, "columns": t.columns, "location": t.location}
+        for t in tables]}
+
+
+def warehouse_view(dest: str, tables: Sequence[TableState]) -> Table:
+    view = Table(title=f"warehouse {dest}")
+    for name in ("table", "rows", "snapshots", "columns", "location"):
+        view.add_column(name, justify="right" if name in ("rows", "snapshots", "columns")
+                        else "left")
+    for t in tables:
+        view.add_row(f"{t.namespace}.{t.table}", f"{t.rows:,}", str(t.snapshots),
+                     str(t.columns), t.location)
+    return view

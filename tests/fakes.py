@@ -244,3 +244,81 @@ class FakeChunkStore:
     def load(self, saved: SavedChunk) -> Any:
         self.loaded.append(saved.key)
         return self.saves[saved.key][1]
+
+
+@dataclass
+class FakeWarehouse:
+    """A warehouse in memory: tables' plates and the commits made (see ``Warehouse``)."""
+
+    holds: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    commits: list[list[Any]] = field(default_factory=list)
+    prepared: list[bool] = field(default_factory=list)
+    discarded: list[bool] = field(default_factory=list)
+    fail_commit: bool = False
+
+    def prepare(self, *, append: bool) -> str:
+        self.prepared.append(append)
+        return "wh-staging"
+
+    def plates(self, namespace: str, table: str) -> tuple[str, ...]:
+        return self.holds.get((namespace, table), ())
+
+    def commit(self, tables: Sequence[Any], properties: Mapping[str, str]) -> tuple[Any, ...]:
+        from celltable.domain.errors import WarehouseError
+        from celltable.domain.warehouse import TableState
+
+        if self.fail_commit:
+            raise WarehouseError("commit refused")
+        self.commits.append(list(tables))
+        return tuple(TableState(t.namespace, t.table, len(t.files), 1, 1, 0)
+                     for t in tables if t.files)
+
+    def discard(self, failed: bool = False) -> None:
+        self.discarded.append(failed)
+
+
+@dataclass
+class FakeCropper:
+    """Crops nothing real: the objects of the fake writer's profiles, one crop per channel
+    file (see ``ImageCropper``); a file named in ``broken`` cannot be read."""
+
+    writer: FakeWriter
+    files: tuple[str, ...] = ()
+    broken: tuple[str, ...] = ()
+    batches: list[Any] = field(default_factory=list)
+
+    def columns(self, profiles: str) -> tuple[str, ...]:
+        return tuple(self.writer.files["staged"]["columns"])
+
+    def index(self, folder: str) -> Any:
+        from celltable.domain.errors import ImageFileError
+        from celltable.domain.warehouse import FileIndex
+
+        if folder == "missing":
+            raise ImageFileError(f"image folder {folder} does not exist")
+        return FileIndex(folder, {f: (f,) for f in self.files})
+
+    def image_rows(self, profiles: str, channels: Sequence[Any],
+                   bbox: Sequence[str]) -> Iterator[Any]:
+        from celltable.domain.warehouse import ImageRows
+
+        rows = self.writer.files["staged"]["rows"]
+        for key in dict.fromkeys((r["Metadata_TableNumber"], r["Metadata_ImageNumber"])
+                                 for r in rows):
+            mine = [r for r in rows
+                    if (r["Metadata_TableNumber"], r["Metadata_ImageNumber"]) == key]
+            yield ImageRows(*key, tuple((c.name, mine[0][c.file_column], None) for c in channels),
+                            tuple(r["Metadata_ObjectNumber"] for r in mine),
+                            tuple(tuple(r[b] for b in bbox) for r in mine))
+
+    def crop(self, sets: Sequence[Any], path: str, skip_bad_files: bool) -> Any:
+        from celltable.domain.errors import ImageFileError
+        from celltable.domain.warehouse import CropOutput
+
+        self.batches.append(sets)
+        for s in sets:
+            for _, file in s.files:
+                if file.rsplit("/", 1)[-1] in self.broken:
+                    raise ImageFileError(f"{file} is not a readable TIFF")
+        return CropOutput(path, sum(len(s.objects) * len(s.files) for s in sets),
+                          channels=tuple(sorted({c for s in sets for c, _ in s.files})))

@@ -185,7 +185,7 @@ def test_the_format_follows_dest_or_is_asked_for(tmp_path):
     ("o.csv", [], "names no output format"),
     ("o.parquet", ["--format", "h5ad"], "names the parquet format"),
     ("o.h5ad", ["--format", "anndata_zarr"], "names the h5ad format"),
-    ("o", ["--format", "iceberg"], "not one celltable writes"),
+    ("o", ["--format", "feather"], "not one celltable writes"),
 ])
 def test_a_format_that_cannot_be_chosen_is_a_named_error(tmp_path, dest, args, words):
     out = CliRunner().invoke(app, ["convert", str(EXAMPLE_HUMAN), str(tmp_path / dest), *args])

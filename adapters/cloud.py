@@ -1,7 +1,7 @@
 """Cloud storage (``s3://``, ``gs://``, ``az://``) through cloudpathlib.
 
 Sources are listed in the cloud and matched to the preset's tables by the same code as local
-ones (:func:`celltable.adapters.storage.match_units`); the files a conversion needs are then
+ones (:func:`celltable.adapters.source_tree.match_units`); the files a conversion needs are then
 downloaded into a cache folder on disk, and the plates handed on point at the local copies, so the
 query engine reads local files only. Destinations are staged locally and uploaded once the
 conversion has succeeded.
@@ -34,13 +34,9 @@ from cloudpathlib.exceptions import (
 )
 
 from celltable.adapters.file_checks import unit_problems
+from celltable.adapters.local_destination import LocalDestination, write_local_text
 from celltable.adapters.safe_paths import check_written_paths
-from celltable.adapters.storage import (
-    LocalDestination,
-    Tree,
-    match_units,
-    write_local_text,
-)
+from celltable.adapters.source_tree import Tree, match_units
 from celltable.domain.errors import (
     BucketNotFoundError,
     CelltableError,

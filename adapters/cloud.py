@@ -19,18 +19,11 @@ from pathlib import Path
 import structlog
 from cloudpathlib import CloudPath
 
-from celltable.adapters.cloud_clients import (
-    CloudClients,
-    cloud_errors,
-    is_cloud,
-)
+from celltable.adapters.cloud_clients import CloudClients, cloud_errors, is_cloud
 from celltable.adapters.cloud_locator import CloudSourceLocator
 from celltable.adapters.local_destination import LocalDestination, write_local_text
 from celltable.adapters.safe_paths import check_written_paths
-from celltable.domain.errors import (
-    CloudStorageError,
-    DestinationError,
-)
+from celltable.domain.errors import CloudStorageError, DestinationError
 from celltable.domain.ports import StagingPaths
 
 log = structlog.get_logger("celltable.cloud")

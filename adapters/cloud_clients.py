@@ -21,11 +21,7 @@ from cloudpathlib.exceptions import (
     MissingDependenciesError,
 )
 
-from celltable.domain.errors import (
-    BucketNotFoundError,
-    CelltableError,
-    CloudStorageError,
-)
+from celltable.domain.errors import BucketNotFoundError, CelltableError, CloudStorageError
 
 SCHEMES = {"s3://": "s3", "gs://": "gs", "az://": "azure"}
 """Cloud path prefixes and the extra of cloudpathlib (and of celltable) each one needs."""

@@ -17,11 +17,7 @@ from cloudpathlib import CloudPath
 from celltable.adapters.cloud_clients import CloudClients, cloud_errors
 from celltable.adapters.file_checks import unit_problems
 from celltable.adapters.source_tree import Tree, match_units
-from celltable.domain.errors import (
-    DiskSpaceError,
-    SourceNotFoundError,
-    SourceReadError,
-)
+from celltable.domain.errors import DiskSpaceError, SourceNotFoundError, SourceReadError
 from celltable.domain.model import DOWNLOADING, Progress
 from celltable.domain.ports import ProgressListener
 from celltable.domain.presets import Preset, SourceFormat

@@ -26,16 +26,9 @@ from celltable.adapters.duckdb_sql import (
     with_views,
 )
 from celltable.adapters.duckdb_staging import MEMORY, DuckDBStaging, _readers, _readers_lock
-from celltable.adapters.duckdb_stream import (
-    chunk_tables,
-    csv_rows,
-)
+from celltable.adapters.duckdb_stream import chunk_tables, csv_rows
 from celltable.adapters.npz import chunk_rows, describe_npz
-from celltable.domain.errors import (
-    ExecutionError,
-    SchemaError,
-    SourceChangedError,
-)
+from celltable.domain.errors import ExecutionError, SchemaError, SourceChangedError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.naming import OBJECT_NUMBER

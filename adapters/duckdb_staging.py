@@ -21,25 +21,12 @@ import structlog
 
 from celltable.adapters.csv_header import with_names
 from celltable.adapters.csv_keys import csv_keys, whole_keys, with_double_keys
-from celltable.adapters.duckdb_sql import (
-    data_type,
-    error_summary,
-    ident,
-    source_reads,
-)
-from celltable.adapters.duckdb_stream import (
-    in_place_csv_tables,
-    in_place_tables,
-)
+from celltable.adapters.duckdb_sql import data_type, error_summary, ident, source_reads
+from celltable.adapters.duckdb_stream import in_place_csv_tables, in_place_tables
 from celltable.adapters.npz import plate_table, stage_npz
 from celltable.adapters.sqlite_reader import SqliteReader, open_sqlite
 from celltable.adapters.sqlite_types import stage_mixed
-from celltable.domain.errors import (
-    CelltableError,
-    NotWholeKeyError,
-    SchemaError,
-    SourceReadError,
-)
+from celltable.domain.errors import CelltableError, NotWholeKeyError, SchemaError, SourceReadError
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit, TableLocation
@@ -59,8 +46,6 @@ class DuckDBStaging:
     """The staging methods of :class:`celltable.adapters.duckdb_engine.DuckDBEngine`."""
 
     __slots__ = ()
-
-
 
 
     def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,

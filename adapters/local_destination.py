@@ -22,13 +22,10 @@ from celltable.adapters.safe_paths import (
     remove_if_empty,
     renameat2,
 )
-from celltable.domain.errors import (
-    DestinationError,
-)
+from celltable.domain.errors import DestinationError
 from celltable.domain.ports import StagingPaths
 
 log = structlog.get_logger("celltable.storage")
-
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -223,7 +220,6 @@ class LocalDestination:
             shutil.rmtree(self._staging, ignore_errors=True)
             shutil.rmtree(self._scratch, ignore_errors=True)
         self._staging = None
-
 
 
 def write_local_text(path: str, text: str) -> str:

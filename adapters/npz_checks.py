@@ -86,7 +86,6 @@ def load_metadata(data: bytes, where: str) -> dict[str, Value]:
     return obj
 
 
-
 def _header(f: io.BufferedIOBase, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     import numpy as np
     from numpy.lib import format as npy

@@ -11,13 +11,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from celltable.adapters.npz_checks import (
-    MAX_METADATA,
-    Value,
-    _header,
-    _numbers,
-    load_metadata,
-)
+from celltable.adapters.npz_checks import MAX_METADATA, Value, _header, _numbers, load_metadata
 from celltable.domain.errors import SourceReadError, UnsafePickleError
 from celltable.domain.naming import safe_name
 
@@ -44,7 +38,6 @@ class NpzSite:
     @property
     def cells(self) -> int:
         return int(self.features.shape[0])
-
 
 
 def read_npz(path: str) -> NpzSite:

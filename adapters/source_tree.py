@@ -10,17 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from celltable.adapters.file_checks import sqlite_problem
-from celltable.domain.errors import (
-    NoTablesFoundError,
-    SourceReadError,
-)
+from celltable.domain.errors import NoTablesFoundError, SourceReadError
 from celltable.domain.presets import Preset, SourceFormat
-from celltable.domain.sources import (
-    SkippedFile,
-    SourceLayout,
-    SourceUnit,
-    TableLocation,
-)
+from celltable.domain.sources import SkippedFile, SourceLayout, SourceUnit, TableLocation
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 

@@ -53,12 +53,7 @@ from celltable.domain.preset_values import (
     parse_compartment,
     parse_relationship,
 )
-from celltable.domain.presets import (
-    PRESETS,
-    Compartment,
-    Preset,
-    Relationship,
-)
+from celltable.domain.presets import PRESETS, Compartment, Preset, Relationship
 
 if sys.version_info >= (3, 11):
     import tomllib

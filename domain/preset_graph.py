@@ -8,10 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from celltable.domain.errors import InvalidPresetError
 from celltable.domain.preset_values import RelationshipSpec, _did_you_mean, _listed
-from celltable.domain.presets import (
-    Compartment,
-    Relationship,
-)
+from celltable.domain.presets import Compartment, Relationship
 
 
 def _resolve(spec: RelationshipSpec, comps: Mapping[str, Compartment], column_of: str | None,

@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celltable.domain.errors import InvalidPresetError
-from celltable.domain.presets import (
-    IMAGE,
-    SourceFormat,
-)
+from celltable.domain.presets import IMAGE, SourceFormat
 
 # key -> (type, what to write) for the scalar settings a file may change
 _SETTINGS: dict[str, tuple[type, str]] = {
@@ -62,8 +59,6 @@ class CompartmentSpec:
     object_number: str | None = None
 
 
-
-
 def parse_relationship(text: str, where: str = "") -> RelationshipSpec:
     """``"Child.Column -> Parent"`` (or ``"Child -> Parent"``, the column as the preset names
     references, or ``"... -> Parent.ObjectNumber"``) as a :class:`RelationshipSpec`.
@@ -87,8 +82,6 @@ def parse_compartment(text: str, where: str = "") -> CompartmentSpec:
     """``"NAME"`` or ``"NAME=TABLE"`` (a CSV file stem or SQLite table) as a compartment."""
     name, _, table = text.partition("=")
     return CompartmentSpec(_name(name.strip(), where), table.strip() or None)
-
-
 
 
 # parsing helpers -------------------------------------------------------------------------------
@@ -161,8 +154,6 @@ def _relationship_spec(value: Any, where: str) -> RelationshipSpec:
     raise InvalidPresetError(
         f"{where} must be a string \"Child.Column -> Parent\" or a table "
         f"{{ child = ..., column = ..., parent = ... }}, not {value!r}")
-
-
 
 
 def _known_keys(table: Mapping[str, Any], valid: Sequence[str], where: str, what: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cloudpathlib import CloudPath
 
-from celltable.adapters.cloud import CloudClients, cloud_errors
+from celltable.adapters.cloud_clients import CloudClients, cloud_errors
 from celltable.adapters.parquet_checks import fingerprint_of
 from celltable.domain.errors import SourceNotFoundError, SourceReadError
 from celltable.domain.ports import OutputReader

@@ -10,8 +10,9 @@ from dataclasses import replace
 import structlog
 from cloudpathlib import CloudPath
 
-from celltable.adapters.cloud import CloudClients, CloudSourceLocator
-from celltable.adapters.storage import Tree, _runs, match_units, sqlite_tables
+from celltable.adapters.cloud_clients import CloudClients
+from celltable.adapters.cloud_locator import CloudSourceLocator
+from celltable.adapters.source_tree import Tree, _runs, match_units, sqlite_tables
 from celltable.domain.errors import NoTablesFoundError
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.sources import SourceLayout, SourceUnit, TableLocation

@@ -122,7 +122,7 @@ def npz_problem(path: Path) -> str | None:
 
 def unit_problems(units: Iterable[SourceUnit]) -> tuple[SkippedFile, ...]:
     """Every file of ``units`` that cannot be read, with why, each file once. SQLite files are
-    checked as their tables are listed (:func:`celltable.adapters.storage.match_units`)."""
+    checked as their tables are listed (:func:`celltable.adapters.source_tree.match_units`)."""
     seen: set[str] = set()
     bad = []
     for unit in units:

@@ -8,11 +8,8 @@ DuckDB (:func:`stage_npz`): a user's SQL needs a table to query.
 
 An NPZ file is a zip of ``.npy`` arrays: ``features.npy`` (cells x features), ``locations.npy``
 (cells x 2: x, y) and ``metadata.npy``, a 0-d object array holding a dict (plate, well, site,
-channel images, model ...). The numeric arrays are read from their ``.npy`` header and bytes,
-never through a pickle. ``metadata.npy`` *is* a pickle, and a pickle can run any code, so it is
-read by :class:`MetadataUnpickler`, which rebuilds a 0-d object array and nothing else, and the
-result must be a dict of text to text, numbers, booleans or None. ``numpy.load`` with
-``allow_pickle=True`` is never used.
+channel images, model ...). One file is read by ``adapters/npz_site.py``; its arrays and its
+metadata (a pickle, rebuilt by a restricted unpickler) are checked by ``adapters/npz_checks.py``.
 
 Rows are cells, in file order. Columns: ``ImageNumber`` (the file's position in its plate
 folder, from 1), ``ObjectNumber`` (the cell's row in its file, from 1), ``Metadata_NPZSource``
@@ -25,302 +22,40 @@ NumPy is imported inside the functions: only NPZ sources need it.
 
 from __future__ import annotations
 
-import io
-import math
-import pickle
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from celltable.adapters.duckdb_sql import SQL_TYPES, data_type, error_summary, ident
+from celltable.adapters.npz_checks import _declared
+from celltable.adapters.npz_site import (
+    FEATURES,
+    IMAGE_KEY,
+    LOCATION_COLUMNS,
+    LOCATIONS,
+    METADATA,
+    OBJECT_KEY,
+    _arrow_value_type,
+    _metadata,
+    _names,
+    read_npz,
+    site_table,
+)
 from celltable.adapters.parquet import ARROW_TYPES
-from celltable.domain.errors import InvalidPresetError, SourceReadError, UnsafePickleError
+from celltable.domain.errors import InvalidPresetError, SourceReadError
 from celltable.domain.inspection import TableDescription, UnitDescription
 from celltable.domain.join import ChunkQuery
-from celltable.domain.naming import safe_name
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column, DataType, TableSchema, unify_types
 from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit
 
 if TYPE_CHECKING:
-    import numpy as np
-
-FEATURES, LOCATIONS, METADATA = "features.npy", "locations.npy", "metadata.npy"
-IMAGE_KEY, OBJECT_KEY = "ImageNumber", "ObjectNumber"  # an NPZ preset's image key and object number
-SOURCE_COLUMN = "Metadata_NPZSource"
-LOCATION_COLUMNS = ("Location_Center_X", "Location_Center_Y")
-MODEL_KEY = "Metadata_Model"
-DEFAULT_MODEL = "DP"  # pycytominer's and CytoTable's name for features of an unnamed model
-MAX_HEADER = 10_000  # bytes of .npy header read at most (NumPy's own default bound)
-MAX_METADATA = 16 * 2**20  # a metadata dict is a few kB; more is not DeepProfiler's
-
-Value = str | int | float | bool | None
-
-
-def _reconstruct() -> Callable[..., Any]:
-    try:  # NumPy 2 writes numpy._core; NumPy 1 wrote numpy.core, which NumPy 2 still reads
-        from numpy._core.multiarray import _reconstruct as fn
-    except ImportError:  # pragma: no cover - NumPy 1
-        from numpy.core.multiarray import _reconstruct as fn
-    return fn
-
-
-class MetadataUnpickler(pickle.Unpickler):
-    """Unpickles a 0-d object ``ndarray`` and nothing else: of every global a pickle may name,
-    only NumPy's array rebuilder, ``numpy.ndarray`` and ``numpy.dtype`` are found, so no
-    function outside them (``os.system``, ``builtins.eval`` ...) can be reached."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        import numpy as np
-
-        allowed: dict[tuple[str, str], Any] = {
-            ("numpy.core.multiarray", "_reconstruct"): _reconstruct(),
-            ("numpy._core.multiarray", "_reconstruct"): _reconstruct(),
-            ("numpy", "ndarray"): np.ndarray,
-            ("numpy", "dtype"): np.dtype,
-        }
-        found = allowed.get((module, name))
-        if found is None:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, which a metadata dict "
-                                         "never needs")
-        return found
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("it refers to a persistent object")
-
-
-def load_metadata(data: bytes, where: str) -> dict[str, Value]:
-    """The dict pickled (as a 0-d object array) in ``data``, read by :class:`MetadataUnpickler`.
-
-    Raises:
-        UnsafePickleError: The pickle names anything else, or holds anything but a dict of text
-            to text, numbers, booleans or None.
-    """
-    import numpy as np
-
-    try:
-        obj = MetadataUnpickler(io.BytesIO(data)).load()
-    except Exception as e:  # a hostile or broken pickle fails in many ways; none may escape
-        raise UnsafePickleError(
-            f"{where}: refused to read metadata.npy ({e}); it is not DeepProfiler's metadata "
-            "dict. Re-export the file, or remove it from the source if you do not trust it"
-        ) from e
-    if isinstance(obj, np.ndarray) and obj.dtype == object and obj.shape == ():
-        obj = obj.item()
-    if not isinstance(obj, dict):
-        raise UnsafePickleError(f"{where}: metadata.npy holds a {type(obj).__name__}, not a dict "
-                                "of metadata; re-export the file or remove it from the source")
-    for key, value in obj.items():
-        if not isinstance(key, str) or not (value is None or type(value) in (str, int, float, bool)):
-            raise UnsafePickleError(
-                f"{where}: metadata.npy maps {key!r} to a {type(value).__name__}; only text, "
-                "numbers, booleans and None are read. Re-export the file or remove it")
-    return obj
-
-
-@dataclass(frozen=True, slots=True)
-class NpzSite:
-    """One NPZ file as read: its features, cell locations and metadata."""
-
-    features: np.ndarray
-    locations: np.ndarray
-    metadata: dict[str, Value]
-
-    @property
-    def cells(self) -> int:
-        return int(self.features.shape[0])
-
-
-def _header(f: io.BufferedIOBase, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    import numpy as np
-    from numpy.lib import format as npy
-
-    try:
-        version = npy.read_magic(f)
-        if version == (1, 0):
-            return npy.read_array_header_1_0(f, max_header_size=MAX_HEADER)
-        if version == (2, 0):
-            return npy.read_array_header_2_0(f, max_header_size=MAX_HEADER)
-    except (ValueError, SyntaxError, TypeError, EOFError, OSError, zlib.error) as e:
-        raise SourceReadError(f"{where} is not a readable .npy array ({e}); re-export the "
-                              "file") from e
-    raise SourceReadError(f"{where} uses .npy format {version}, which celltable does not read "
-                          f"(NumPy {np.__version__} writes 1.0 or 2.0); re-save it with NumPy")
-
-
-def _checked(shape: tuple[int, ...], dtype: np.dtype, held: int, member: str,
-             where: str) -> int:
-    """The bytes a numeric array's header declares, checked before anything is allocated:
-    whole, non-negative dimensions whose values fill exactly the ``held`` bytes after it.
-
-    Raises:
-        SourceReadError: Not numbers, an impossible shape, or a size the member does not hold.
-    """
-    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fiu":
-        raise SourceReadError(f"{where}: {member} holds {dtype} values, not numbers; "
-                              "is it a DeepProfiler file?")
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise SourceReadError(f"{where}: {member} declares the impossible shape {shape}; the "
-                              "file is damaged, export or copy it again")
-    size = math.prod(shape) * dtype.itemsize
-    if held != size:
-        raise SourceReadError(
-            f"{where}: {member} declares {shape} values ({size} bytes) but holds {held} bytes; "
-            "the file is damaged, export or copy it again")
-    return size
-
-
-def _declared(zf: zipfile.ZipFile, member: str, where: str) -> tuple[tuple[int, ...], np.dtype]:
-    """A numeric array member's shape and type, from its header alone, checked as
-    :func:`_checked` does."""
-    info = zf.getinfo(member)
-    with zf.open(info) as f:
-        shape, _, dtype = _header(f, f"{where} ({member})")
-        _checked(shape, dtype, info.file_size - f.tell(), member, where)
-    return shape, dtype
-
-
-def _numbers(zf: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
-    """A numeric array member, checked against its header before any byte is kept."""
-    import numpy as np
-
-    info = zf.getinfo(member)
-    with zf.open(info) as f:
-        shape, fortran, dtype = _header(f, f"{where} ({member})")
-        size = _checked(shape, dtype, info.file_size - f.tell(), member, where)
-        data = f.read(size)
-    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))
-    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
-        array = array.astype(np.float32)
-    return array
-
-
-def read_npz(path: str) -> NpzSite:
-    """Read one DeepProfiler NPZ file.
-
-    Raises:
-        SourceReadError: The file is not a readable zip, lacks ``features.npy`` or
-            ``locations.npy``, or its arrays do not agree in cells.
-        UnsafePickleError: ``metadata.npy`` is not a plain metadata dict.
-    """
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            missing = [m for m in (FEATURES, LOCATIONS) if m not in names]
-            if missing:
-                raise SourceReadError(
-                    f"{path} has no {' or '.join(missing)} (it holds {', '.join(sorted(names)) or 'nothing'}); "
-                    "is it a DeepProfiler features file? Remove it from the source or export it again")
-            features = _numbers(zf, FEATURES, path)
-            locations = _numbers(zf, LOCATIONS, path)
-            metadata = _metadata(zf, path) if METADATA in names else {}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as e:
-        raise SourceReadError(f"{path} is not a readable NPZ file ({e}); copy or export it "
-                              "again, or remove it from the source") from e
-    if features.ndim != 2:
-        raise SourceReadError(f"{path}: features.npy has shape {features.shape}, not "
-                              "(cells, features)")
-    if locations.ndim != 2 or locations.shape[0] != features.shape[0] or locations.shape[1] < 2:
-        raise SourceReadError(
-            f"{path}: locations.npy has shape {locations.shape} but features.npy has "
-            f"{features.shape[0]} cells; each cell needs an x and a y. The file is damaged: "
-            "export it again")
-    return NpzSite(features, locations, metadata)
-
-
-def _metadata(zf: zipfile.ZipFile, path: str) -> dict[str, Value]:
-    info = zf.getinfo(METADATA)
-    if info.file_size > MAX_METADATA:
-        raise UnsafePickleError(f"{path}: metadata.npy is {info.file_size} bytes, more than "
-                                "a metadata dict; re-export the file or remove it")
-    with zf.open(info) as f:
-        shape, _, dtype = _header(f, f"{path} ({METADATA})")
-        if not (dtype.hasobject and shape == ()):
-            raise SourceReadError(f"{path}: metadata.npy holds {dtype} values of shape {shape}, "
-                                  "not a metadata dict")
-        return load_metadata(f.read(), path)
-
-
-def model_name(metadata: dict[str, Value]) -> str:
-    """The prefix of the feature columns: the metadata's model, made a safe name, or ``DP``."""
-    model = metadata.get(MODEL_KEY)
-    return safe_name(str(model)) if model not in (None, "") else DEFAULT_MODEL
-
-
-def metadata_name(key: str) -> str:
-    """``Metadata_<key>``, unless the key already starts so (pycytominer's rule)."""
-    return key if key.startswith("Metadata_") else f"Metadata_{key}"
-
-
-def _arrow_value_type(value: Value) -> pa.DataType:
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64()
-    if isinstance(value, float):
-        return pa.float64()
-    return pa.string()
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Names made distinct: two keys naming one column (``Plate``, ``Metadata_Plate``) keep
-    both, the later one as ``_2``."""
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        unique, k = name, 1
-        while unique in seen:
-            k += 1
-            unique = f"{name}_{k}"
-        seen.add(unique)
-        out.append(unique)
-    return out
-
-
-def _names(metadata: dict[str, Value], features: int) -> list[str]:
-    """The columns of a site, in order (see the module's description)."""
-    return _unique([
-        IMAGE_KEY,
-        OBJECT_KEY,
-        SOURCE_COLUMN,
-        *(metadata_name(k) for k in metadata),
-        *LOCATION_COLUMNS,
-        *(f"{model_name(metadata)}_{i}" for i in range(features)),
-    ])
-
-
-def site_table(site: NpzSite, *, image_number: int, source: str) -> pa.Table:
-    """The rows of one site: one per cell, named and ordered as this module describes."""
-    import numpy as np
-
-    n = site.cells
-    arrays = [
-        pa.array(np.full(n, image_number, dtype=np.int64)),
-        pa.array(np.arange(1, n + 1, dtype=np.int64)),
-        pa.array([source] * n, pa.string()),
-    ]
-    for key, value in site.metadata.items():
-        try:
-            arrays.append(pa.array([value] * n, _arrow_value_type(value)))
-        except (pa.ArrowInvalid, OverflowError) as e:
-            raise SourceReadError(f"{source}: metadata {key!r} = {value!r} does not fit a "
-                                  f"column ({e})") from e
-    arrays += [pa.array(np.ascontiguousarray(site.locations[:, i], dtype=np.float64))
-               for i in range(len(LOCATION_COLUMNS))]
-    # The columns of a Fortran-ordered copy are contiguous: Arrow takes them without copying.
-    features = np.asfortranarray(site.features)
-    if features.dtype.kind in "iu":
-        features = features.astype(np.int64, order="F")
-    arrays += [pa.array(features[:, i]) for i in range(features.shape[1])]
-    return pa.Table.from_arrays(arrays, names=_names(site.metadata, features.shape[1]))
+    pass
 
 
 def _check_keys(preset: Preset) -> None:

@@ -86,7 +86,7 @@ class LocalPlateWorker:
 
     def _cloud(self) -> Any:
         if self._clients is None:
-            from celltable.adapters.cloud import CloudClients
+            from celltable.adapters.cloud_clients import CloudClients
 
             self._clients = CloudClients(self.recipe.cache_dir,
                                          no_sign_request=self.recipe.no_sign_request)
@@ -134,7 +134,7 @@ class LocalPlateWorker:
 
     def write_text(self, path: str, text: str) -> None:
         if _is_cloud(path):
-            from celltable.adapters.cloud import cloud_errors
+            from celltable.adapters.cloud_clients import cloud_errors
 
             with cloud_errors(path):
                 self._cloud().path(path).write_text(text)  # one object write
@@ -173,7 +173,7 @@ class _UploadedSink:
         self.inner.write(data)
 
     def close(self, metadata: Mapping[str, str]) -> int:
-        from celltable.adapters.cloud import cloud_errors
+        from celltable.adapters.cloud_clients import cloud_errors
 
         try:
             rows = self.inner.close(metadata)

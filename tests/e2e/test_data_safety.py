@@ -497,7 +497,7 @@ def test_a_fractional_sqlite_image_number_is_named_without_duckdb_settings(tmp_p
 
 
 def test_a_second_resume_run_on_one_dest_says_another_run_holds_it(tmp_path):
-    from celltable.adapters.storage import hold_lock
+    from celltable.adapters.local_destination import hold_lock
 
     dest = tmp_path / "o.parquet"
     resume = tmp_path / ".o.parquet.celltable-resume"

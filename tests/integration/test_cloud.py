@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 import celltable
-from celltable.adapters.cloud import CloudClients, CloudSourceLocator
+from celltable.adapters.cloud_clients import CloudClients
+from celltable.adapters.cloud_locator import CloudSourceLocator
 from celltable.adapters.storage import LocalSourceLocator
 from celltable.cli import app
 from celltable.domain.presets import get_preset

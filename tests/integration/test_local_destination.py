@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from celltable.adapters.local_destination import OWNER, LocalDestination, _exchange
 from celltable.adapters.safe_paths import check_written_paths
-from celltable.adapters.storage import OWNER, LocalDestination, _exchange
 from celltable.domain.errors import DestinationError
 
 

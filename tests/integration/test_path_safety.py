@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from celltable.adapters.storage import LocalDestination
+from celltable.adapters.local_destination import LocalDestination
 from celltable.domain.errors import DestinationError
 from celltable.domain.paths import within
 

@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from celltable.adapters.npz import (
-    MetadataUnpickler,
-    describe_npz,
-    load_metadata,
-    read_npz,
-    site_table,
-)
+from celltable.adapters.npz import describe_npz
+from celltable.adapters.npz_checks import MetadataUnpickler, load_metadata
+from celltable.adapters.npz_site import read_npz, site_table
 from celltable.domain.errors import SourceReadError, UnsafePickleError
 from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.sources import SourceUnit, TableLocation

@@ -8,14 +8,8 @@ from hypothesis import strategies as st
 
 from celltable.domain.errors import InvalidPresetError
 from celltable.domain.join import derive_join
-from celltable.domain.preset_file import (
-    CompartmentSpec,
-    customise,
-    override_builtin,
-    parse_compartment,
-    parse_preset,
-    parse_relationship,
-)
+from celltable.domain.preset_file import customise, override_builtin, parse_preset
+from celltable.domain.preset_values import CompartmentSpec, parse_compartment, parse_relationship
 from celltable.domain.presets import PRESETS, Compartment, Relationship, SourceFormat, get_preset
 
 CELLPOSE = """

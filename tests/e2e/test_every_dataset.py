@@ -1,4 +1,4 @@
-"""Every command on every shared data set, from the command line, the preset detected: inspect
+"""Every command on every bundled real data set, from the command line, the preset detected: inspect
 names the preset, convert writes a table with rows, validate passes it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from celltable.cli import app
 from tests.conftest import REAL_DATA
 
 DATASETS = {
-    # folder under shared/data: the preset inspect must detect
+    # folder under tests/data/real: the preset inspect must detect
     "cellprofiler/ExampleHuman": "cellprofiler_csv",
     "cellprofiler/NF1_SchwannCell_data/all_cellprofiler.sqlite": "cellprofiler_sqlite",
     "cytominer-database/data_a_sqlite/data_a.sqlite": "cell-health-cellprofiler-to-cytominer-database",
@@ -23,7 +23,7 @@ DATASETS = {
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
-def test_inspect_convert_and_validate_work_on_each_shared_data_set(tmp_path, name):
+def test_inspect_convert_and_validate_work_on_each_real_data_set(tmp_path, name):
     source = REAL_DATA / name
     runner = CliRunner()
     inspected = runner.invoke(app, ["inspect", str(source), "--json"])

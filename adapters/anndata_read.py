@@ -22,10 +22,10 @@ from celltable.adapters.anndata_out import (
     stored_digests,
     stored_type,
 )
-from celltable.adapters.parquet_checks import BATCH_BYTES, TableDigest
+from celltable.adapters.parquet_checks import BATCH_BYTES, TableDigest, read_manifest
 from celltable.domain.errors import SourceReadError
 from celltable.domain.schema import Column, DataType
-from celltable.domain.validation import MANIFEST_NAME, Checksum, OutputScan, file_fingerprint
+from celltable.domain.validation import Checksum, OutputScan, file_fingerprint
 
 _ZARR_ERRORS = tuple(getattr(zarr.errors, n) for n in ("BaseZarrError",)
                      if hasattr(zarr.errors, n))  # zarr 3; zarr 2 raises the others
@@ -51,13 +51,7 @@ class AnnDataReader:
         path = Path(dest_path).expanduser().absolute()
         if not path.is_dir() or path.suffix.lower() == ".zarr":
             return None
-        try:
-            manifest = (path / MANIFEST_NAME).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            manifest = None
-        except (OSError, UnicodeDecodeError) as e:
-            raise SourceReadError(f"cannot read {path / MANIFEST_NAME}: {e}") from e
-        return manifest, anndata_fingerprints(path)
+        return read_manifest(path), anndata_fingerprints(path)
 
     def scan(self, path: str, key_columns: Sequence[str] | None,
              group_rows: Sequence[int] | None = None) -> OutputScan:

@@ -175,6 +175,16 @@ class ChecksummedWriter:
             raise DestinationError(f"cannot write {folder}/{MANIFEST_NAME}: {e}") from e
 
 
+def read_manifest(folder: Path) -> str | None:
+    """The text of the manifest written at publish in an output folder, or None without one."""
+    try:
+        return (folder / MANIFEST_NAME).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SourceReadError(f"cannot read {folder / MANIFEST_NAME}: {e}") from e
+
+
 def folder_fingerprints(folder: Path) -> dict[str, str]:
     """Each Parquet file under ``folder`` (relative POSIX path) and its fingerprint, read from
     its footer."""
@@ -224,13 +234,7 @@ class ParquetReader:
         path = Path(dest_path).expanduser().absolute()
         if not path.is_dir():
             return None
-        try:
-            manifest = (path / MANIFEST_NAME).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            manifest = None
-        except (OSError, UnicodeDecodeError) as e:
-            raise SourceReadError(f"cannot read {path / MANIFEST_NAME}: {e}") from e
-        return manifest, folder_fingerprints(path)
+        return read_manifest(path), folder_fingerprints(path)
 
     def scan(self, path: str, key_columns: Sequence[str] | None,
              group_rows: Sequence[int] | None = None) -> OutputScan:

@@ -34,17 +34,14 @@ from anndata.io import write_elem
 from celltable.adapters.column_digest import ColumnDigester
 from celltable.adapters.parquet import arrow_schema, domain_columns, fitted
 from celltable.adapters.parquet_checks import TableDigest, key_columns_of
-from celltable.domain.errors import DestinationError
 from celltable.domain.naming import channels_of, feature_parts
 from celltable.domain.schema import Column, DataType, Role
 from celltable.domain.validation import (
     CHECKSUM_KEY,
     COLUMNS_KEY,
-    MANIFEST_NAME,
     PROVENANCE_KEY,
     Checksum,
     ColumnDigests,
-    manifest_json,
 )
 
 UNS_KEY = "celltable"
@@ -294,12 +291,9 @@ class AnnDataWriter:
 
     def seal(self, folder: str) -> None:
         from celltable.adapters.anndata_read import anndata_fingerprints
+        from celltable.adapters.parquet_checks import write_manifest
 
-        files = anndata_fingerprints(Path(folder))
-        try:
-            (Path(folder) / MANIFEST_NAME).write_text(manifest_json(files), encoding="utf-8")
-        except OSError as e:
-            raise DestinationError(f"cannot write {folder}/{MANIFEST_NAME}: {e}") from e
+        write_manifest(Path(folder), anndata_fingerprints(Path(folder)))
 
 
 def h5ad_writer(settings: Any) -> AnnDataWriter:

@@ -168,11 +168,15 @@ class ChecksummedWriter:
         return self._inner.columns_of(data)
 
     def seal(self, folder: str) -> None:
-        files = folder_fingerprints(Path(folder))
-        try:
-            (Path(folder) / MANIFEST_NAME).write_text(manifest_json(files), encoding="utf-8")
-        except OSError as e:
-            raise DestinationError(f"cannot write {folder}/{MANIFEST_NAME}: {e}") from e
+        write_manifest(Path(folder), folder_fingerprints(Path(folder)))
+
+
+def write_manifest(folder: Path, files: Mapping[str, str]) -> None:
+    """Writes the manifest of an output folder's files (name -> fingerprint) at publish."""
+    try:
+        (folder / MANIFEST_NAME).write_text(manifest_json(files), encoding="utf-8")
+    except OSError as e:
+        raise DestinationError(f"cannot write {folder}/{MANIFEST_NAME}: {e}") from e
 
 
 def read_manifest(folder: Path) -> str | None:

@@ -31,9 +31,7 @@ import pyarrow as pa
 from celltable.adapters.duckdb_sql import arrow_reader, error_summary, ident, literal
 from celltable.adapters.sqlite_adbc import ArrowReader, Partition
 from celltable.domain.errors import ConfigurationError, SourceReadError
-
-READERS = ("auto", "arrow", "extension")
-"""The reader settings: ``auto`` takes the accelerator when it matches DuckDB, else ``arrow``."""
+from celltable.domain.model import SQLITE_READERS as READERS
 
 
 class SqliteReader(Protocol):

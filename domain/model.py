@@ -12,6 +12,10 @@ from celltable.domain.sources import SkippedFile
 EXECUTORS = ("threads", "htex")
 """Where tasks can run without a Parsl configuration: local threads or local processes."""
 
+SQLITE_READERS = ("auto", "arrow", "extension")
+"""How SQLite files can be read (``CELLTABLE_SQLITE_READER``): ``auto`` takes DuckDB's SQLite
+extension when it matches DuckDB, else ``arrow`` (ADBC)."""
+
 PARTITIONS = (None, "plate")
 """How an output table may be split into files: not at all, or one file per plate."""
 

@@ -4,11 +4,11 @@ commands of the same names."""
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from celltable.application.convert import Services
 from celltable.application.convert import convert as convert_use_case
 from celltable.application.detect import detect as detect_use_case
 from celltable.application.detect import preset_to_convert
@@ -22,13 +22,12 @@ from celltable.application.warehouse import (
 )
 from celltable.bootstrap import (
     bootstrap,
+    bootstrap_warehouse,
     crop_pixels,
-    inspect_services,
-    local_destination,
+    inspection,
     output_format_of,
-    output_reader,
+    validation,
     warehouse_adapters,
-    warehouse_reader,
 )
 from celltable.domain.detect import Detection
 from celltable.domain.errors import InvalidOptionError, InvalidPresetError, OutputFormatError
@@ -36,7 +35,6 @@ from celltable.domain.model import ConversionOptions, ConversionRequest, Convers
 from celltable.domain.ports import ProgressListener
 from celltable.domain.preset_file import parse_preset
 from celltable.domain.presets import PRESETS, Preset, get_preset
-from celltable.domain.report import PeakMemory
 from celltable.domain.validation import ValidationReport
 from celltable.domain.warehouse import CATALOG_FILE, ICEBERG, IcebergOptions, TableState
 from celltable.logs import route_to_stdlib_unless_configured
@@ -123,41 +121,24 @@ def convert(
     )
     source, dest = _path(source_path), _path(dest_path)
     given = resolve_preset(preset)
-    with bootstrap(
-        threads=opts.threads,
-        memory_limit=opts.memory_limit,
-        compression=opts.compression,
-        staging_dir=opts.staging_dir,
-        parsl_config=parsl_config,
-        executor=opts.executor,
-        workers=opts.workers,
-        source_path=source,
-        dest_path=dest,
-        local_cache_dir=opts.local_cache_dir,
-        no_sign_request=opts.no_sign_request,
-        cloud_client=opts.cloud_client,
-        progress=progress,
-        plate_tasks=opts.join_sql is None,
-        output_format=opts.format,
-        float32=opts.float32,
-    ) as services:
-        services = replace(services, peak_memory=peak_memory)
-        if progress is not None:
-            services = replace(services, progress=progress)
-        chosen = given or preset_to_convert(
-            detect_use_case(source, services.locator, services.surveyor))
-        request = ConversionRequest(source, dest, chosen, opts)
-        if services.output_format.warehouse:
-            ice = iceberg or IcebergOptions()
-            warehouse, cropper = warehouse_adapters(dest, ice.catalog_uri, ice.catalog_options)
-            reports = services.destination  # DEST's kind (local or cloud), for the run report
-            services = replace(services, destination=local_destination(opts.staging_dir))
-            return convert_to_warehouse(WarehouseRequest(request, ice), services, warehouse,
-                                        cropper, reports)
+    if output_format_of(dest, opts.format, source).warehouse:
+        with bootstrap_warehouse(source, dest, opts, iceberg or IcebergOptions(),
+                                 parsl_config=parsl_config, progress=progress) as w:
+            request = ConversionRequest(source, dest, given or _detected(source, w.services),
+                                        opts)
+            return convert_to_warehouse(WarehouseRequest(request, iceberg or IcebergOptions()),
+                                        w.services, w.warehouse, w.cropper, w.reports)
+    with bootstrap(source, dest, opts, parsl_config=parsl_config, progress=progress) as services:
+        request = ConversionRequest(source, dest, given or _detected(source, services), opts)
         if iceberg is not None:
             raise InvalidOptionError(f"Iceberg options do not apply to the "
                                      f"{services.output_format.name} format")
         return convert_use_case(request, services)
+
+
+def _detected(source: str, services: Services | InspectServices) -> Preset:
+    """The preset reading ``source``, detected."""
+    return preset_to_convert(detect_use_case(source, services.locator, services.surveyor))
 
 
 def check_format(source_path: str, dest_path: str, options: ConversionOptions) -> str:
@@ -168,44 +149,6 @@ def check_format(source_path: str, dest_path: str, options: ConversionOptions) -
         OutputFormatError: It cannot be chosen; the message says how to choose one.
     """
     return output_format_of(_path(dest_path), options.format, _path(source_path)).name
-
-
-def peak_memory() -> PeakMemory | None:
-    """Peak resident memory of this process, and of its largest child process (Parsl's worker
-    processes): finished ones from ``getrusage``, running ones from ``/proc`` on Linux; None
-    where the platform has no ``getrusage``."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return PeakMemory(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit,
-                      max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit,
-                          _running_children_peak()))
-
-
-def _running_children_peak() -> int:
-    """The largest peak resident memory (``VmHWM``) of this process's running descendants, in
-    bytes: HTEX workers are still running when the report is made. 0 without ``/proc``."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):  # ended meanwhile, or not Linux's layout
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    peak, todo = 0, list(children.get(os.getpid(), ()))
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, ()))
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peak = max(peak, int(line.split()[1]) * 1024)
-    return peak
 
 
 def _path(path: str | os.PathLike[str]) -> str:
@@ -270,8 +213,8 @@ def detect(source_path: str | os.PathLike[str],
     """
     route_to_stdlib_unless_configured()
     source = _path(source_path)
-    services = _inspect_services(source, options)
-    return detect_use_case(source, services.locator, services.surveyor)
+    with inspection(source, options) as services:
+        return detect_use_case(source, services.locator, services.surveyor)
 
 
 def inspect(source_path: str | os.PathLike[str],
@@ -295,14 +238,8 @@ def inspect(source_path: str | os.PathLike[str],
     route_to_stdlib_unless_configured()
     source = _path(source_path)
     given = resolve_preset(preset)
-    return inspect_use_case(source, _inspect_services(source, options), given)
-
-
-def _inspect_services(source: str, options: ConversionOptions | None) -> InspectServices:
-    opts = options or ConversionOptions()
-    return inspect_services(source, threads=opts.threads, memory_limit=opts.memory_limit,
-                            local_cache_dir=opts.local_cache_dir,
-                            no_sign_request=opts.no_sign_request, cloud_client=opts.cloud_client)
+    with inspection(source, options) as services:
+        return inspect_use_case(source, services, given)
 
 
 def validate(dest_path: str | os.PathLike[str], *, no_sign_request: bool = False,
@@ -323,11 +260,9 @@ def validate(dest_path: str | os.PathLike[str], *, no_sign_request: bool = False
     """
     route_to_stdlib_unless_configured()
     dest = os.fspath(dest_path)
-    if is_warehouse(dest):
-        return validate_use_case(dest, warehouse_reader())
-    return validate_use_case(dest, output_reader(dest, local_cache_dir=local_cache_dir,
-                                                 no_sign_request=no_sign_request,
-                                                 cloud_client=cloud_client))
+    with validation(dest, warehouse=is_warehouse(dest), local_cache_dir=local_cache_dir,
+                    no_sign_request=no_sign_request, cloud_client=cloud_client) as reader:
+        return validate_use_case(dest, reader)
 
 
 def is_warehouse(path: str | os.PathLike[str]) -> bool:

@@ -1,225 +1,173 @@
-"""The composition root: the one module that builds adapters and hands them to use cases."""
+"""The composition root: the one module that builds adapters and hands them to use cases.
+
+Each use case gets its named dependencies from one context manager here: :func:`bootstrap`
+(convert), :func:`bootstrap_warehouse` (convert into a warehouse), :func:`inspection` (detect
+and inspect) and :func:`validation` (validate). Settings are resolved once per run
+(:class:`Settings`); Arrow's thread pool is bounded only while the context is open. Adapters a
+caller gives (tests give fakes) travel by name in :class:`Adapters`.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from celltable.application.convert import Services
 from celltable.application.inspect import InspectServices
-from celltable.domain.errors import ConfigurationError, OutputFormatError
+from celltable.domain.errors import OutputFormatError
 from celltable.domain.formats import PARQUET, OutputFormat, choose_format
-from celltable.domain.ports import OutputReader
+from celltable.domain.model import ConversionOptions
+from celltable.domain.ports import (
+    ChunkStore,
+    Destination,
+    ImageCropper,
+    OutputReader,
+    ProgressListener,
+    QueryEngine,
+    SourceLocator,
+    SourceSurveyor,
+    TableWriter,
+    TaskRunner,
+    Warehouse,
+)
+from celltable.domain.warehouse import IcebergOptions
+from celltable.settings import Settings, package_version, parse_size
 
 PRODUCER = "celltable"
 
-
-def package_version() -> str:
-    try:
-        return version("celltable")
-    except PackageNotFoundError:  # running from a source tree
-        return "0.0.0"
+__all__ = ["Adapters", "Settings", "WarehouseServices", "bootstrap", "bootstrap_warehouse",
+           "inspection", "package_version", "parse_size", "validation"]
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Process-wide settings, read once from arguments, then ``CELLTABLE_*`` variables."""
+class Adapters:
+    """Adapters to use instead of the real ones, each named by its port (tests give fakes);
+    None builds the real one."""
 
-    threads: int
-    workers: int
-    engine_threads: int
-    memory_budget: int
-    memory_limit: int
-    memory_map: bool
-    cache_dir: str = ""
-    sqlite_reader: str = "auto"
-    """``CELLTABLE_SQLITE_READER``: ``auto`` (DuckDB's SQLite extension when installed for this
-    DuckDB, else ADBC), ``arrow`` or ``extension``."""
-    bounded: bool = False
-    """Threads were bounded (``threads`` or ``CELLTABLE_THREADS``): Arrow's pool is sized too."""
-
-    @classmethod
-    def resolve(cls, threads: int | None, memory_limit: str | None,
-                env: dict[str, str] | None = None, *, workers: int | None = None,
-                local_cache_dir: str | None = None) -> Settings:
-        env = dict(os.environ) if env is None else env
-        bound = threads or _int_setting(env, "CELLTABLE_THREADS")
-        total = bound or os.cpu_count() or 1
-        # Each task's DuckDB gets two threads where there is room: joins of wide tables use
-        # them well, and fewer concurrent tasks keep fewer chunks in memory.
-        workers = workers or max(1, total // 2)
-        engine_threads = max(1, total // workers)
-        budget = _physical_memory() // 2
-        given = memory_limit or env.get("CELLTABLE_MEMORY_LIMIT")
-        # Bounded by default, so memory stays flat however large the plate: past the limit
-        # DuckDB spills to the staging folder.
-        limit = parse_size(given) if given else min(budget // workers, DEFAULT_MEMORY_LIMIT)
-        memory_map = env.get("CELLTABLE_ARROW_USE_MEMORY_MAPPING", "1").strip().lower() not in (
-            "0", "false", "no", "off")
-        return cls(total, workers, engine_threads, budget, limit, memory_map,
-                   _cache_dir(local_cache_dir, env), _sqlite_reader(env),
-                   bounded=bool(bound))
+    locator: SourceLocator | None = None
+    surveyor: SourceSurveyor | None = None
+    engine: QueryEngine | None = None
+    writer: TableWriter | None = None
+    destination: Destination | None = None
+    runner: TaskRunner | None = None
+    """A context manager: opened for the conversion, as the real one is."""
+    chunk_store: Callable[[str], ChunkStore] | None = None
+    versions: Callable[[Sequence[str]], dict[str, str]] | None = None
 
 
-def _int_setting(env: dict[str, str], name: str) -> int:
-    """A positive whole number from the environment (0: unset).
+@dataclass(frozen=True, slots=True)
+class WarehouseServices:
+    """What a conversion into a warehouse runs on: a conversion's services staging the
+    profiles locally, the warehouse, the image cropper, and DEST's own kind of destination,
+    which writes the run report beside it."""
 
-    Raises:
-        ConfigurationError: It is set to something else.
-    """
-    text = env.get(name, "").strip()
-    if not text:
-        return 0
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigurationError(f"{name}={text!r} is not a positive whole number of threads")
-    return int(text)
-
-
-DEFAULT_MEMORY_LIMIT = 2 * 2**30
-_UNITS = {"": 1, "B": 1, "KB": 2**10, "KIB": 2**10, "MB": 2**20, "MIB": 2**20, "GB": 2**30,
-          "GIB": 2**30, "TB": 2**40, "TIB": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size such as ``512MB`` or ``2 GB`` (units of 1024).
-
-    Raises:
-        ConfigurationError: The text is not a size.
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    if not match or match.group(2).upper() not in _UNITS:
-        raise ConfigurationError(f"memory limit {text!r} is not a size like 512MB or 2GB")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-
-
-def _sqlite_reader(env: dict[str, str]) -> str:
-    from celltable.adapters.sqlite_reader import READERS
-
-    reader = env.get("CELLTABLE_SQLITE_READER", "").strip().lower() or "auto"
-    if reader not in READERS:
-        raise ConfigurationError(
-            f"CELLTABLE_SQLITE_READER={reader!r} is not one of {', '.join(READERS)}")
-    return reader
-
-
-def _cache_dir(given: str | None, env: dict[str, str]) -> str:
-    """Where cloud files are cached: on disk under the user's cache folder, never a RAM-backed
-    temporary folder (a plate's SQLite can be tens of GB)."""
-    if given or env.get("CELLTABLE_LOCAL_CACHE_DIR"):
-        return str(Path(given or env["CELLTABLE_LOCAL_CACHE_DIR"]).expanduser().absolute())
-    base = env.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
-    return str(Path(base) / "celltable")
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return 8 * 2**30
+    services: Services
+    warehouse: Warehouse
+    cropper: ImageCropper
+    reports: Destination
 
 
 @contextmanager
-def bootstrap(
-    *,
-    threads: int | None = None,
-    memory_limit: str | None = None,
-    compression: str = "zstd",
-    staging_dir: str | None = None,
-    parsl_config: Any = None,
-    executor: str = "threads",
-    workers: int | None = None,
-    source_path: str = "",
-    dest_path: str = "",
-    local_cache_dir: str | None = None,
-    no_sign_request: bool = False,
-    cloud_client: Any = None,
-    progress: Any = None,
-    plate_tasks: bool = True,
-    output_format: str | None = None,
-    float32: bool = False,
-    **fakes: Any,
-) -> Iterator[Services]:
-    """Services for one conversion: real adapters unless fakes are passed by keyword
-    (``locator``, ``engine``, ``writer``, ``destination``, ``runner``, ``chunk_store``).
+def bootstrap(source_path: str = "", dest_path: str = "",
+              options: ConversionOptions | None = None, *, parsl_config: Any = None,
+              progress: ProgressListener | None = None,
+              given: Adapters | None = None) -> Iterator[Services]:
+    """Services for one conversion: real adapters unless ``given``.
 
     The locator and the destination are chosen by the scheme of ``source_path`` and
-    ``dest_path`` (``s3://``, ``gs://``, ``az://``: cloud; anything else: local).
-    ``parsl_config`` is a ``parsl.Config`` or the path of a Python file defining ``config``; when
-    None, ``workers`` tasks run on ``executor`` (``"threads"`` or ``"htex"``). When that runs
-    tasks in other processes, each plate is one task built from a recipe (``worker_recipe``),
-    unless ``plate_tasks`` is false (a user's join SQL: chunks return to this process).
-    ``output_format`` names the format (or an alias); None infers it from ``dest_path``'s
-    suffix (see :func:`celltable.domain.formats.choose_format`)."""
-    from celltable.adapters.formats import WriterSettings, writer
+    ``dest_path`` (``s3://``, ``gs://``, ``az://``: cloud; anything else: local), the writer by
+    the output format (``options.format``, else DEST's suffix; see
+    :func:`celltable.domain.formats.choose_format`). ``parsl_config`` is a ``parsl.Config`` or
+    the path of a Python file defining ``config``; when None, ``options.workers`` tasks run on
+    ``options.executor``. When that runs tasks in other processes, each plate is one task built
+    from a recipe (``worker_recipe``), unless ``options.join_sql`` is given (chunks return to
+    this process)."""
+    with _conversion(source_path, dest_path, options or ConversionOptions(), parsl_config,
+                     progress, given or Adapters()) as (services, _):
+        yield services
+
+
+@contextmanager
+def bootstrap_warehouse(source_path: str, dest_path: str, options: ConversionOptions,
+                        iceberg: IcebergOptions, *, parsl_config: Any = None,
+                        progress: ProgressListener | None = None) -> Iterator[WarehouseServices]:
+    """Services for a conversion into the warehouse at ``dest_path``: the profiles are staged
+    on local disk whatever DEST is, then committed into the warehouse.
+
+    Raises:
+        MissingExtraError: pyiceberg or tifffile is not installed.
+    """
     from celltable.adapters.storage import LocalDestination
 
-    fmt = output_format_of(dest_path, output_format, source_path)
+    warehouse, cropper = warehouse_adapters(dest_path, iceberg.catalog_uri,
+                                            iceberg.catalog_options)
+    local = Adapters(destination=LocalDestination(options.staging_dir))
+    with _conversion(source_path, dest_path, options, parsl_config, progress,
+                     local) as (services, reports):
+        yield WarehouseServices(services, warehouse, cropper, reports)
 
-    settings = Settings.resolve(threads, memory_limit, workers=workers,
-                                local_cache_dir=local_cache_dir)
+
+@contextmanager
+def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl_config: Any,
+                progress: ProgressListener | None,
+                given: Adapters) -> Iterator[tuple[Services, Destination]]:
+    """A conversion's services, and DEST's own kind of destination."""
+    from celltable.adapters.formats import WriterSettings, writer
+    from celltable.adapters.peak_memory import peak_memory
+
+    fmt = output_format_of(dest_path, opts.format, source_path)
+    settings = Settings.resolve(opts.threads, opts.memory_limit, workers=opts.workers,
+                                local_cache_dir=opts.local_cache_dir)
+    in_memory = parsl_config is None and opts.executor == "threads"
     if isinstance(parsl_config, str | os.PathLike):
         from celltable.adapters.parsl_runner import load_config_file
 
         parsl_config = load_config_file(os.fspath(parsl_config))
     entries = _manifest(source_path)
-    clients = _cloud_clients(settings, (source_path, *entries, dest_path), cloud_client,
-                             no_sign_request)
+    clients = _cloud_clients(settings, (source_path, *entries, dest_path), opts.cloud_client,
+                             opts.no_sign_request)
     locator, surveyor = _source_adapters(source_path, settings, clients, entries, progress)
-    if fakes.get("destination"):
-        destination = fakes["destination"]
-    elif _is_cloud(dest_path):
-        from celltable.adapters.cloud import CloudDestination
-
-        destination = CloudDestination(clients, settings.cache_dir, staging_dir)
-    else:
-        destination = LocalDestination(staging_dir)
-    runner = fakes.get("runner") or _runner(parsl_config, settings.workers, executor)
+    reports = _destination(dest_path, settings, clients, opts.staging_dir)
+    runner = given.runner or _runner(parsl_config, settings.workers, opts.executor)
     with runner:
+        # the executor decides how many tasks run at once: the threads are shared among them
+        settings = settings.with_workers(runner.workers)
+        common = {"destination": given.destination or reports, "runner": runner,
+                  "memory_budget": settings.memory_budget, "producer": PRODUCER,
+                  "version": package_version(), "surveyor": given.surveyor or surveyor,
+                  "progress": progress, "peak_memory": peak_memory}
         # plate tasks build their own Parquet writer where they run; other formats are written
         # here, from the chunks the tasks return
-        if plate_tasks and getattr(runner, "elsewhere", False) and cloud_client is None \
-                and fmt.name == PARQUET.name:
-            yield _plate_services(settings, locator, surveyor, destination, runner, compression,
-                                  source_path, clients, entries, progress, no_sign_request,
-                                  arrow_threads=max(1, settings.threads // settings.workers)
-                                  if settings.bounded else 0)
+        if opts.join_sql is None and getattr(runner, "elsewhere", False) \
+                and opts.cloud_client is None and fmt.name == PARQUET.name:
+            yield _plate_services(settings, given.locator or locator, source_path, clients,
+                                  entries, progress, opts, common), reports
             return
         from celltable.adapters.chunk_store import LocalChunkStore, file_versions
         from celltable.adapters.duckdb_engine import DuckDBEngine
         from celltable.adapters.experiment import CellProfilerExperiments
 
-        _bound_arrow(settings)
-        yield Services(
-            locator=locator,
-            engine=fakes.get("engine")
-            or DuckDBEngine(
-                threads=settings.engine_threads,
-                memory_limit=settings.memory_limit,
-                # tasks on threads share this process's memory; other executors need files
-                in_memory=parsl_config is None and executor == "threads",
-                sqlite_reader=settings.sqlite_reader,
-            ),
-            writer=fakes.get("writer")
-            or writer(fmt.name, WriterSettings(compression, settings.memory_map, float32)),
-            output_format=fmt,
-            destination=destination,
-            runner=runner,
-            memory_budget=settings.memory_budget,
-            producer=PRODUCER,
-            version=package_version(),
-            surveyor=fakes.get("surveyor") or surveyor,
-            chunk_store=fakes.get("chunk_store")
-            or partial(LocalChunkStore, memory_map=settings.memory_map),
-            experiments=CellProfilerExperiments(),
-            versions=fakes.get("versions") or file_versions,
-        )
+        with _arrow_threads(settings):
+            yield Services(
+                locator=given.locator or locator,
+                engine=given.engine or DuckDBEngine(
+                    threads=settings.engine_threads, memory_limit=settings.memory_limit,
+                    # tasks on threads share this process's memory; other executors need files
+                    in_memory=in_memory, sqlite_reader=settings.sqlite_reader),
+                writer=given.writer or writer(fmt.name, WriterSettings(
+                    opts.compression, settings.memory_map, opts.float32)),
+                output_format=fmt,
+                chunk_store=given.chunk_store
+                or partial(LocalChunkStore, memory_map=settings.memory_map),
+                experiments=CellProfilerExperiments(),
+                versions=given.versions or file_versions,
+                **common,
+            ), reports
 
 
 class _InPlateTasks:
@@ -230,10 +178,9 @@ class _InPlateTasks:
         raise AssertionError(f"{name}: rows are read and written by the plate tasks")
 
 
-def _plate_services(settings: Settings, locator: Any, surveyor: Any, destination: Any,
-                    runner: Any, compression: str, source_path: str, clients: Any,
-                    entries: tuple[str, ...], progress: Any, no_sign_request: bool,
-                    arrow_threads: int) -> Services:
+def _plate_services(settings: Settings, locator: SourceLocator, source_path: str, clients: Any,
+                    entries: tuple[str, ...], progress: ProgressListener | None,
+                    opts: ConversionOptions, common: dict[str, Any]) -> Services:
     """Services when each plate is one task elsewhere, built from a recipe where it runs."""
     from celltable.adapters.plate_worker import PlateRecipe
     from celltable.adapters.storage import file_versions
@@ -241,45 +188,84 @@ def _plate_services(settings: Settings, locator: Any, surveyor: Any, destination
     # Each worker runs one plate task at a time with its own engine.
     recipe = PlateRecipe(
         engine_threads=settings.engine_threads, memory_limit=settings.memory_limit,
-        compression=compression, memory_map=settings.memory_map,
-        cache_dir=settings.cache_dir, no_sign_request=no_sign_request,
-        arrow_threads=arrow_threads)
+        compression=opts.compression, memory_map=settings.memory_map,
+        cache_dir=settings.cache_dir, no_sign_request=opts.no_sign_request,
+        arrow_threads=max(1, settings.threads // settings.workers) if settings.bounded else 0)
     # Cloud plates are listed only: each is downloaded by the worker converting it.
     if entries or _is_cloud(source_path):
         locator = _source_adapters(source_path, settings, clients, entries, progress, lazy=True)[0]
     return Services(locator=locator, engine=_InPlateTasks(), writer=_InPlateTasks(),
-                    destination=destination, runner=runner, memory_budget=settings.memory_budget,
-                    producer=PRODUCER, version=package_version(), surveyor=surveyor,
-                    versions=file_versions, worker_recipe=recipe)
+                    versions=file_versions, worker_recipe=recipe, **common)
 
 
-def inspect_services(
-    source_path: str = "",
-    *,
-    threads: int | None = None,
-    memory_limit: str | None = None,
-    local_cache_dir: str | None = None,
-    no_sign_request: bool = False,
-    cloud_client: Any = None,
-    **fakes: Any,
-) -> InspectServices:
-    """Services for inspecting a source (no task runner: nothing is staged); real adapters
-    unless fakes are passed by keyword (``locator``, ``engine``, ``surveyor``)."""
+@contextmanager
+def inspection(source_path: str = "", options: ConversionOptions | None = None, *,
+               given: Adapters | None = None) -> Iterator[InspectServices]:
+    """Services for detecting and inspecting a source (no task runner: nothing is staged);
+    real adapters unless ``given`` (``locator``, ``engine``, ``surveyor``). Of ``options``
+    only the threads, the memory limit and the cloud settings are used."""
     from celltable.adapters.duckdb_engine import DuckDBEngine
 
-    settings = Settings.resolve(threads, memory_limit, local_cache_dir=local_cache_dir)
-    _bound_arrow(settings)
+    opts, given = options or ConversionOptions(), given or Adapters()
+    settings = Settings.resolve(opts.threads, opts.memory_limit,
+                                local_cache_dir=opts.local_cache_dir)
     entries = _manifest(source_path)
-    clients = _cloud_clients(settings, (source_path, *entries), cloud_client, no_sign_request)
+    clients = _cloud_clients(settings, (source_path, *entries), opts.cloud_client,
+                             opts.no_sign_request)
     locator, surveyor = _source_adapters(source_path, settings, clients, entries)
-    return InspectServices(
-        locator=fakes.get("locator") or locator,
-        # One describe at a time, so DuckDB may use every thread.
-        engine=fakes.get("engine")
-        or DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit,
-                        sqlite_reader=settings.sqlite_reader),
-        surveyor=fakes.get("surveyor") or surveyor,
-    )
+    with _arrow_threads(settings):
+        yield InspectServices(
+            locator=given.locator or locator,
+            # One describe at a time, so DuckDB may use every thread.
+            engine=given.engine
+            or DuckDBEngine(threads=settings.threads, memory_limit=settings.memory_limit,
+                            sqlite_reader=settings.sqlite_reader),
+            surveyor=given.surveyor or surveyor,
+        )
+
+
+@contextmanager
+def validation(dest_path: str = "", *, warehouse: bool = False,
+               local_cache_dir: str | None = None, no_sign_request: bool = False,
+               cloud_client: Any = None) -> Iterator[OutputReader]:
+    """The reader of celltable's outputs, for validating them: each file through its format's
+    reader; for a cloud ``dest_path`` its files downloaded into the cache first; for a
+    ``warehouse``, its profiles' data files (memory-mapped as the settings say)."""
+    settings = Settings.resolve(None, None, local_cache_dir=local_cache_dir)
+    with _arrow_threads(settings):
+        if warehouse:
+            from celltable.adapters.iceberg_format import WarehouseReader
+
+            yield WarehouseReader(settings.memory_map)
+            return
+        from celltable.adapters.formats import FormatReader
+
+        local = FormatReader(settings.memory_map)
+        if not _is_cloud(dest_path):
+            yield local
+            return
+        from celltable.adapters.cloud_outputs import CloudOutputReader
+
+        clients = _cloud_clients(settings, (dest_path,), cloud_client, no_sign_request)
+        yield CloudOutputReader(clients, settings.cache_dir, local)
+
+
+@contextmanager
+def _arrow_threads(settings: Settings) -> Iterator[None]:
+    """Arrow's thread pool sized by the settings while the run lasts, when threads were bounded
+    (``--threads`` or ``CELLTABLE_THREADS``), and given back its size afterwards; left at
+    Arrow's default otherwise."""
+    if not settings.bounded:
+        yield
+        return
+    import pyarrow as pa
+
+    before = pa.cpu_count()
+    pa.set_cpu_count(settings.threads)
+    try:
+        yield
+    finally:
+        pa.set_cpu_count(before)
 
 
 def _manifest(source_path: str) -> tuple[str, ...]:
@@ -309,6 +295,18 @@ def _source_adapters(source_path: str, settings: Settings, clients: Any,
 
         return CloudSourceLocator(clients, settings.cache_dir, progress=progress, lazy=lazy), None
     return LocalSourceLocator(), LocalSurveyor()
+
+
+def _destination(dest_path: str, settings: Settings, clients: Any,
+                 staging_dir: str | None) -> Destination:
+    """The destination for DEST's scheme: the cloud's or local disk."""
+    if _is_cloud(dest_path):
+        from celltable.adapters.cloud import CloudDestination
+
+        return CloudDestination(clients, settings.cache_dir, staging_dir)
+    from celltable.adapters.storage import LocalDestination
+
+    return LocalDestination(staging_dir)
 
 
 def _runner(parsl_config: Any, workers: int, executor: str) -> Any:
@@ -365,34 +363,8 @@ def _cloud_clients(settings: Settings, paths: tuple[str, ...], client: Any,
     return CloudClients(settings.cache_dir, client=client, no_sign_request=no_sign_request)
 
 
-def output_reader(dest_path: str = "", *, local_cache_dir: str | None = None,
-                  no_sign_request: bool = False, cloud_client: Any = None) -> OutputReader:
-    """The reader of celltable's outputs, for validating them: each file through its format's
-    reader; for a cloud ``dest_path`` its files downloaded into the cache first."""
-    from celltable.adapters.formats import FormatReader
-
-    settings = Settings.resolve(None, None, local_cache_dir=local_cache_dir)
-    _bound_arrow(settings)
-    local = FormatReader(settings.memory_map)
-    if not _is_cloud(dest_path):
-        return local
-    from celltable.adapters.cloud_outputs import CloudOutputReader
-
-    clients = _cloud_clients(settings, (dest_path,), cloud_client, no_sign_request)
-    return CloudOutputReader(clients, settings.cache_dir, local)
-
-
-def _bound_arrow(settings: Settings) -> None:
-    """Arrow's thread pool sized by the settings when threads were bounded (``--threads`` or
-    ``CELLTABLE_THREADS``); left at Arrow's default otherwise."""
-    if settings.bounded:
-        import pyarrow as pa
-
-        pa.set_cpu_count(settings.threads)
-
-
 def warehouse_adapters(dest_path: str, catalog_uri: str | None = None,
-                       catalog_options: Any = ()) -> tuple[Any, Any]:
+                       catalog_options: Any = ()) -> tuple[Warehouse, ImageCropper]:
     """The Iceberg warehouse at ``dest_path`` (or in the catalog at ``catalog_uri``) and the
     image cropper.
 
@@ -412,21 +384,3 @@ def crop_pixels(crop: Any) -> Any:
     from celltable.adapters.ome_arrow import to_numpy
 
     return to_numpy(crop)
-
-
-def warehouse_reader() -> OutputReader:
-    """The reader of a warehouse's profiles, for validating them (memory-mapped as the
-    settings say)."""
-    from celltable.adapters.iceberg_format import WarehouseReader
-
-    settings = Settings.resolve(None, None)
-    _bound_arrow(settings)
-    return WarehouseReader(settings.memory_map)
-
-
-def local_destination(staging_dir: str | None = None) -> Any:
-    """A destination on local disk: a warehouse's profiles are staged locally whatever DEST
-    is, then committed into the warehouse."""
-    from celltable.adapters.storage import LocalDestination
-
-    return LocalDestination(staging_dir)

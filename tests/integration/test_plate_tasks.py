@@ -18,7 +18,7 @@ import celltable
 from celltable.adapters.plate_worker import PlateRecipe
 from celltable.application.convert import convert
 from celltable.application.plate_task import write_plate
-from celltable.bootstrap import bootstrap
+from celltable.bootstrap import Adapters, bootstrap
 from celltable.domain.errors import ConfigurationError, PlateFailedError
 from celltable.domain.model import ConversionOptions, ConversionRequest
 from celltable.domain.presets import get_preset
@@ -65,8 +65,8 @@ def by_plate(source, dest, runner=None, worker_cache=None, main_cache=None, **op
     request = ConversionRequest(str(source), str(dest), get_preset("cellprofiler_sqlite"),
                                 ConversionOptions(**{"partition_by": "plate", **options}))
     runner = runner or PicklingRunner()
-    with bootstrap(runner=runner, source_path=str(source), dest_path=str(dest),
-                   local_cache_dir=main_cache) as services:
+    with bootstrap(str(source), str(dest), ConversionOptions(local_cache_dir=main_cache),
+                   given=Adapters(runner=runner)) as services:
         recipe = services.worker_recipe
         assert isinstance(recipe, PlateRecipe)
         if worker_cache is not None:

@@ -32,8 +32,9 @@ def test_the_arrow_allocator_is_arrows_own_choice():
     assert pa.default_memory_pool().backend_name in {"mimalloc", "jemalloc", "system"}
 
 
-def _arrow_threads_after_bootstrap(env: dict[str, str], entry: str) -> int:
-    """Arrow's thread count in a fresh process after one of the composition root's entries."""
+def _arrow_threads_in(env: dict[str, str], entry: str) -> int:
+    """Arrow's thread count in a fresh process while one of the composition root's entries is
+    open."""
     import os
     import subprocess
     import sys
@@ -42,14 +43,9 @@ def _arrow_threads_after_bootstrap(env: dict[str, str], entry: str) -> int:
         "import pyarrow as pa\n"
         "from celltable import bootstrap as b\n"
         f"entry = {entry!r}\n"
-        "if entry == 'convert':\n"
-        "    with b.bootstrap():\n"
-        "        pass\n"
-        "elif entry == 'inspect':\n"
-        "    b.inspect_services()\n"
-        "else:\n"
-        "    b.output_reader()\n"
-        "print(pa.cpu_count())\n"
+        "root = {'convert': b.bootstrap, 'inspect': b.inspection, 'validate': b.validation}\n"
+        "with root[entry]():\n"
+        "    print(pa.cpu_count())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
                          capture_output=True, text=True, timeout=120)
@@ -59,7 +55,7 @@ def _arrow_threads_after_bootstrap(env: dict[str, str], entry: str) -> int:
 
 @pytest.mark.parametrize("entry", ["convert", "inspect", "validate"])
 def test_celltable_threads_bounds_arrow_as_the_option_does(entry):
-    assert _arrow_threads_after_bootstrap({"CELLTABLE_THREADS": "1"}, entry) == 1
+    assert _arrow_threads_in({"CELLTABLE_THREADS": "1"}, entry) == 1
 
 
 def test_without_a_bound_arrow_keeps_its_own_thread_count():
@@ -70,7 +66,43 @@ def test_without_a_bound_arrow_keeps_its_own_thread_count():
     env = {k: v for k, v in os.environ.items() if k != "CELLTABLE_THREADS"}
     plain = subprocess.run([sys.executable, "-c", "import pyarrow as pa; print(pa.cpu_count())"],
                            env=env, capture_output=True, text=True, timeout=60)
-    assert _arrow_threads_after_bootstrap({}, "convert") == int(plain.stdout)
+    assert _arrow_threads_in({}, "convert") == int(plain.stdout)
+
+
+def test_arrow_threads_are_bounded_during_a_conversion_and_given_back_after_it(
+        tmp_path, example_human):
+    import celltable
+    from celltable import ConversionOptions, NoTablesFoundError
+
+    before = pa.cpu_count()
+    pa.set_cpu_count(3)
+    try:
+        during: list[int] = []
+        one = ConversionOptions(threads=1)
+        celltable.convert(example_human, tmp_path / "o.parquet", options=one,
+                          progress=lambda p: during.append(pa.cpu_count()))
+        assert during and set(during) == {1}
+        assert pa.cpu_count() == 3
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(NoTablesFoundError):  # fails inside the run
+            celltable.convert(tmp_path / "empty", tmp_path / "p.parquet", options=one)
+        assert pa.cpu_count() == 3
+        celltable.inspect(example_human, options=one)
+        assert celltable.validate(tmp_path / "o.parquet").ok
+        assert pa.cpu_count() == 3
+    finally:
+        pa.set_cpu_count(before)
+
+
+def test_the_engine_threads_follow_the_workers_the_executor_really_runs():
+    s = Settings.resolve(8, None, {}, workers=4)
+    assert (s.workers, s.engine_threads) == (4, 2)
+    # a user's Parsl configuration runs 8 tasks at once: one thread each, memory shared too
+    real = s.with_workers(8)
+    assert (real.workers, real.engine_threads) == (8, 1)
+    assert real.memory_limit <= s.memory_limit
+    assert Settings.resolve(8, "1GB", {}, workers=4).with_workers(8).memory_limit == 2**30
+    assert s.with_workers(4) == s
 
 
 def test_a_bad_thread_count_in_the_environment_is_a_named_error():

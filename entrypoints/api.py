@@ -4,10 +4,18 @@ commands of the same names."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from celltable.api_presets import (
+    MAX_PRESET_BYTES,
+    PresetChanges,
+    load_preset,
+    presets,
+    resolve_preset,
+)
 from celltable.application.convert import Services
 from celltable.application.convert import convert as convert_use_case
 from celltable.application.detect import detect as detect_use_case
@@ -30,14 +38,70 @@ from celltable.bootstrap import (
     warehouse_adapters,
 )
 from celltable.domain.detect import Detection
-from celltable.domain.errors import InvalidOptionError, InvalidPresetError, OutputFormatError
-from celltable.domain.model import ConversionOptions, ConversionRequest, ConversionResult
+from celltable.domain.errors import (
+    CelltableError,
+    InvalidOptionError,
+    InvalidPresetError,
+    OutputFormatError,
+)
+from celltable.domain.model import (
+    EXECUTORS,
+    ConversionOptions,
+    ConversionRequest,
+    ConversionResult,
+)
 from celltable.domain.ports import ProgressListener
-from celltable.domain.preset_file import parse_preset
-from celltable.domain.presets import PRESETS, Preset, get_preset
+from celltable.domain.presets import Preset
+from celltable.domain.report import report_json
 from celltable.domain.validation import ValidationReport
-from celltable.domain.warehouse import CATALOG_FILE, ICEBERG, IcebergOptions, TableState
+from celltable.domain.warehouse import (
+    CATALOG_FILE,
+    ICEBERG,
+    IcebergOptions,
+    ImageOptions,
+    TableState,
+)
 from celltable.logs import route_to_stdlib_unless_configured
+from celltable.settings import package_version
+
+# What the command line and other programs use besides the functions below.
+__all__ = [
+    "EXECUTORS",
+    "MAX_PRESET_BYTES",
+    "CelltableError",
+    "ConversionOptions",
+    "ConversionResult",
+    "Detection",
+    "IcebergOptions",
+    "ImageOptions",
+    "Inspection",
+    "InvalidOptionError",
+    "InvalidPresetError",
+    "Preset",
+    "PresetChanges",
+    "TableState",
+    "ValidationReport",
+    "WarehouseResult",
+    "check_format",
+    "convert",
+    "crop_to_numpy",
+    "describe_warehouse",
+    "detect",
+    "inspect",
+    "is_warehouse",
+    "load_preset",
+    "presets",
+    "read",
+    "report_json",
+    "resolve_preset",
+    "validate",
+    "version",
+]
+
+
+def version() -> str:
+    """celltable's version."""
+    return package_version()
 
 
 def convert(
@@ -53,6 +117,8 @@ def convert(
     skip_bad_files: bool | None = None,
     format: str | None = None,
     iceberg: IcebergOptions | None = None,
+    changes: PresetChanges | None = None,
+    on_detected: Callable[[Detection], None] | None = None,
 ) -> ConversionResult | WarehouseResult:
     """Convert image-analysis tables into one single-cell table (or one per table): Parquet,
     or AnnData (``.h5ad``, ``.zarr``); or into an Iceberg warehouse of profiles and image
@@ -92,6 +158,10 @@ def convert(
         iceberg: For Iceberg: append, the catalog, and the images to crop
             (:class:`celltable.IcebergOptions`); ``skip_bad_files`` also leaves out the crops
             of image files that cannot be read.
+        changes: Compartments and relationships added or dropped, or another base, applied
+            to ``preset`` (or to the detected one), as the command line's options do.
+        on_detected: Called with the detection when the preset is detected, before anything
+            is converted.
 
     Returns:
         What was written: paths, rows in and out per table, rows dropped and why, duration
@@ -121,24 +191,33 @@ def convert(
     )
     source, dest = _path(source_path), _path(dest_path)
     given = resolve_preset(preset)
+    if given is not None and changes:
+        given = changes.applied(given)
     if output_format_of(dest, opts.format, source).warehouse:
         with bootstrap_warehouse(source, dest, opts, iceberg or IcebergOptions(),
                                  parsl_config=parsl_config, progress=progress) as w:
-            request = ConversionRequest(source, dest, given or _detected(source, w.services),
-                                        opts)
-            return convert_to_warehouse(WarehouseRequest(request, iceberg or IcebergOptions()),
-                                        w.services, w.warehouse, w.cropper, w.reports)
+            chosen = given or _detected(source, w.services, changes, on_detected)
+            return convert_to_warehouse(
+                WarehouseRequest(ConversionRequest(source, dest, chosen, opts),
+                                 iceberg or IcebergOptions()),
+                w.services, w.warehouse, w.cropper, w.reports)
     with bootstrap(source, dest, opts, parsl_config=parsl_config, progress=progress) as services:
-        request = ConversionRequest(source, dest, given or _detected(source, services), opts)
+        chosen = given or _detected(source, services, changes, on_detected)
         if iceberg is not None:
             raise InvalidOptionError(f"Iceberg options do not apply to the "
                                      f"{services.output_format.name} format")
-        return convert_use_case(request, services)
+        return convert_use_case(ConversionRequest(source, dest, chosen, opts), services)
 
 
-def _detected(source: str, services: Services | InspectServices) -> Preset:
-    """The preset reading ``source``, detected."""
-    return preset_to_convert(detect_use_case(source, services.locator, services.surveyor))
+def _detected(source: str, services: Services | InspectServices,
+              changes: PresetChanges | None = None,
+              on_detected: Callable[[Detection], None] | None = None) -> Preset:
+    """The preset reading ``source``, detected (and changed by ``changes``)."""
+    detection = detect_use_case(source, services.locator, services.surveyor)
+    chosen = preset_to_convert(detection)
+    if on_detected is not None:
+        on_detected(detection)
+    return changes.applied(chosen) if changes else chosen
 
 
 def check_format(source_path: str, dest_path: str, options: ConversionOptions) -> str:
@@ -154,53 +233,6 @@ def check_format(source_path: str, dest_path: str, options: ConversionOptions) -
 def _path(path: str | os.PathLike[str]) -> str:
     # A cloudpathlib path's __fspath__ would download it: its URI is what is meant.
     return str(path) if hasattr(path, "cloud_prefix") else os.fspath(path)
-
-
-def load_preset(path: str | os.PathLike[str]) -> Preset:
-    """The preset a TOML preset file describes: a built-in preset with compartments and
-    relationships added, changed or dropped (see docs/presets.md).
-
-    Raises:
-        InvalidPresetError: The file is missing, unreadable, not TOML, or describes a preset
-            that cannot be joined; the message says what to change.
-
-    Example:
-        >>> preset = celltable.load_preset("cellpose.toml")  # doctest: +SKIP
-        >>> celltable.convert("plate/", "plate.parquet", preset=preset)  # doctest: +SKIP
-    """
-    file = Path(path)
-    try:
-        with file.open("rb") as f:  # bounded: a device (/dev/zero) or a huge file is refused
-            data = f.read(MAX_PRESET_BYTES + 1)
-        if len(data) > MAX_PRESET_BYTES:
-            raise InvalidPresetError(
-                f"preset file {file} is larger than {MAX_PRESET_BYTES // 1024} KiB, far beyond "
-                "any preset; give the .toml file describing the layout (see docs/presets.md)")
-        text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise InvalidPresetError(f"preset file {file} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidPresetError(f"cannot read preset file {file}: {e}; give a UTF-8 .toml "
-                                 "file") from None
-    return parse_preset(text, file.name)
-
-
-MAX_PRESET_BYTES = 1 << 20
-"""Bytes of a preset file read at most: presets are a few hundred bytes."""
-
-
-def resolve_preset(preset: str | os.PathLike[str] | Preset | None) -> Preset | None:
-    """A preset given by name, by preset-file path (``.toml`` or a path object) or as is."""
-    if preset is None or isinstance(preset, Preset):
-        return preset
-    if not isinstance(preset, str) or preset.lower().endswith(".toml"):
-        return load_preset(preset)
-    return get_preset(preset)
-
-
-def presets() -> dict[str, str]:
-    """The built-in presets and their one-line descriptions."""
-    return {name: p.description for name, p in sorted(PRESETS.items())}
 
 
 def detect(source_path: str | os.PathLike[str],
@@ -219,7 +251,8 @@ def detect(source_path: str | os.PathLike[str],
 
 def inspect(source_path: str | os.PathLike[str],
             preset: str | os.PathLike[str] | Preset | None = None,
-            options: ConversionOptions | None = None) -> Inspection:
+            options: ConversionOptions | None = None,
+            changes: PresetChanges | None = None) -> Inspection:
     """What a source holds, cheaply (nothing is converted): its kind and preset, plates,
     tables with rows, columns and key columns, and issues (missing tables, orphans ...).
 
@@ -227,6 +260,7 @@ def inspect(source_path: str | os.PathLike[str],
         source_path: As for :func:`convert`.
         preset: The preset to read it with; None detects it.
         options: Only ``threads``, ``memory_limit`` and the cloud settings are used.
+        changes: As for :func:`convert`: applied to ``preset``, or to the detected one.
 
     Raises:
         CelltableError: The source does not exist, is unreadable, or holds nothing recognised.
@@ -238,7 +272,11 @@ def inspect(source_path: str | os.PathLike[str],
     route_to_stdlib_unless_configured()
     source = _path(source_path)
     given = resolve_preset(preset)
+    if given is not None and changes:
+        given = changes.applied(given)
     with inspection(source, options) as services:
+        if given is None and changes:
+            given = _detected(source, services, changes)
         return inspect_use_case(source, services, given)
 
 

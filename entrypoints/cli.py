@@ -11,15 +11,18 @@ from typing import Annotated
 import typer
 
 from celltable import api
-from celltable.application.detect import preset_to_convert
-from celltable.application.warehouse import WarehouseResult
-from celltable.bootstrap import package_version
-from celltable.domain.errors import CelltableError, InvalidOptionError, InvalidPresetError
-from celltable.domain.model import EXECUTORS, ConversionOptions
-from celltable.domain.preset_file import override_builtin
-from celltable.domain.presets import Preset
-from celltable.domain.report import report_json
-from celltable.domain.warehouse import IcebergOptions, ImageOptions
+from celltable.api import CelltableError, WarehouseResult
+from celltable.cli_options import (
+    BaseOption,
+    CompartmentOption,
+    DropOption,
+    PresetFileOption,
+    RelationshipOption,
+    bbox_keyword,
+    given_preset,
+    key_value,
+    preset_changes,
+)
 from celltable.logs import configure
 from celltable.render import (
     console,
@@ -46,7 +49,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"celltable {package_version()}")
+        typer.echo(f"celltable {api.version()}")
         raise typer.Exit()
 
 
@@ -57,29 +60,6 @@ def _main(
 ) -> None:
     """celltable converts CellProfiler CSV and SQLite, cytominer-database, DeepProfiler NPZ and
     IN Carta CSV output into Parquet."""
-
-
-# Options changing the preset without writing a file (convert and inspect share them).
-PresetFileOption = Annotated[Path | None, typer.Option(
-    help="A TOML preset file: a built-in preset with compartments and relationships added, "
-    "changed or dropped (see docs/presets.md); instead of --preset.")]
-CompartmentOption = Annotated[list[str] | None, typer.Option(
-    "--compartment", metavar="NAME[=TABLE]",
-    help="Add a compartment (its table named as the preset names them, or TABLE); join it "
-    "with --relationship. Repeatable.")]
-RelationshipOption = Annotated[list[str] | None, typer.Option(
-    "--relationship", metavar="RELATIONSHIP",
-    help="'CHILD.COLUMN -> PARENT': CHILD's COLUMN holds the object number of a PARENT in the "
-    "same image, e.g. "
-    "'Cytoplasm.Parent_Cells_Cellpose3 -> Cells_Cellpose3'. Repeatable.")]
-DropOption = Annotated[list[str] | None, typer.Option(
-    "--drop-compartment", metavar="NAME", help="Leave a compartment out, e.g. Nuclei; the "
-    "base too when --base names another. Repeatable.")]
-BaseOption = Annotated[str | None, typer.Option(
-    "--base", metavar="COMPARTMENT", help="The compartment whose objects are the rows (default: "
-    "the preset's, Cytoplasm for CellProfiler). Cells and Nuclei only: --base Cells "
-    "--drop-compartment Cytoplasm; compartments the base does not reach are joined through "
-    "its Parent_* columns.")]
 
 
 @app.command()
@@ -212,11 +192,11 @@ def convert(
     """
     if log_format not in (None, "console", "json"):
         _fail("--log-format must be console or json")
-    if executor not in EXECUTORS:
-        _fail(f"--executor must be one of {', '.join(EXECUTORS)}")
+    if executor not in api.EXECUTORS:
+        _fail(f"--executor must be one of {', '.join(api.EXECUTORS)}")
     configure(log_format, "info" if verbose else "warning")
     try:
-        options = ConversionOptions(
+        options = api.ConversionOptions(
             join=join,
             chunk_size=chunk_size,
             threads=threads,
@@ -239,27 +219,29 @@ def convert(
         if output_format == "iceberg" or images or masks or outlines or append or catalog_uri \
                 or catalog_option or bbox_columns \
                 or (output_format is None and api.is_warehouse(dest)):
-            iceberg = IcebergOptions(
+            iceberg = api.IcebergOptions(
                 append=append, catalog_uri=catalog_uri,
-                catalog_options=tuple(_key_value(o) for o in catalog_option or ()),
-                images=ImageOptions(images_dir=images, masks_dir=masks, outlines_dir=outlines,
-                                    bbox_compartment=bbox_compartment,
-                                    **_bbox_columns(bbox_columns)))
+                catalog_options=tuple(key_value(o) for o in catalog_option or ()),
+                images=api.ImageOptions(images_dir=images, masks_dir=masks,
+                                        outlines_dir=outlines, bbox_compartment=bbox_compartment,
+                                        **bbox_keyword(bbox_columns)))
             options = replace(options, format=output_format or "iceberg")
         api.check_format(source, dest, options)
-        preset = _given_preset(preset, preset_file)
-        if preset is None:
-            detection = api.detect(source, options)
-            preset = preset_to_convert(detection).name
+        given = given_preset(preset, preset_file)
+
+        def detected(detection: api.Detection) -> None:
             # verbose logs say it (preset_detected); with nothing found, the error does
             if not quiet and not verbose and detection.preset is not None:
                 typer.echo(f"celltable: {detection.explain()}", err=True)
+
         from celltable.progress import progress_bar  # rich's bars, for terminals only
 
         with terminate_as_interrupt(), progress_bar(sys.stderr.isatty() and not quiet) as listener:
-            chosen = _customised(preset, compartment, relationship, drop_compartment, base)
-            result = api.convert(source, dest, preset=chosen, join=join, options=options,
-                                 parsl_config=parsl_config, progress=listener, iceberg=iceberg)
+            result = api.convert(source, dest, preset=given, join=join, options=options,
+                                 parsl_config=parsl_config, progress=listener, iceberg=iceberg,
+                                 changes=preset_changes(compartment, relationship,
+                                                        drop_compartment, base),
+                                 on_detected=detected)
     except (CelltableError, OSError) as e:
         _fail(str(e))
     except Terminated:
@@ -274,12 +256,12 @@ def convert(
                    f"cannot be read; {where} lists each with why", err=True)
     if isinstance(result, WarehouseResult):
         if report == "-" and result.conversion.report is not None:
-            typer.echo(json.dumps(report_json(result.conversion.report), indent=2))
+            typer.echo(json.dumps(api.report_json(result.conversion.report), indent=2))
         for line in warehouse_summary(result):
             typer.echo(line, err=report == "-")
         return
     if report == "-" and result.report is not None:
-        typer.echo(json.dumps(report_json(result.report), indent=2))
+        typer.echo(json.dumps(api.report_json(result.report), indent=2))
     for line in conversion_summary(result):
         typer.echo(line, err=report == "-")
 
@@ -325,11 +307,9 @@ def inspect(
             console().print(warehouse_view(source, tables))
         return
     try:
-        given = _given_preset(preset, preset_file)
-        if given is None and (compartment or relationship or drop_compartment or base):
-            given = preset_to_convert(api.detect(source)).name
-        chosen = given and _customised(given, compartment, relationship, drop_compartment, base)
-        report = api.inspect(source, preset=chosen)
+        report = api.inspect(source, preset=given_preset(preset, preset_file),
+                             changes=preset_changes(compartment, relationship, drop_compartment,
+                                                    base))
     except (CelltableError, OSError) as e:
         _fail(str(e))
     if as_json:
@@ -387,38 +367,6 @@ def presets() -> None:
     width = max(map(len, items))
     for name, description in items.items():
         typer.echo(f"{name.ljust(width)}  {description}")
-
-
-def _given_preset(preset: str | None, preset_file: Path | None) -> str | Preset | None:
-    """The preset named by --preset or --preset-file (None: detect it)."""
-    if preset is not None and preset_file is not None:
-        raise InvalidPresetError("give --preset or --preset-file, not both: a preset file names "
-                                 "the built-in preset it changes with `extends`")
-    return api.load_preset(preset_file) if preset_file is not None else preset
-
-
-def _customised(preset: str | Preset, compartments: list[str] | None,
-                relationships: list[str] | None, drop: list[str] | None,
-                base: str | None = None) -> Preset:
-    """``preset`` with --compartment, --relationship, --drop-compartment and --base applied."""
-    chosen = api.resolve_preset(preset)
-    assert chosen is not None
-    return override_builtin(chosen, compartments=compartments or (),
-                            relationships=relationships or (), drop=drop or (), base=base)
-
-
-def _bbox_columns(text: str | None) -> dict[str, tuple[str, ...]]:
-    """``--bbox-columns`` as ImageOptions' keyword (nothing when not given)."""
-    if text is None:
-        return {}
-    return {"bbox_columns": tuple(c.strip() for c in text.split(","))}
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise InvalidOptionError(f"--catalog-option takes KEY=VALUE, not {text!r}")
-    return key.strip(), value
 
 
 def _fail(message: str) -> None:

@@ -74,12 +74,16 @@ class CloudSourceLocator:
         self._cache_dir = Path(cache_dir).expanduser().absolute()
         self._reserve = reserve_bytes
         self._progress = progress  # told after each file downloaded (stage "downloading")
+        self._trees: dict[str, Tree] = {}  # each source listed once for the locator's life
+
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         root = self._clients.path(source_path)
         where = str(root)
         with cloud_errors(where):
-            tree = self._tree(root)
+            tree = self._trees.get(where)
+            if tree is None:
+                tree = self._trees[where] = self._tree(root)
 
             def at(rel: str) -> CloudPath:
                 return root / rel if rel else root

@@ -38,13 +38,22 @@ __all__ = [
 
 
 class LocalSourceLocator:
-    """Finds plates in a local folder or file (see :class:`celltable.domain.ports.SourceLocator`)."""
+    """Finds plates in a local folder or file (see :class:`celltable.domain.ports.SourceLocator`).
+
+    A source is listed once for the locator's life (one run): detecting tries every preset on
+    the same listing."""
+
+    def __init__(self) -> None:
+        self._trees: dict[Path, Tree] = {}
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         root = Path(source_path).expanduser().absolute()
         if not root.exists():
             raise SourceNotFoundError(f"source {root} does not exist; check the path")
-        tree = Tree(str(root), root.name, True) if root.is_file() else _walk(root)
+        tree = self._trees.get(root)
+        if tree is None:
+            tree = self._trees[root] = (Tree(str(root), root.name, True) if root.is_file()
+                                        else _walk(root))
         layout = match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root),
                              state=lambda rel: file_state(root / rel if rel else root))
         return replace(layout, bad=layout.bad + unit_problems(layout.units))

@@ -286,8 +286,12 @@ def _source_adapters(source_path: str, settings: Settings, clients: Any,
     if entries:
         from celltable.adapters.manifest import ManifestLocator
 
+        locators: dict[str, Any] = {}  # one per entry, so each is listed once
+
         def locator_for(entry: str) -> Any:
-            return _source_adapters(entry, settings, clients, (), progress, lazy)[0]
+            if entry not in locators:
+                locators[entry] = _source_adapters(entry, settings, clients, (), progress, lazy)[0]
+            return locators[entry]
 
         return ManifestLocator(entries, locator_for, source_path), None
     if _is_cloud(source_path):

@@ -94,3 +94,17 @@ def test_the_source_is_never_changed(tmp_path, nf1_sqlite, example_human):
                           options=celltable.ConversionOptions(join_sql=sql))
     assert sorted(p.name for p in src.iterdir()) == ["plate.sqlite"]
     assert hashlib.sha256((src / "plate.sqlite").read_bytes()).hexdigest() == before
+
+
+def test_preset_changes_apply_to_the_detected_preset_as_the_options_do(tmp_path, example_human):
+    detected = []
+    changes = celltable.api.PresetChanges(drop=("Nuclei",))
+    result = celltable.convert(example_human, tmp_path / "o.parquet", changes=changes,
+                               on_detected=detected.append)
+    assert [d.preset for d in detected] == ["cellprofiler_csv"]
+    assert result.preset == "cellprofiler_csv (customised)"
+    names = pq.read_schema(tmp_path / "o.parquet").names
+    assert not any(n.startswith("Nuclei_") for n in names)
+    assert any(n.startswith("Cells_") for n in names)
+    inspection = celltable.inspect(example_human, changes=changes)
+    assert "Nuclei" not in {t.table for p in inspection.plates for t in p.tables}

@@ -242,3 +242,21 @@ def test_log_format_is_chosen_on_the_command_line(tmp_path, example_human, fmt):
     else:
         assert "preset_detected" in lines[0] and "source_found" in lines[1]
         assert not any(line.startswith("{") for line in lines)
+
+
+def test_a_conversion_detecting_its_preset_lists_the_source_once(tmp_path, example_human,
+                                                                monkeypatch):
+    """Detection tries every built-in preset on one listing, made with the conversion's own
+    adapters (not a second set built to detect)."""
+    walked: list[str] = []
+    real_walk = os.walk
+
+    def walk(top, *args, **kwargs):
+        walked.append(os.fspath(top))
+        return real_walk(top, *args, **kwargs)
+
+    monkeypatch.setattr(os, "walk", walk)
+    done = _convert(example_human, tmp_path / "o.parquet", "--quiet")
+    assert done.exit_code == 0, done.output
+    assert walked.count(str(example_human)) == 1
+    assert pq.read_metadata(tmp_path / "o.parquet").num_rows == 289

@@ -150,3 +150,26 @@ def test_memory_mapping_governs_every_parquet_and_saved_chunk_read(
         saved = store.saved("k")
         assert saved is not None and store.load(saved).equals(rows)
     assert bool(maps) is mapped
+
+
+def test_the_root_uses_each_adapter_given_by_name_and_refuses_other_names():
+    from celltable.application.convert import convert
+    from celltable.bootstrap import Adapters, bootstrap, inspection
+    from celltable.domain.model import ConversionOptions, ConversionRequest
+    from celltable.domain.presets import get_preset
+    from tests.fakes import FakeDestination, FakeEngine, FakeSource, FakeWriter, SyncRunner
+    from tests.unit.test_convert import _plate
+
+    source = FakeSource({"p": _plate()})
+    given = Adapters(locator=source, engine=FakeEngine(source), writer=FakeWriter(),
+                     destination=FakeDestination(), runner=SyncRunner())
+    preset = get_preset("cellprofiler_csv")
+    with bootstrap("src", "out.parquet", given=given) as services:
+        assert services.locator is source and services.runner is given.runner
+        result = convert(ConversionRequest("src", "out.parquet", preset, ConversionOptions()),
+                         services)
+    assert result.rows_out == 6 and given.destination.published == ["out.parquet"]
+    with inspection("src", given=Adapters(locator=source, engine=given.engine)) as inspecting:
+        assert inspecting.locator is source and inspecting.engine is given.engine
+    with pytest.raises(TypeError):
+        Adapters(locators=source)  # a misspelt name is an error, not silently ignored

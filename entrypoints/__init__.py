@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from celltable.api import (
+    PresetChanges,
     convert,
     crop_to_numpy,
     describe_warehouse,
@@ -69,6 +70,7 @@ __all__ = [
     "MissingExtraError",
     "NoTablesFoundError",
     "PlateRows",
+    "PresetChanges",
     "Progress",
     "SchemaError",
     "SourceNotFoundError",

@@ -98,7 +98,7 @@ def test_the_source_is_never_changed(tmp_path, nf1_sqlite, example_human):
 
 def test_preset_changes_apply_to_the_detected_preset_as_the_options_do(tmp_path, example_human):
     detected = []
-    changes = celltable.api.PresetChanges(drop=("Nuclei",))
+    changes = celltable.PresetChanges(drop=("Nuclei",))
     result = celltable.convert(example_human, tmp_path / "o.parquet", changes=changes,
                                on_detected=detected.append)
     assert [d.preset for d in detected] == ["cellprofiler_csv"]

@@ -173,3 +173,21 @@ def test_the_root_uses_each_adapter_given_by_name_and_refuses_other_names():
         assert inspecting.locator is source and inspecting.engine is given.engine
     with pytest.raises(TypeError):
         Adapters(locators=source)  # a misspelt name is an error, not silently ignored
+
+
+def test_a_parsl_configuration_running_more_tasks_gives_each_engine_fewer_threads(tmp_path):
+    from parsl.config import Config
+    from parsl.executors import ThreadPoolExecutor
+
+    from celltable.bootstrap import bootstrap
+    from celltable.domain.model import ConversionOptions
+
+    config = Config(executors=[ThreadPoolExecutor(max_threads=4)], run_dir=str(tmp_path),
+                    initialize_logging=False, usage_tracking=0)
+    options = ConversionOptions(threads=4, workers=1)  # asked for one task with four threads
+    with bootstrap(str(tmp_path), str(tmp_path / "o.parquet"), options,
+                   parsl_config=config) as services:
+        assert services.runner.workers == 4
+        assert services.engine.threads == 1  # four tasks at once, one thread each
+    with bootstrap(str(tmp_path), str(tmp_path / "p.parquet"), options) as services:
+        assert services.runner.workers == 1 and services.engine.threads == 4

@@ -145,8 +145,11 @@ def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl
         # here, from the chunks the tasks return
         if opts.join_sql is None and getattr(runner, "elsewhere", False) \
                 and opts.cloud_client is None and fmt.name == PARQUET.name:
-            yield _plate_services(settings, given.locator or locator, source_path, clients,
-                                  entries, progress, opts, common), reports
+            if given.locator is None and (entries or _is_cloud(source_path)):
+                # cloud plates are listed only: each is downloaded by the worker converting it
+                locator = _source_adapters(source_path, settings, clients, entries, progress,
+                                           lazy=True)[0]
+            yield _plate_services(settings, given.locator or locator, opts, common), reports
             return
         from celltable.adapters.chunk_store import LocalChunkStore, file_versions
         from celltable.adapters.duckdb_engine import DuckDBEngine
@@ -178,9 +181,8 @@ class _InPlateTasks:
         raise AssertionError(f"{name}: rows are read and written by the plate tasks")
 
 
-def _plate_services(settings: Settings, locator: SourceLocator, source_path: str, clients: Any,
-                    entries: tuple[str, ...], progress: ProgressListener | None,
-                    opts: ConversionOptions, common: dict[str, Any]) -> Services:
+def _plate_services(settings: Settings, locator: SourceLocator, opts: ConversionOptions,
+                    common: dict[str, Any]) -> Services:
     """Services when each plate is one task elsewhere, built from a recipe where it runs."""
     from celltable.adapters.plate_worker import PlateRecipe
     from celltable.adapters.storage import file_versions
@@ -191,9 +193,6 @@ def _plate_services(settings: Settings, locator: SourceLocator, source_path: str
         compression=opts.compression, memory_map=settings.memory_map,
         cache_dir=settings.cache_dir, no_sign_request=opts.no_sign_request,
         arrow_threads=max(1, settings.threads // settings.workers) if settings.bounded else 0)
-    # Cloud plates are listed only: each is downloaded by the worker converting it.
-    if entries or _is_cloud(source_path):
-        locator = _source_adapters(source_path, settings, clients, entries, progress, lazy=True)[0]
     return Services(locator=locator, engine=_InPlateTasks(), writer=_InPlateTasks(),
                     versions=file_versions, worker_recipe=recipe, **common)
 

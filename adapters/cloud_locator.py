@@ -76,7 +76,6 @@ class CloudSourceLocator:
         self._progress = progress  # told after each file downloaded (stage "downloading")
         self._trees: dict[str, Tree] = {}  # each source listed once for the locator's life
 
-
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         root = self._clients.path(source_path)
         where = str(root)

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from celltable.domain.errors import InvalidOptionError
 from celltable.domain.presets import Preset
-from celltable.domain.report import RunReport
+
+# The counts of an output table are report types, importable from here too.
+from celltable.domain.report import PlateRows as PlateRows
+from celltable.domain.report import RunReport, TableReport
 from celltable.domain.sources import SkippedFile
 
 EXECUTORS = ("threads", "htex")
@@ -122,48 +125,6 @@ class ConversionRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PlateRows:
-    """What became of one plate's base rows in an output table (see :class:`TableReport`)."""
-
-    plate: str
-    rows_in: int
-    rows_out: int
-    dropped: int = 0
-    missing: tuple[tuple[str, int], ...] = ()
-    null_objects: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class TableReport:
-    """One output table: where it went, its rows and columns, and what became of its input rows.
-
-    ``rows_in`` counts the rows of the base table read (the base compartment for a join);
-    ``dropped`` counts base rows left out because a partner is missing, and ``missing`` splits
-    them by relationship (``Cytoplasm.Parent_Cells -> Cells``); a row missing several partners
-    counts once under each it could be looked up for (down a chain of relationships, only
-    under the first missing one). ``null_objects`` counts rows out whose object number
-    (``Metadata_ObjectNumber``) is NULL: kept, but no object can be told by them.
-    """
-
-    name: str
-    path: str
-    rows_in: int
-    rows_out: int
-    columns: int
-    dropped: int = 0
-    missing: tuple[tuple[str, int], ...] = ()
-    plates: tuple[PlateRows, ...] = ()
-    """The same counts for each plate, in plate order."""
-    null_objects: int = 0
-
-    @property
-    def unaccounted(self) -> int:
-        """Rows in minus rows out minus rows dropped: zero unless parent keys are duplicated
-        (then negative: a base row matched several partners)."""
-        return self.rows_in - self.rows_out - self.dropped
-
-
-@dataclass(frozen=True, slots=True)
 class ConversionResult:
     """What a conversion did.
 
@@ -193,6 +154,10 @@ class ConversionResult:
     @property
     def rows_out(self) -> int:
         return sum(t.rows_out for t in self.tables)
+
+    @property
+    def rows_dropped(self) -> int:
+        return sum(t.dropped for t in self.tables)
 
 
 STAGING = "staging"

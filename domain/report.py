@@ -7,16 +7,15 @@ turns it into the plain data written beside the output (``<DEST>.report.json``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
-from celltable.domain.output import OutputPlan
-from celltable.domain.schema import DataType, unify_types
-from celltable.domain.sources import SkippedFile, StagedUnit
-
-if TYPE_CHECKING:  # model.py imports this module for ConversionResult
-    from celltable.domain.model import TableReport
+from celltable.domain.differences import ColumnCast, ColumnDifferences, MissingColumns
+from celltable.domain.differences import column_differences as column_differences
+from celltable.domain.schema import DataType
+from celltable.domain.sources import BAD_FILE, SkippedFile, StagedUnit
 
 REPORT_VERSION = 1
 """Bumped when a key of :func:`report_json` changes meaning or disappears (new keys do not)."""
@@ -24,6 +23,100 @@ REPORT_VERSION = 1
 REPORT_SUFFIX = ".report.json"
 """The report's name beside the output: ``<DEST>.report.json``; never a Parquet name, so
 ``celltable validate`` of a folder output never takes it for a table."""
+
+
+class Counted(Protocol):
+    """Anything carrying the counts of some base rows: a chunk's output, a plate's or a
+    table's counts."""
+
+    @property
+    def rows_in(self) -> int: ...
+    @property
+    def rows_out(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def missing(self) -> tuple[tuple[str, int], ...]: ...
+    @property
+    def null_objects(self) -> int: ...
+
+
+C = TypeVar("C", "PlateRows", "TableReport")
+
+
+def _added(counts: C, more: Counted) -> C:
+    """``counts`` with ``more``'s added: rows in, out and dropped, missing partners per
+    relationship, NULL object numbers."""
+    missing = Counter(dict(counts.missing))
+    missing.update(dict(more.missing))
+    return replace(counts, rows_in=counts.rows_in + more.rows_in,
+                   rows_out=counts.rows_out + more.rows_out, dropped=counts.dropped + more.dropped,
+                   missing=tuple(sorted(missing.items())),
+                   null_objects=counts.null_objects + more.null_objects)
+
+
+@dataclass(frozen=True, slots=True)
+class PlateRows:
+    """What became of one plate's base rows in an output table (see :class:`TableReport`)."""
+
+    plate: str
+    rows_in: int
+    rows_out: int
+    dropped: int = 0
+    missing: tuple[tuple[str, int], ...] = ()
+    null_objects: int = 0
+
+    def plus(self, more: Counted) -> PlateRows:
+        """These counts with ``more``'s added (a chunk's output, say)."""
+        return _added(self, more)
+
+
+@dataclass(frozen=True, slots=True)
+class TableReport:
+    """One output table: where it went, its rows and columns, and what became of its input rows.
+
+    ``rows_in`` counts the rows of the base table read (the base compartment for a join);
+    ``dropped`` counts base rows left out because a partner is missing, and ``missing`` splits
+    them by relationship (``Cytoplasm.Parent_Cells -> Cells``); a row missing several partners
+    counts once under each it could be looked up for (down a chain of relationships, only
+    under the first missing one). ``null_objects`` counts rows out whose object number
+    (``Metadata_ObjectNumber``) is NULL: kept, but no object can be told by them.
+    """
+
+    name: str
+    path: str
+    rows_in: int
+    rows_out: int
+    columns: int
+    dropped: int = 0
+    missing: tuple[tuple[str, int], ...] = ()
+    plates: tuple[PlateRows, ...] = ()
+    """The same counts for each plate, in plate order."""
+    null_objects: int = 0
+
+    @property
+    def unaccounted(self) -> int:
+        """Rows in minus rows out minus rows dropped: zero unless parent keys are duplicated
+        (then negative: a base row matched several partners)."""
+        return self.rows_in - self.rows_out - self.dropped
+
+    def plus(self, more: Counted) -> TableReport:
+        """These counts with ``more``'s added (a chunk's output, or a file's counts); the
+        per-plate counts are left as they are."""
+        return _added(self, more)
+
+    def dropped_by_plate(self) -> dict[str, int]:
+        """The plates that dropped rows, and how many."""
+        return {p.plate: p.dropped for p in self.plates if p.dropped}
+
+    def null_objects_by_plate(self) -> dict[str, int]:
+        """The plates with rows whose object number is NULL, and how many."""
+        return {p.plate: p.null_objects for p in self.plates if p.null_objects}
+
+    def published_at(self, dest: str, staged_output: str) -> TableReport:
+        """The report with its path where the output was published (``staged_output`` is
+        where it was written before)."""
+        return replace(self, path=dest + self.path[len(staged_output):])
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,41 +128,6 @@ class TableRead:
     path: str
     rows: int
     columns: int
-
-
-@dataclass(frozen=True, slots=True)
-class MissingColumns:
-    """Output columns one plate lacks (NULL in its rows), grouped by the table that gives them in
-    the other plates.
-
-    Attributes:
-        output: The output table (``"joined"``, or the table's name with ``join=False``).
-        plate: The plate lacking them.
-        table: The preset table the columns come from elsewhere.
-        path: The plate's file of that table; None when the plate lacks the whole table.
-        columns: The output names of the columns.
-    """
-
-    output: str
-    plate: str
-    table: str
-    path: str | None
-    columns: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnCast:
-    """An output column whose type differs from its source type in some plates: those plates'
-    values were cast to ``type`` (``int64`` in one plate and ``float64`` in another give
-    ``float64``; anything with text gives text).
-
-    ``sources`` holds ``(plate, source type)`` for the plates whose type differs.
-    """
-
-    output: str
-    column: str
-    type: DataType
-    sources: tuple[tuple[str, DataType], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +153,6 @@ class PeakMemory:
 
 
 @dataclass(frozen=True, slots=True)
-class ColumnDifferences:
-    """How the plates of one output table differ in their columns: :func:`column_differences`."""
-
-    added: tuple[str, ...] = ()
-    missing: tuple[MissingColumns, ...] = ()
-    cast: tuple[ColumnCast, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class RunReport:
     """Everything a conversion did, for the report file and the summary.
 
@@ -117,7 +166,8 @@ class RunReport:
         skipped: The files passed over, with why.
         read: Every source table read, per plate.
         tables: One report per output table (rows in, out, dropped, missing partners).
-        differences: Per output table name, how its plates differ in their columns.
+        differences: Per output table name, how its plates differ in their columns
+            (:func:`celltable.domain.differences.column_differences`).
         not_cast: Source values read as NULL because they did not cast.
         widened: ``(plate, table, column)`` declared integer but holding fractions: read as
             float64.
@@ -157,6 +207,11 @@ class RunReport:
     def cast(self) -> tuple[ColumnCast, ...]:
         return tuple(c for _, d in self.differences for c in d.cast)
 
+    @property
+    def bad_files(self) -> tuple[SkippedFile, ...]:
+        """The files skipped because they cannot be read (with ``skip_bad_files``)."""
+        return tuple(f for f in self.skipped if f.reason.startswith(BAD_FILE))
+
 
 def experiments_of(staged: Sequence[StagedUnit]) -> tuple[dict[str, Any], ...]:
     """The distinct Experiment tables of the plates (CellProfiler version, run time, pipeline
@@ -168,50 +223,13 @@ def experiments_of(staged: Sequence[StagedUnit]) -> tuple[dict[str, Any], ...]:
     return tuple({"plates": plates, "values": dict(pairs)} for pairs, plates in groups.items())
 
 
-def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> ColumnDifferences:
-    """What the union of columns in ``plan`` filled in and cast, plate by plate.
-
-    A column a plate lacks is NULL in its rows (``missing``); a column typed differently in some
-    plates is cast to the type holding them all (``cast``); a column no source holds is added by
-    celltable (``added``: ``Metadata_TableNumber``). Tables without rows cast no values and are
-    not counted as cast.
-    """
-    units = {s.unit.key: s for s in staged}
-    origin: dict[str, str] = {}
-    for _, selects in plan.selects:
-        for c in selects:
-            if c.table is not None:
-                origin.setdefault(c.output, c.table)
-    added = tuple(c.output for c in plan.selects[0][1] if c.constant is not None) if plan.selects else ()
-    missing: list[MissingColumns] = []
-    found: dict[str, list[tuple[str, DataType, int]]] = {}  # column -> (plate, type, rows)
-    for plate, selects in plan.selects:
-        unit = units.get(plate)
-        lacking: dict[str, list[str]] = {}
-        for c in selects:
-            if c.constant is not None:
-                continue
-            if c.table is None:
-                lacking.setdefault(origin.get(c.output, "?"), []).append(c.output)
-                continue
-            st = unit.table(c.table) if unit is not None else None
-            if st is not None and c.source is not None:
-                found.setdefault(c.output, []).append(
-                    (plate, st.schema.type_of(c.source), st.rows))
-        for table, columns in lacking.items():
-            loc = unit.unit.location(table) if unit is not None else None
-            missing.append(MissingColumns(plan.name, plate, table, loc.path if loc else None,
-                                          tuple(columns)))
-    cast = []
-    for name, sources in found.items():
-        # Against the type the plates were reconciled to, not the stored one: storing features
-        # as float32 is a choice made for every plate alike, not a difference between them.
-        common = unify_types(t for _, t, _ in sources)
-        differing = tuple((plate, t) for plate, t, rows in sources
-                          if rows and t not in (common, DataType.NULL))
-        if differing:
-            cast.append(ColumnCast(plan.name, name, common, differing))
-    return ColumnDifferences(added, tuple(missing), tuple(cast))
+def source_rows(staged: Iterable[StagedUnit]) -> dict[str, int]:
+    """Rows staged per source table, summed over the plates."""
+    rows: Counter[str] = Counter()
+    for s in staged:
+        for t in s.tables:
+            rows[t.table] += t.rows
+    return dict(rows)
 
 
 def tables_read(staged: Iterable[StagedUnit]) -> tuple[TableRead, ...]:

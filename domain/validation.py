@@ -1,9 +1,10 @@
 """Checking an output against what celltable recorded when it wrote it.
 
 Conversion records, in the file's metadata, the provenance (rows out, the columns and their
-types) and a checksum (null counts per column and a digest of the key columns, computed from the
-rows as they were written). Validation re-reads the rows, recomputes the same figures and
-compares: the rules here are pure; reading is the output reader's job.
+types; built and parsed in ``celltable.domain.provenance``) and a checksum (null counts per
+column and a digest of the key columns, computed from the rows as they were written).
+Validation re-reads the rows, recomputes the same figures and compares: the rules here are
+pure; reading is the output reader's job.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from typing import TypeVar
 
 from celltable.domain.errors import ValidationError
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER
+from celltable.domain.provenance import FORMAT, PRODUCER_VERSION_KEY, current_format
+
+# What a file records of its making is read where it is built; importable from here too.
+from celltable.domain.provenance import PROVENANCE_KEY as PROVENANCE_KEY
+from celltable.domain.provenance import provenance_of as provenance_of
 from celltable.domain.schema import Column
 
 KEY_COLUMNS = (TABLE_NUMBER, "Metadata_ImageNumber", OBJECT_NUMBER)
 """The identifying columns of an output, digested in this order when present."""
 
-PROVENANCE_KEY = "celltable.provenance"
 CHECKSUM_KEY = "celltable.checksum"
 COLUMNS_KEY = "celltable.columns"
-FORMAT = 2
-"""The provenance's ``format``: files of format 2 on carry every record (schema, checksum,
-column digests), so one missing is damage, not an older celltable."""
 MANIFEST_NAME = "_celltable_manifest.json"
 """The file naming a folder output's files (``--no-join``, ``--partition-by plate``); its
 leading ``_`` makes Arrow, Spark and pandas pass over it when they read the folder as a
@@ -144,27 +146,6 @@ class ValidationReport:
         return all(t.ok for t in self.tables)
 
 
-def provenance_of(path: str, metadata: Mapping[str, str]) -> dict[str, object]:
-    """The provenance recorded in a file's metadata.
-
-    Raises:
-        ValidationError: The file carries no celltable provenance, or it cannot be parsed.
-    """
-    text = metadata.get(PROVENANCE_KEY)
-    if text is None:
-        raise ValidationError(
-            f"{path} has no {PROVENANCE_KEY} metadata: it was not written by celltable (or was "
-            "rewritten by another tool); validate the file celltable wrote"
-        )
-    try:
-        prov = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValidationError(f"{path}: its {PROVENANCE_KEY} metadata is not JSON ({e})") from e
-    if not isinstance(prov, dict) or "rows_out" not in prov:
-        raise ValidationError(f"{path}: its {PROVENANCE_KEY} metadata lacks rows_out")
-    return prov
-
-
 def recorded_checksum(path: str, metadata: Mapping[str, str]) -> Checksum | None:
     """The checksum written with the file; None for files written before checksums existed."""
     return _record(path, metadata, CHECKSUM_KEY, Checksum.from_json)
@@ -191,7 +172,7 @@ def _record(path: str, metadata: Mapping[str, str], key: str, parse: Callable[[s
 
 def _absent(prov: Mapping[str, object], what: str) -> Check:
     """A record the file lacks: damage if its format always has it, else an older file."""
-    if int(prov.get("format", 1) or 1) >= FORMAT:  # type: ignore[call-overload]
+    if current_format(prov):
         return Check(what, False, f"missing from the metadata, although this file's format "
                                   f"({prov.get('format')}) always records it: the metadata was "
                                   "edited or damaged")
@@ -230,7 +211,7 @@ def compare(scan: OutputScan, prov: Mapping[str, object], recorded: Checksum | N
         rows=scan.footer_rows,
         columns=len(scan.columns),
         preset=str(prov.get("preset", "?")),
-        producer_version=meta.get("data-producer-version", "?"),
+        producer_version=meta.get(PRODUCER_VERSION_KEY, "?"),
         checks=tuple(checks),
     )
 

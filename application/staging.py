@@ -4,22 +4,33 @@ A plate whose files pass the first look (``celltable.domain.sources.screened``) 
 when read (a byte that is not UTF-8 in the middle of a file). Each plate's staging gives its
 error instead of raising it, so a conversion fails naming every such plate, or, skipping bad
 files, goes on without them.
+
+A plate staged to be read in place (its files queried where they are) may still fail when its
+chunks are read (a value the stream cannot cast): :func:`copying_on_failure` then copies that
+plate and writes the outputs again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVar
+
+import structlog
 
 from celltable.application.progress import Meter
+from celltable.application.services import Services
 from celltable.application.tasks import run_ordered
 from celltable.domain.errors import (
     CelltableError,
+    InPlaceReadFailed,
     SchemaError,
     SourceReadError,
 )
-from celltable.domain.ports import ExperimentReader, QueryEngine, TaskRunner
+from celltable.domain.model import STAGING
+from celltable.domain.ports import ExperimentReader
 from celltable.domain.presets import Preset
+from celltable.domain.report import source_rows
 from celltable.domain.sources import (
     SkippedFile,
     SourceLayout,
@@ -29,6 +40,8 @@ from celltable.domain.sources import (
     without_bad,
 )
 
+log = structlog.get_logger("celltable.convert")
+
 
 def with_experiment(experiments: ExperimentReader | None, staged: StagedUnit) -> StagedUnit:
     """``staged`` with the Experiment table of its plate, when there is a reader."""
@@ -37,9 +50,8 @@ def with_experiment(experiments: ExperimentReader | None, staged: StagedUnit) ->
     return replace(staged, experiment=experiments.read(staged.unit))
 
 
-def stage_plates(runner: TaskRunner, engine: QueryEngine, experiments: ExperimentReader | None,
-                 meter: Meter, layout: SourceLayout, preset: Preset, scratch: str, copy: bool,
-                 skip_bad_files: bool, staged: list[StagedUnit]) -> SourceLayout:
+def stage_plates(services: Services, layout: SourceLayout, preset: Preset, scratch: str,
+                 copy: bool, skip_bad_files: bool, staged: list[StagedUnit]) -> SourceLayout:
     """Stage every plate of ``layout`` into ``staged`` (filled as plates finish, so a caller
     can release them after a failure); the layout without the plates that failed when
     skipping bad files.
@@ -48,22 +60,50 @@ def stage_plates(runner: TaskRunner, engine: QueryEngine, experiments: Experimen
         CelltableError: A plate cannot be read and bad files are not skipped (its own error for
             one plate, ``BadSourceFilesError`` naming each for several), or none can.
     """
-    workers = max(1, runner.workers)
-    share = max(1, workers // max(1, len(layout.units)))  # tasks per plate staged at once
+    meter = Meter(STAGING, len(layout.units), 0, services.progress, "staging_progress", "plates")
+    capacity = services.capacity
+    share = capacity.engine_share(len(layout.units))
     failed: list[tuple[SourceUnit, CelltableError]] = []
     for s in run_ordered(
-        runner,
+        services.runner,
         _stage_or_error,
-        ((f"staging plate {u.key!r}", (engine.stage, u, preset, scratch, copy, share))
+        ((f"staging plate {u.key!r}", (services.engine.stage, u, preset, scratch, copy, share))
          for u in layout.units),
-        window=workers,
+        window=capacity.workers,
     ):
         if isinstance(s, tuple):
             failed.append(s)
             continue
-        staged.append(with_experiment(experiments, s))
+        staged.append(with_experiment(services.experiments, s))
         meter.advance(sum(t.rows for t in s.tables), plate=s.unit.key)
-    return _unstaged(layout, failed, skip_bad_files)
+    layout = _unstaged(layout, failed, skip_bad_files)
+    log.info("source_staged", rows=source_rows(staged))
+    return layout
+
+
+T = TypeVar("T")
+
+
+def copying_on_failure(services: Services, preset: Preset, scratch: str,
+                       staged: list[StagedUnit], write: Callable[[], T]) -> T:
+    """``write()``, done again, each time a plate read in place fails, with that plate copied
+    into ``scratch`` (replaced in ``staged``). Rare: CellProfiler writes typed values."""
+    while True:
+        try:
+            return write()
+        except InPlaceReadFailed as e:
+            log.warning("plate_copied_after_all", plate=e.plate, reason=e.reason)
+            i = next(i for i, s in enumerate(staged) if s.unit.key == e.plate)
+            services.engine.release(staged[i])
+            staged[i] = with_experiment(
+                services.experiments,
+                services.engine.stage(staged[i].unit, preset, scratch, True))
+
+
+def release(services: Services, staged: list[StagedUnit]) -> None:
+    """Let go of every staged plate (its connections, its copy in the staging folder)."""
+    for s in staged:
+        services.engine.release(s)
 
 
 def _stage_or_error(stage: Callable[..., StagedUnit], unit: SourceUnit, *args: object

@@ -118,6 +118,7 @@ def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl
                 given: Adapters) -> Iterator[tuple[Services, Destination]]:
     """A conversion's services, and DEST's own kind of destination."""
     from celltable.adapters.formats import WriterSettings, writer
+    from celltable.adapters.heap import chunk_released, frozen_heap
     from celltable.adapters.peak_memory import peak_memory
 
     fmt = output_format_of(dest_path, opts.format, source_path)
@@ -140,7 +141,8 @@ def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl
         common = {"destination": given.destination or reports, "runner": runner,
                   "memory_budget": settings.memory_budget, "producer": PRODUCER,
                   "version": package_version(), "surveyor": given.surveyor or surveyor,
-                  "progress": progress, "peak_memory": peak_memory}
+                  "progress": progress, "peak_memory": peak_memory,
+                  "around_conversion": frozen_heap, "after_chunk": chunk_released}
         # plate tasks build their own Parquet writer where they run; other formats are written
         # here, from the chunks the tasks return
         if opts.join_sql is None and getattr(runner, "elsewhere", False) \

@@ -12,25 +12,23 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 
 from celltable.application.custom_join import write_custom_join
-from celltable.application.outputs import JOINED_NAME as JOINED_NAME
-from celltable.application.outputs import chunk_size, output_tables
+from celltable.application.distributed import convert_by_plate
+from celltable.application.outputs import output_tables
 from celltable.application.planning import (
     ConversionPlan,
     check_unchanged,
-    guarded,
     plan_conversion,
     prepare_destination,
     source_versions,
 )
 from celltable.application.resuming import open_store
-from celltable.application.run_report import finished, with_report
+from celltable.application.run_report import finished
 from celltable.application.services import Services
 from celltable.application.staging import copying_on_failure, release, stage_plates
 from celltable.application.writing import write_table
 from celltable.domain.model import ConversionRequest, ConversionResult
 from celltable.domain.output import OutputPlan
 from celltable.domain.ports import ChunkStore
-from celltable.domain.provenance import provenance as provenance
 from celltable.domain.report import TableReport, source_rows
 from celltable.domain.sources import StagedUnit
 
@@ -45,8 +43,6 @@ def convert(request: ConversionRequest, services: Services) -> ConversionResult:
     """
     with _held(services):
         if services.worker_recipe is not None and not request.options.join_sql:
-            from celltable.application.distributed import convert_by_plate  # it imports this
-
             return convert_by_plate(request, services, services.worker_recipe)
         return _convert(request, services)
 
@@ -102,12 +98,3 @@ def _outputs(request: ConversionRequest, services: Services, plan: ConversionPla
         return [(write_custom_join(request, services, staged, output, plan.custom), None)]
     return [(write_table(request, services, table, staged, store), table.plan)
             for table in output_tables(request, services, plan.spec, staged, output)]
-
-
-# Imported from here by the conversion with one task per plate (distributed.py, plate_task.py).
-_at = TableReport.published_at
-_plus = TableReport.plus
-_chunk_size = chunk_size
-_guarded = guarded
-_unchanged = check_unchanged
-_with_report = with_report

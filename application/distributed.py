@@ -17,18 +17,14 @@ from dataclasses import replace
 
 import structlog
 
-from celltable.application.convert import (
-    JOINED_NAME,
-    Services,
-    _at,
-    _chunk_size,
-    _guarded,
-    _plus,
-    _unchanged,
-    _with_report,
-)
+from celltable.application.outputs import JOINED_NAME
+from celltable.application.outputs import chunk_size as _chunk_size
+from celltable.application.planning import check_unchanged as _unchanged
+from celltable.application.planning import guarded as _guarded
 from celltable.application.plate_task import survey_plate, write_plate
 from celltable.application.progress import Meter
+from celltable.application.run_report import with_report as _with_report
+from celltable.application.services import Services
 from celltable.application.tasks import run_ordered
 from celltable.domain.errors import ConfigurationError, NoTablesFoundError, SchemaError
 from celltable.domain.join import JoinSpec, derive_join
@@ -102,7 +98,8 @@ def convert_by_plate(request: ConversionRequest, services: Services,
     except BaseException:
         services.destination.discard()
         raise
-    reports = [_at(r, dest, paths.output) for r in _totals(plans, records, paths.output, spec)]
+    reports = [r.published_at(dest, paths.output)
+               for r in _totals(plans, records, paths.output, spec)]
     source_rows: Counter[str] = Counter()
     for s in staged:
         for t in s.tables:
@@ -257,7 +254,7 @@ def _totals(plans: list[Plan], records: list[PlateRecord], output: str,
         for record in records:
             for t in record.tables:
                 if t.name == name:
-                    total = _plus(total, t)
+                    total = total.plus(t)
                     plates.extend(t.plates)
         totals.append(replace(total, plates=tuple(plates)))
         if total.dropped:

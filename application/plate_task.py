@@ -27,6 +27,7 @@ from celltable.domain.plates import (
 )
 from celltable.domain.ports import PlateWorker, WorkerRecipe
 from celltable.domain.presets import Preset
+from celltable.domain.provenance import provenance
 from celltable.domain.sources import ChunkOutput, SourceUnit, StagedUnit
 from celltable.domain.validation import CHECKSUM_KEY, COLUMNS_KEY
 
@@ -121,9 +122,6 @@ def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged:
                 queries: list[ChunkQuery]) -> tuple[TableReport, WrittenFile]:
     """One output file: the plate's chunks read and joined in a thread of their own, one chunk
     ahead of the writing here."""
-    # The convert module dispatches here: imported when the task runs, not before.
-    from celltable.application.convert import _plus, provenance
-
     engine = worker.engine
     rows = sum(q.chunk.rows for q in queries)
     report = TableReport(output.name, output.path, 0, 0, len(output.columns))
@@ -138,7 +136,7 @@ def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged:
     with closing(prefetched(chunks()) if worker.read_ahead else chunks()) as outputs:
         for out in outputs:
             sink.write(out.data)
-            report = _plus(report, out)
+            report = report.plus(out)
             del out
             gc.collect()
     plate_rows = PlateRows(job.plate, report.rows_in, report.rows_out, report.dropped,

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from celltable.application.convert import Services, convert
-from celltable.domain.errors import DestinationError, ExecutionError, SchemaError
+from celltable.domain.errors import (
+    DestinationError,
+    ExecutionError,
+    InPlaceReadFailed,
+    SchemaError,
+)
 from celltable.domain.model import ConversionOptions, ConversionRequest
 from celltable.domain.presets import get_preset
 from tests.fakes import FakeDestination, FakeEngine, FakeSource, FakeWriter, SyncRunner
@@ -123,3 +130,48 @@ def test_without_join_each_table_is_written_on_its_own():
     assert [t.rows_out for t in result.tables] == [2, 6, 6, 6]
     assert set(services.writer.files) == {"staged/image.parquet", "staged/cytoplasm.parquet",
                                          "staged/cells.parquet", "staged/nuclei.parquet"}
+
+
+@dataclass
+class _InPlaceFails(FakeEngine):
+    """Plate ``b`` cannot be read in place (a value unlike its type), only from a copy."""
+
+    released: list = field(default_factory=list)
+
+    def stage(self, unit, preset, staging_dir, copy=False, share=1):
+        staged = super().stage(unit, preset, staging_dir, copy, share)
+        return replace(staged, handle="copy" if copy else "in place")
+
+    def read_chunk(self, staged, query):
+        if staged.unit.key == "b" and staged.handle == "in place":
+            raise InPlaceReadFailed("b", "a value past the sniffer's sample")
+        return super().read_chunk(staged, query)
+
+    def release(self, staged):
+        self.released.append((staged.unit.key, staged.handle))
+
+
+def test_a_plate_that_cannot_be_read_in_place_is_copied_and_the_output_written_again():
+    _, expected = _run({"a": _plate(), "b": _plate(area=10.0)})
+    services = _services({"a": _plate(), "b": _plate(area=10.0)})
+    services = replace(services, engine=_InPlaceFails(services.locator))
+    result = convert(ConversionRequest("src", "out.parquet", PRESET), services)
+    assert result.rows_out == 12 and result.plates == ("a", "b")
+    assert services.writer.files["staged"]["rows"] == expected.writer.files["staged"]["rows"]
+    assert services.engine.released == [("b", "in place"), ("a", "in place"), ("b", "copy")]
+
+
+def test_memory_housekeeping_is_held_around_the_conversion_and_done_after_each_chunk():
+    events = []
+
+    @contextmanager
+    def held():
+        events.append("held")
+        yield
+        events.append("let go")
+
+    services = replace(_services({"p": _plate(images=3)}), around_conversion=held,
+                       after_chunk=lambda: events.append("chunk"))
+    convert(ConversionRequest("src", "out.parquet", PRESET, ConversionOptions(chunk_size=1)),
+            services)
+    assert events == ["held", "chunk", "chunk", "chunk", "let go"]

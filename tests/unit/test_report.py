@@ -206,3 +206,36 @@ def test_the_report_goes_where_asked_or_nowhere_with_a_dash():
 def test_a_failed_conversion_writes_no_report():
     with pytest.raises(Exception, match="disk on fire"):
         _convert({"a": _plate()}, fail_on_chunk=0)
+
+
+def test_counts_add_rows_drops_and_missing_partners_relationship_by_relationship():
+    a = PlateRows("a", 10, 7, 3, (("Cytoplasm.Parent_Cells -> Cells", 2),
+                                  ("Cytoplasm.Parent_Nuclei -> Nuclei", 1)), null_objects=1)
+    b = PlateRows("b", 5, 4, 1, (("Cytoplasm.Parent_Cells -> Cells", 1),), null_objects=0)
+    total = TableReport("joined", "out", 0, 0, 3).plus(a).plus(b)
+    assert (total.rows_in, total.rows_out, total.dropped, total.null_objects) == (15, 11, 4, 1)
+    assert dict(total.missing) == {"Cytoplasm.Parent_Cells -> Cells": 3,
+                                   "Cytoplasm.Parent_Nuclei -> Nuclei": 1}
+    assert total.unaccounted == 0
+    assert a.plus(b).plate == "a" and a.plus(b).rows_in == 15
+
+
+def test_per_plate_drops_and_null_object_numbers_name_only_the_plates_that_have_them():
+    plates = (PlateRows("a", 10, 7, 3), PlateRows("b", 5, 5, 0, null_objects=2),
+              PlateRows("c", 1, 1))
+    report = TableReport("joined", "out", 16, 13, 3, dropped=3, plates=plates, null_objects=2)
+    assert report.dropped_by_plate() == {"a": 3}
+    assert report.null_objects_by_plate() == {"b": 2}
+
+
+def test_a_published_table_reports_its_path_under_the_destination():
+    staged = TableReport("cells", "/d/.staging/out/cells.parquet", 1, 1, 2)
+    assert staged.published_at("/d/out", "/d/.staging/out").path == "/d/out/cells.parquet"
+
+
+def test_the_bad_files_of_a_run_are_the_skipped_files_that_cannot_be_read():
+    skipped = (SkippedFile("/src/a/Cells.csv", "bad file: cut short"),
+               SkippedFile("/src/a/notes.txt", "not a table of the preset"))
+    report = RunReport("/src", "/out", "cellprofiler_csv", True, "celltable", "t", (), skipped,
+                       (), ())
+    assert report.bad_files == skipped[:1]

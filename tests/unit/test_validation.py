@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from celltable.domain.errors import ValidationError
-from celltable.domain.schema import Column, DataType
+from celltable.domain.model import ConversionOptions, ConversionRequest
+from celltable.domain.presets import SourceFormat, get_preset
+from celltable.domain.provenance import PROVENANCE_KEY, provenance
+from celltable.domain.report import TableReport
+from celltable.domain.schema import Column, DataType, TableSchema
+from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit, TableLocation
 from celltable.domain.validation import (
     FORMAT,
     Checksum,
@@ -123,3 +128,24 @@ def test_a_folders_files_are_checked_against_its_manifest():
     assert extra.ok is False and "not in the manifest x.parquet" in extra.detail
     assert check_folder("d", None, files, True).ok is False
     assert check_folder("d", None, files, False).ok is None
+
+
+def test_the_provenance_a_file_is_written_with_is_what_validation_reads_back():
+    schema = TableSchema("Cells", (Column("ImageNumber", DataType.INT64),))
+    unit = SourceUnit("p", SourceFormat.CSV, "/src/p",
+                      (TableLocation("Cells", "/src/p/Cells.csv", "Cells"),))
+    staged = StagedUnit(unit, "p", (StagedTable("Cells", schema, 6, ()),))
+    request = ConversionRequest("/src", "/out", get_preset("cellprofiler_csv"),
+                                ConversionOptions(join=False))
+    report = TableReport("Cells", "/out/cells.parquet", 6, 5, len(COLUMNS), dropped=1,
+                         missing=(("Cells.Parent -> Image", 1),))
+    metadata = provenance(request, "celltable", "1.2.3", [staged], report, 100, COLUMNS)
+    prov = provenance_of("cells.parquet", metadata)
+    assert (prov["rows_in"], prov["rows_out"], prov["rows_dropped"]) == (6, 5, 1)
+    assert prov["format"] == FORMAT and prov["table"] == "Cells" and prov["join"] is False
+    assert prov["sources"] == [{"plate": "p", "path": "/src/p",
+                                "tables": {"Cells": {"rows": 6, "columns": 1}}}]
+    assert metadata["data-producer-version"] == "1.2.3" and PROVENANCE_KEY in metadata
+    table = compare(_scan(), prov, SUM)
+    assert _checks(table)["rows"] and _checks(table)["schema"]
+    assert table.producer_version == "0.1.0"

@@ -60,8 +60,10 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
     staged: list[StagedUnit] = []
     try:
         store = open_store(services, paths)
+        # a user's SQL reads every plate from a copy, never in place
         layout = stage_plates(services, plan.layout, request.preset, paths.scratch,
-                              bool(opts.join_sql), opts.skip_bad_files, staged)
+                              copy=bool(opts.join_sql), skip_bad_files=opts.skip_bad_files,
+                              staged=staged)
         rows = source_rows(staged)
         written = copying_on_failure(
             services, request.preset, paths.scratch, staged,

@@ -6,13 +6,12 @@ from __future__ import annotations
 import structlog
 
 from celltable.domain.ports import OutputReader
+from celltable.domain.provenance import current_format, provenance_of
 from celltable.domain.validation import (
-    FORMAT,
     TableValidation,
     ValidationReport,
     check_folder,
     compare,
-    provenance_of,
     recorded_checksum,
     recorded_columns,
 )
@@ -36,7 +35,7 @@ def validate(dest_path: str, reader: OutputReader) -> ValidationReport:
         first = reader.scan(path, None)
         meta = dict(first.metadata)
         prov = provenance_of(path, meta)
-        current = current or int(prov.get("format", 1) or 1) >= FORMAT
+        current = current or current_format(prov)
         recorded = recorded_checksum(path, meta)
         columns = recorded_columns(path, meta)
         if recorded is None and columns is None:

@@ -118,7 +118,7 @@ def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl
                 given: Adapters) -> Iterator[tuple[Services, Destination]]:
     """A conversion's services, and DEST's own kind of destination."""
     from celltable.adapters.formats import WriterSettings, writer
-    from celltable.adapters.heap import chunk_released, frozen_heap
+    from celltable.adapters.garbage_collector import chunk_released, frozen_heap
     from celltable.adapters.peak_memory import peak_memory
 
     fmt = output_format_of(dest_path, opts.format, source_path)

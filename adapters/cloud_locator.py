@@ -16,12 +16,13 @@ from cloudpathlib import CloudPath
 
 from celltable.adapters.cloud_clients import CloudClients, cloud_errors
 from celltable.adapters.file_checks import unit_problems
-from celltable.adapters.source_tree import Tree, match_units
+from celltable.adapters.source_formats import reader
+from celltable.adapters.source_tree import match_units
 from celltable.domain.errors import DiskSpaceError, SourceNotFoundError, SourceReadError
 from celltable.domain.model import DOWNLOADING, Progress
 from celltable.domain.ports import ProgressListener
-from celltable.domain.presets import Preset, SourceFormat
-from celltable.domain.sources import SourceLayout
+from celltable.domain.presets import Preset
+from celltable.domain.sources import SourceLayout, SourceTree
 
 log = structlog.get_logger("celltable.cloud")
 
@@ -74,7 +75,7 @@ class CloudSourceLocator:
         self._cache_dir = Path(cache_dir).expanduser().absolute()
         self._reserve = reserve_bytes
         self._progress = progress  # told after each file downloaded (stage "downloading")
-        self._trees: dict[str, Tree] = {}  # each source listed once for the locator's life
+        self._trees: dict[str, SourceTree] = {}  # each source listed once for the locator's life
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         root = self._clients.path(source_path)
@@ -91,8 +92,9 @@ class CloudSourceLocator:
                 from celltable.adapters.cloud_plates import listed_plates  # it imports this
 
                 return listed_plates(tree, preset, at)
-            if preset.source_format is SourceFormat.SQLITE:
-                files = {rel: at(rel) for rel in tree.sqlite_files()}
+            listed = reader(preset.source_format).listed_files(tree)
+            if listed is not None:  # files read to find their tables: downloaded first
+                files = {rel: at(rel) for rel in listed}
                 local = self._fetch(list(files.values()), where)
                 return match_units(tree, preset, lambda rel: str(at(rel)),
                                    lambda rel: str(local[str(files[rel])]))
@@ -107,10 +109,10 @@ class CloudSourceLocator:
             return replace(layout, units=units, bad=layout.bad + unit_problems(units))
 
     @staticmethod
-    def _tree(root: CloudPath) -> Tree:
+    def _tree(root: CloudPath) -> SourceTree:
         name = root.name or root.drive
         if root.is_file():
-            return Tree(str(root), name, True)
+            return SourceTree(str(root), name, True)
         if not root.is_dir():
             raise SourceNotFoundError(
                 f"nothing at {root}: no object with that key and none under it as a folder; "
@@ -120,7 +122,7 @@ class CloudSourceLocator:
         for folder, _, files in root.walk():
             rel = folder.relative_to(root).as_posix()
             listing.append(("" if rel == "." else rel, files))
-        return Tree.of(str(root), name, listing)
+        return SourceTree.of(str(root), name, listing)
 
     def _local_path(self, path: CloudPath) -> Path:
         scheme = path.cloud_prefix.rstrip(":/")

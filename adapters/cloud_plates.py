@@ -12,24 +12,27 @@ from cloudpathlib import CloudPath
 
 from celltable.adapters.cloud_clients import CloudClients
 from celltable.adapters.cloud_locator import CloudSourceLocator
-from celltable.adapters.source_tree import Tree, _runs, match_units, sqlite_tables
+from celltable.adapters.source_formats import reader
+from celltable.adapters.source_tree import match_units
 from celltable.domain.errors import NoTablesFoundError
-from celltable.domain.presets import Preset, SourceFormat
-from celltable.domain.sources import SourceLayout, SourceUnit, TableLocation
+from celltable.domain.presets import Preset
+from celltable.domain.sources import SourceLayout, SourceTree, SourceUnit
 
 log = structlog.get_logger("celltable.cloud")
 
 
-def listed_plates(tree: Tree, preset: Preset, at: Callable[[str], CloudPath]) -> SourceLayout:
-    """The plates of a listed cloud source, their files left in the cloud. A SQLite file's
-    tables are known only once it is read: each file is listed as one plate without tables,
-    completed by :func:`fetch_plate` where it is downloaded."""
-    if preset.source_format is not SourceFormat.SQLITE:
+def listed_plates(tree: SourceTree, preset: Preset, at: Callable[[str], CloudPath]) -> SourceLayout:
+    """The plates of a listed cloud source, their files left in the cloud. A file whose tables
+    are known only once it is read (SQLite) is listed as one plate without tables, completed by
+    :func:`fetch_plate` where it is downloaded."""
+    fmt = reader(preset.source_format)
+    listed = fmt.listed_files(tree)
+    if listed is None:
         return match_units(tree, preset, lambda rel: str(at(rel)))
-    units = tuple(SourceUnit(tree.key(rel), SourceFormat.SQLITE, str(at(rel)), ())
-                  for rel in tree.sqlite_files())
+    units = tuple(SourceUnit(tree.key(rel), fmt.format, str(at(rel)), ()) for rel in listed)
     if not units:
-        raise NoTablesFoundError(f"no SQLite file (.sqlite, .db) under {tree.location}")
+        raise NoTablesFoundError(
+            f"no {fmt.label} file ({', '.join(fmt.suffixes)}) under {tree.location}")
     return SourceLayout(tree.location, units)
 
 
@@ -38,15 +41,12 @@ def fetch_plate(clients: CloudClients, cache_dir: str, unit: SourceUnit,
     """``unit``'s plate(s) with their files downloaded into ``cache_dir`` (reused when cached
     and current); a SQLite file holding no table of the preset gives none."""
     locator = CloudSourceLocator(clients, cache_dir)
-    if unit.format is SourceFormat.SQLITE and not unit.tables:
+    if not unit.tables:  # a file listed without its tables (see listed_plates)
         local = next(iter(locator._fetch([clients.path(unit.path)], unit.path).values()))
-        tables = tuple(TableLocation(table, str(local), name) for name in sqlite_tables(local)
-                       if (table := preset.match_table(name)) is not None)
-        if not tables:
+        plates = reader(unit.format).plates_of_file(unit.key, str(local), preset)
+        if not plates:
             log.warning("file_skipped", file=unit.path, reason=f"holds no table of {preset.name}")
-            return ()
-        return tuple(_runs(SourceUnit(unit.key, unit.format, str(local), tables),
-                           preset.table_number))
+        return plates
     remote = [clients.path(t.path) for t in unit.tables]
     local = locator._fetch(remote, unit.path)
     return (replace(unit, path=str(locator._local_path(clients.path(unit.path))),

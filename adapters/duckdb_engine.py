@@ -1,15 +1,15 @@
 """The DuckDB query engine: stages source tables into a DuckDB file per plate, then reads chunks.
 
-Staging reads each source table once (``duckdb_staging.py``). Chunk queries then filter on the
-image key, which DuckDB answers from the zone maps of the staged tables without rescanning them.
-SQLite and CSV plates stored in image order are read in place instead (``duckdb_stream.py``).
+Staging reads each source table once (``duckdb_staging.py``), through the reader of the plate's
+format (``source_formats.py``). Chunk queries then filter on the image key, which DuckDB answers
+from the zone maps of the staged tables without rescanning them. Plates stored in image order are
+read in place instead, streamed by their format's reader (``duckdb_stream.py``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -26,14 +26,13 @@ from celltable.adapters.duckdb_sql import (
     with_views,
 )
 from celltable.adapters.duckdb_staging import MEMORY, DuckDBStaging, _readers, _readers_lock
-from celltable.adapters.duckdb_stream import chunk_tables, csv_rows
-from celltable.adapters.npz import chunk_rows, describe_npz
+from celltable.adapters.source_formats import reader
 from celltable.domain.errors import ExecutionError, SchemaError, SourceChangedError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.naming import OBJECT_NUMBER
 from celltable.domain.plan import Chunk
-from celltable.domain.presets import Preset, SourceFormat
+from celltable.domain.presets import Preset
 from celltable.domain.sources import ChunkOutput, SourceUnit, StagedUnit
 
 
@@ -80,7 +79,7 @@ class DuckDBEngine(DuckDBStaging):
     sqlite_reader: str = "auto"
     """How SQLite files are read (``sqlite_reader.py``): ``auto``, ``arrow`` or ``extension``."""
 
-    def _connect(self, database: str = ":memory:", *, read_only: bool = False,
+    def connect(self, database: str = ":memory:", *, read_only: bool = False,
                  temp_dir: str | None = None) -> duckdb.DuckDBPyConnection:
         config: dict[str, object] = {
             "threads": self.threads,
@@ -102,22 +101,7 @@ class DuckDBEngine(DuckDBStaging):
         if not staged.in_place:
             yield from (staged for _ in queries)
             return
-        if staged.unit.format is SourceFormat.NPZ:
-            yield from chunk_rows(staged, queries)
-            return
-        # One thread per stream: a SQLite scan gains little from a second, and a parallel scan
-        # keeping storage order buffers rows far ahead of the reader.
-        with replace(self, threads=1)._connect() as con:
-            if staged.unit.format is SourceFormat.SQLITE:
-                sqlite = self._open_sqlite(con, staged.unit.path)
-                yield from chunk_tables(staged, queries, lambda loc, key, rows, start: sqlite.batches(
-                    loc.name_in_source, rows, start=None if start is None else (key, start)))
-                return
-            # CSV: in the order the plate was checked in (DuckDB's default, made explicit)
-            con.execute("SET preserve_insertion_order = true")
-            reads = json.loads(staged.handle)
-            yield from chunk_tables(staged, queries, lambda loc, key, rows, start: csv_rows(
-                con, reads[loc.table], key, rows, start))
+        yield from reader(staged.unit.format).chunks(self, staged, queries)
 
     def read_chunk(self, source: StagedUnit | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
         gathered = None
@@ -177,7 +161,7 @@ class DuckDBEngine(DuckDBStaging):
         """A new in-memory database for joining one chunk's Arrow tables. One per chunk: a
         database kept open holds on to memory from the chunks it joined (measured: 90-280 MB
         more at the peak of a 96-image plate), and opening one takes milliseconds."""
-        con = self._connect()
+        con = self.connect()
         # Without statistics on Arrow tables DuckDB may join two partners on the image alone
         # first (every cell with every nucleus of an image); keep the written order.
         con.execute("SET disabled_optimizers = 'join_order'")
@@ -193,7 +177,7 @@ class DuckDBEngine(DuckDBStaging):
                         "a plate staged in memory was read from another process; run with "
                         "in_memory staging off for process executors"
                     )
-                con = _readers[handle] = self._connect(handle, read_only=True)
+                con = _readers[handle] = self.connect(handle, read_only=True)
             return con.cursor()
 
     def release(self, staged: StagedUnit) -> None:
@@ -210,12 +194,6 @@ class DuckDBEngine(DuckDBStaging):
     # inspecting ----------------------------------------------------------------------------
 
     def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
-        """Describe a unit straight from its source, staging nothing (see
+        """Describe a unit straight from its source, staging nothing (its format's reader, and
         ``adapters/duckdb_inspect.py``)."""
-        from celltable.adapters.duckdb_inspect import describe_unit  # it imports this module
-
-        if unit.format is SourceFormat.NPZ:
-            return describe_npz(unit, preset)
-        with self._connect() as con:
-            sqlite = self._open_sqlite(con, unit.path) if unit.format is SourceFormat.SQLITE else None
-            return describe_unit(con, unit, preset, sqlite)
+        return reader(unit.format).describe(self, unit, preset)

@@ -1,31 +1,50 @@
 """Describing a plate straight from its source, for ``celltable inspect``: nothing is staged.
 
-Schemas come from the SQLite reader's declarations or from DuckDB's DESCRIBE (the sniffer's sample
-for CSV).
-Each table is then scanned once, for its key columns only (image key, object number, the parent
-references the preset joins on), into a small in-memory table; row counts, missing and repeated
-keys and orphans (anti-joins) are computed from those.
+Schemas come from the plate's format reader (a SQLite reader's declarations, DuckDB's DESCRIBE
+of the sniffer's sample for CSV: :class:`KeyTables`). Each table is then scanned once, for its
+key columns only (image key, object number, the parent references the preset joins on), into a
+small in-memory table; row counts, missing and repeated keys and orphans (anti-joins) are
+computed from those.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
-from celltable.adapters.duckdb_engine import DuckDBEngine
-from celltable.adapters.duckdb_sql import data_type, error_summary, ident, source_reads
-from celltable.adapters.sqlite_reader import SqliteReader
-from celltable.adapters.storage import HEADER_ONLY, file_state
-from celltable.domain.errors import SourceReadError
+from celltable.adapters.duckdb_sql import data_type, ident
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
-from celltable.domain.presets import IMAGE, Preset, SourceFormat
+from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import SourceUnit, TableLocation
 
 
-def _schema(con: duckdb.DuckDBPyConnection, table: str, source: str) -> TableSchema:
+class KeyTables(Protocol):
+    """A format's reads for describing one plate's tables."""
+
+    def schema(self, loc: TableLocation) -> TableSchema:
+        """The table's columns, as a conversion would type them.
+
+        Raises:
+            SourceReadError: The table cannot be read.
+        """
+        ...
+
+    def load_keys(self, loc: TableLocation, keys: list[str], target: str,
+                  schemas: dict[str, TableSchema]) -> TableSchema:
+        """Copy the table's ``keys`` columns into the temporary table ``target`` (a one-row
+        table of its row count, ``n``, when there are none); returns its schema, read again
+        from the whole table when the first read misled (``schemas`` updated).
+
+        Raises:
+            SourceReadError: The table cannot be read.
+        """
+        ...
+
+
+def table_schema(con: duckdb.DuckDBPyConnection, table: str, source: str) -> TableSchema:
     rows = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
     return TableSchema(table, tuple(Column(name, data_type(t)) for name, t, *_ in rows))
 
@@ -42,24 +61,13 @@ def _keys_wanted(preset: Preset, table: str, schema: TableSchema,
 
 
 def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset,
-                  sqlite: SqliteReader | None = None) -> UnitDescription:
-    """Describe every table of ``unit``; a SQLite plate's through ``sqlite``, opened on ``con``.
+                  read: KeyTables) -> UnitDescription:
+    """Describe every table of ``unit``, each read through ``read`` (on ``con``).
 
     Raises:
         SourceReadError: A table cannot be read; the message names it.
     """
-    schemas: dict[str, TableSchema] = {}
-    reads: dict[str, str] = {}
-    for loc in unit.tables:
-        if sqlite is not None:
-            schemas[loc.table] = _sqlite_schema(sqlite, unit, loc)
-        else:
-            schemas[loc.table], reads[loc.table] = _first_schema(con, unit, loc)
-        if unit.format is SourceFormat.CSV and file_state(Path(loc.path)) == HEADER_ONLY:
-            # as a conversion reads it: no values to type, so its keys join as integers
-            schemas[loc.table] = TableSchema(loc.table, tuple(
-                Column(c.name, DataType.INT64 if c.type is DataType.STRING else c.type)
-                for c in schemas[loc.table].columns))
+    schemas = {loc.table: read.schema(loc) for loc in unit.tables}
     steps = orphan_checks(preset, schemas)
     references: dict[str, set[str]] = {}
     for s in steps:
@@ -68,10 +76,7 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
     for i, loc in enumerate(unit.tables):
         keys = _keys_wanted(preset, loc.table, schemas[loc.table], references)
         target = ident(f"keys_{i}")
-        if sqlite is not None:
-            schema = _load_sqlite_keys(con, sqlite, unit, loc, keys, target, schemas)
-        else:
-            schema = _load_keys(con, unit, loc, keys, target, schemas, reads)
+        schema = read.load_keys(loc, keys, target, schemas)
         tables.append(replace(_counts(con, preset, loc, schema, keys, target),
                               fractional=_fractions(con, schema, [
                                   k for k in keys if k not in preset.metadata_columns], target)))
@@ -86,64 +91,6 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
         ).fetchone()
         orphans.append((s.describe(), int(n)))
     return UnitDescription(unit, tuple(tables), tuple(orphans))
-
-
-def _first_schema(con: duckdb.DuckDBPyConnection, unit: SourceUnit,
-                  loc: TableLocation) -> tuple[TableSchema, str]:
-    source = source_reads(unit, loc)[0]
-    try:
-        return _schema(con, loc.table, source), source
-    except duckdb.Error as e:
-        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
-
-
-def _sqlite_schema(sqlite: SqliteReader, unit: SourceUnit, loc: TableLocation) -> TableSchema:
-    try:
-        columns = sqlite.columns(loc.name_in_source)
-    except duckdb.Error as e:
-        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
-    return TableSchema(loc.table, tuple(Column(name, data_type(t)) for name, t in columns))
-
-
-def _load_sqlite_keys(con: duckdb.DuckDBPyConnection, sqlite: SqliteReader, unit: SourceUnit,
-                      loc: TableLocation, keys: list[str], target: str,
-                      schemas: dict[str, TableSchema]) -> TableSchema:
-    """Copy the key columns of a SQLite table into ``target`` (just a row count when it has
-    none)."""
-    try:
-        if keys:
-            sqlite.copy(con, loc.name_in_source, target, columns=keys, partition=unit.partition,
-                        temp=True)
-        else:
-            rows = sqlite.count(loc.name_in_source, unit.partition)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {int(rows)} AS n")
-    except duckdb.Error as e:
-        raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
-    return schemas[loc.table]
-
-
-def _load_keys(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
-               keys: list[str], target: str, schemas: dict[str, TableSchema],
-               reads: dict[str, str]) -> TableSchema:
-    """Copy the key columns of a table into ``target`` (just a row count when it has none);
-    returns the table's schema, re-sniffed from the whole file when the sample misled."""
-    sources = source_reads(unit, loc)
-    start = sources.index(reads[loc.table])
-    for n, source in enumerate(sources[start:], start=start + 1):
-        try:
-            if n > start + 1:  # the whole file decides the types this time
-                schemas[loc.table] = _schema(con, loc.table, source)
-                keys = [k for k in keys if k in schemas[loc.table].names]
-            columns = ", ".join(ident(k) for k in keys) if keys else "count(*) AS n"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {columns} FROM {source}")
-            reads[loc.table] = source
-            return schemas[loc.table]
-        except (duckdb.ConversionException, duckdb.InvalidInputException) as e:
-            if n == len(sources):
-                raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
-        except duckdb.Error as e:
-            raise SourceReadError(f"cannot read {DuckDBEngine._where(unit, loc)}: {error_summary(e)}") from e
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _fractions(con: duckdb.DuckDBPyConnection, schema: TableSchema, keys: list[str],

@@ -12,7 +12,6 @@ from celltable.domain.errors import SchemaError
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.presets import IMAGE
 from celltable.domain.schema import DataType
-from celltable.domain.sources import SourceUnit, TableLocation
 
 SQL_TYPES = {
     DataType.BOOL: "BOOLEAN",
@@ -45,14 +44,6 @@ def ident(name: str) -> str:
 def literal(text: str) -> str:
     """A quoted string literal."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def source_reads(unit: SourceUnit, loc: TableLocation) -> list[str]:
-    """The FROM expressions reading a CSV table, to try in order: the sniffer's sample first,
-    then the whole file when a later value contradicts the sample's types (SQLite tables are
-    read through ``sqlite_reader.py``)."""
-    return [f"read_csv({literal(loc.path)}, header = true)",
-            f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
 
 
 def arrow_reader(con: duckdb.DuckDBPyConnection, sql: str, rows: int) -> pa.RecordBatchReader:

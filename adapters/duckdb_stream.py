@@ -22,7 +22,7 @@ from celltable.adapters.duckdb_sql import arrow_reader, data_type, error_summary
 from celltable.adapters.sqlite_reader import SqliteReader
 from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
-from celltable.domain.presets import IMAGE, Preset, SourceFormat
+from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import StagedTable, StagedUnit, TableLocation
 
@@ -212,21 +212,18 @@ class _TableStream:
             yield batch
 
 
-def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery],
-                 open_rows: OpenRows) -> Iterator[dict[str, pa.Table]]:
+def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery], open_rows: OpenRows,
+                 redo: tuple[type[duckdb.Error], ...] = ()) -> Iterator[dict[str, pa.Table]]:
     """For each query (in key order, possibly with gaps), the rows of every table it reads,
-    read once in order through ``open_rows``.
+    read once in order through ``open_rows``; ``redo``: the errors besides a type mismatch
+    that a copy of the plate settles (raised as :class:`InPlaceReadFailed`).
 
     A scan runs on one core; the tables of a chunk are read side by side, one thread each.
     """
     streams: dict[str, _TableStream] = {}
     # Values unlike the types read from the source (declared by SQLite, sniffed from a CSV
     # file's first rows), found only now, as checking beforehand would read the plate twice.
-    redo: tuple[type[duckdb.Error], ...] = (duckdb.TypeMismatchException,)
-    if staged.unit.format is SourceFormat.CSV:
-        # a later value the sniffed type cannot hold, or a row the sniffed dialect cannot split
-        # (damaged, badly encoded): the copy's reader settles it, or names it
-        redo += (duckdb.ConversionException, duckdb.InvalidInputException)
+    redo = (duckdb.TypeMismatchException, *redo)
 
     def read(name: str, key: str, lower: int | None, upper: int | None) -> pa.Table:
         try:

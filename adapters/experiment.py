@@ -1,7 +1,8 @@
 """CellProfiler's Experiment table: the run's settings, one value per key (the pipeline, the
 CellProfiler version, when it ran). ExportToSpreadsheet writes ``Experiment.csv`` (columns
 ``Key,Value``) beside the object tables; ExportToDatabase writes ``Per_Experiment`` (one row,
-a column per key) into the SQLite file. Read straight from the source, read-only, small."""
+a column per key) into the SQLite file. Read straight from the source, read-only, small; each
+format's reader (``adapters/source_formats.py``) says which of these its plates hold."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from celltable.domain.presets import SourceFormat
+from celltable.adapters.source_formats import reader
 from celltable.domain.sources import SourceUnit
 
 MAX_VALUE = 1 << 16
@@ -34,7 +35,7 @@ def _kept(pairs: list[tuple[str, object]]) -> tuple[tuple[str, str], ...]:
                  if k and v is not None and not str(k).startswith(SKIPPED))
 
 
-def _from_csv(folder: Path) -> tuple[tuple[str, str], ...]:
+def from_csv(folder: Path) -> tuple[tuple[str, str], ...]:
     found = next((p for p in sorted(folder.glob("*.csv")) if p.stem.lower() == "experiment"), None)
     if found is None:
         return ()
@@ -46,7 +47,7 @@ def _from_csv(folder: Path) -> tuple[tuple[str, str], ...]:
     return _kept([(r[0], r[1]) for r in rows[1:] if len(r) >= 2])
 
 
-def _from_sqlite(path: Path) -> tuple[tuple[str, str], ...]:
+def from_sqlite(path: Path) -> tuple[tuple[str, str], ...]:
     with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as con:
         names = {n.lower(): n for (n,) in con.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
@@ -65,12 +66,7 @@ class CellProfilerExperiments:
     """Implements :class:`celltable.domain.ports.ExperimentReader`."""
 
     def read(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
-        path = Path(unit.path)
         try:
-            if unit.format is SourceFormat.CSV and path.is_dir():
-                return _from_csv(path)
-            if unit.format is SourceFormat.SQLITE and path.is_file():
-                return _from_sqlite(path)
+            return reader(unit.format).experiment(unit)
         except (OSError, sqlite3.Error, csv.Error, UnicodeError):
             return ()  # the run's settings are a courtesy: never a reason to fail
-        return ()

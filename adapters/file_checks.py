@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
+from celltable.adapters.source_formats import reader
 from celltable.domain.errors import SourceReadError
-from celltable.domain.presets import SourceFormat
 from celltable.domain.sources import SkippedFile, SourceUnit
 
 TAIL = 1 << 16
@@ -121,8 +121,8 @@ def npz_problem(path: Path) -> str | None:
 
 
 def unit_problems(units: Iterable[SourceUnit]) -> tuple[SkippedFile, ...]:
-    """Every file of ``units`` that cannot be read, with why, each file once. SQLite files are
-    checked as their tables are listed (:func:`celltable.adapters.source_tree.match_units`)."""
+    """Every file of ``units`` that cannot be read, with why, each file once, as its format's
+    reader tells from a first look (SQLite files are checked as their tables are listed)."""
     seen: set[str] = set()
     bad = []
     for unit in units:
@@ -130,12 +130,7 @@ def unit_problems(units: Iterable[SourceUnit]) -> tuple[SkippedFile, ...]:
             if loc.path in seen:
                 continue
             seen.add(loc.path)
-            if unit.format is SourceFormat.CSV:
-                why = csv_problem(Path(loc.path))
-            elif unit.format is SourceFormat.NPZ:
-                why = npz_problem(Path(loc.path))
-            else:
-                why = None
+            why = reader(unit.format).problem(loc.path)
             if why:
                 bad.append(SkippedFile(loc.path, why))
     return tuple(bad)

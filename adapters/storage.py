@@ -19,10 +19,10 @@ from celltable.adapters.local_destination import (
     hold_lock,
     write_local_text,
 )
-from celltable.adapters.source_tree import Tree, _walk, match_units
+from celltable.adapters.source_tree import _walk, match_units
 from celltable.domain.errors import SourceNotFoundError
 from celltable.domain.presets import Preset
-from celltable.domain.sources import SourceLayout
+from celltable.domain.sources import SourceLayout, SourceTree
 
 __all__ = [
     "HEADER_ONLY",
@@ -44,7 +44,7 @@ class LocalSourceLocator:
     the same listing."""
 
     def __init__(self) -> None:
-        self._trees: dict[Path, Tree] = {}
+        self._trees: dict[Path, SourceTree] = {}
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         root = Path(source_path).expanduser().absolute()
@@ -52,7 +52,7 @@ class LocalSourceLocator:
             raise SourceNotFoundError(f"source {root} does not exist; check the path")
         tree = self._trees.get(root)
         if tree is None:
-            tree = self._trees[root] = (Tree(str(root), root.name, True) if root.is_file()
+            tree = self._trees[root] = (SourceTree(str(root), root.name, True) if root.is_file()
                                         else _walk(root))
         layout = match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root),
                              state=lambda rel: file_state(root / rel if rel else root))

@@ -7,7 +7,7 @@ import structlog
 from celltable.domain.detect import Detection, PresetMatch, choose_preset
 from celltable.domain.errors import NoTablesFoundError, UnsupportedSourceError
 from celltable.domain.ports import SourceLocator, SourceSurveyor
-from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, SourceFormat, get_preset
+from celltable.domain.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
 from celltable.domain.sources import SkippedFile, bad_files_error
 
 log = structlog.get_logger("celltable.detect")
@@ -29,7 +29,7 @@ def detect(source_path: str, locator: SourceLocator,
     matches = []
     bad: dict[str, SkippedFile] = {}
     for preset in PRESETS.values():
-        if preset.one_table_per_file or preset.source_format is SourceFormat.NPZ:
+        if not preset.tables_named:
             continue  # any CSV or .npz file is a table of theirs: recognised by the survey
         try:
             layout = locator.discover(source_path, preset)

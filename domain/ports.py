@@ -14,6 +14,7 @@ from celltable.domain.model import Progress
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column
+from celltable.domain.source_port import SourceFormatReader as SourceFormatReader
 from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedUnit
 from celltable.domain.validation import OutputScan
 from celltable.domain.warehouse import (

@@ -144,6 +144,12 @@ class Preset:
         """The names of the tables the preset reads: ``Image``, then the compartments."""
         return (IMAGE, *(c.name for c in self.compartments))
 
+    @property
+    def tables_named(self) -> bool:
+        """Whether the source's tables are found by their names (not every CSV file or ``.npz``
+        file being one, as for IN Carta and DeepProfiler, which a survey recognises)."""
+        return not (self.one_table_per_file or self.source_format is SourceFormat.NPZ)
+
     def match_table(self, found: str) -> str | None:
         """Which table a found table or file stem is: ``Image`` or a compartment name.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from celltable.domain.errors import BadSourceFilesError
@@ -41,6 +41,61 @@ class SourceUnit:
             if loc.table == table:
                 return loc
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTree:
+    """A source as listed, before any table is matched: what the local and the cloud locators
+    share, so both find the same plates in the same order.
+
+    Attributes:
+        location: The source as shown to users (an absolute local path or a cloud URI).
+        name: The source's own name: the plate key when the source is one plate.
+        is_file: The source is one file (a SQLite plate), not a folder.
+        folders: Every folder under the source (the source itself as ``""``), as POSIX paths
+            relative to it, with their file names; folders in walk order (parents first,
+            siblings by name), names sorted.
+    """
+
+    location: str
+    name: str
+    is_file: bool
+    folders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    passed: tuple[tuple[str, str], ...] = ()
+    """Folders not read, as ``(relative path, why)``: links to folders read already."""
+
+    @classmethod
+    def of(cls, location: str, name: str, listing: Iterable[tuple[str, Iterable[str]]],
+           passed: Iterable[tuple[str, str]] = ()) -> SourceTree:
+        """A folder tree from ``(relative folder, file names)`` pairs in any order."""
+        folders = sorted(((rel, tuple(sorted(names))) for rel, names in listing),
+                         key=lambda f: tuple(f[0].split("/")) if f[0] else ())
+        return cls(location, name, False, tuple(folders), tuple(passed))
+
+    def key(self, rel: str) -> str:
+        """The plate key (``Metadata_TableNumber``) of the unit at ``rel``."""
+        return rel or self.name
+
+    @staticmethod
+    def join(folder: str, name: str) -> str:
+        """The relative path of file ``name`` in ``folder``."""
+        return f"{folder}/{name}" if folder else name
+
+    def files(self, suffixes: tuple[str, ...]) -> list[str]:
+        """The relative paths of the files under a folder source whose names end with one of
+        ``suffixes`` (lower case), in walk order."""
+        return [self.join(d, f) for d, names in self.folders for f in names
+                if f.lower().endswith(suffixes)]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPlates:
+    """What one source format found in a listed source: its plates, the files passed over
+    (``(path, why)``), and the files that cannot be read."""
+
+    units: tuple[SourceUnit, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+    bad: tuple[SkippedFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

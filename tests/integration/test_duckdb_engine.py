@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from celltable.adapters.duckdb_engine import DuckDBEngine
+from celltable.adapters.source_csv import CsvFormat
 from celltable.adapters.storage import LocalSourceLocator
 from celltable.domain.errors import SchemaError
 from celltable.domain.presets import get_preset
@@ -134,7 +135,7 @@ def test_a_value_past_the_sniffed_sample_that_breaks_its_type_redoes_the_plate_f
         convert(plate, tmp_path / "in_place", join=False, chunk_size=5_000)
     events = [e["event"] for e in logs]
     assert "plate_read_in_place" in events and "plate_copied_after_all" in events
-    monkeypatch.setattr(DuckDBEngine, "_csv_in_place", lambda self, unit, preset: None)
+    monkeypatch.setattr(CsvFormat, "in_place", lambda self, engine, unit, preset: None)
     convert(plate, tmp_path / "copied", join=False, chunk_size=5_000)
     a = pq.read_table(tmp_path / "in_place" / "cells.parquet")
     b = pq.read_table(tmp_path / "copied" / "cells.parquet")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -25,9 +24,9 @@ from celltable.adapters.duckdb_sql import (
     render_missing,
     with_views,
 )
-from celltable.adapters.duckdb_staging import MEMORY, DuckDBStaging, _readers, _readers_lock
+from celltable.adapters.duckdb_staging import DuckDBStaging
 from celltable.adapters.source_formats import reader
-from celltable.domain.errors import ExecutionError, SchemaError, SourceChangedError
+from celltable.domain.errors import SchemaError, SourceChangedError
 from celltable.domain.inspection import UnitDescription
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.naming import OBJECT_NUMBER
@@ -108,7 +107,7 @@ class DuckDBEngine(DuckDBStaging):
         if isinstance(source, StagedUnit):
             table = source.table(query.table)
             key_present = table is not None and query.image_key in table.schema.names
-            with self._reader(source.handle) as con:
+            with source.handle.cursor(self.connect) as con:
                 result, counts = self._run(con, query, key_present)
         else:
             check_rows_read(source, query)
@@ -145,7 +144,7 @@ class DuckDBEngine(DuckDBStaging):
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str,
                  views: Sequence[tuple[str, Sequence[SelectColumn]]] = ()) -> ChunkOutput:
-        with self._reader(staged.handle) as con:
+        with staged.handle.cursor(self.connect) as con:
             try:
                 result = con.sql(
                     with_views(views)
@@ -167,29 +166,11 @@ class DuckDBEngine(DuckDBStaging):
         con.execute("SET disabled_optimizers = 'join_order'")
         return con
 
-    def _reader(self, handle: str) -> duckdb.DuckDBPyConnection:
-        """A cursor on the shared read-only connection to a staged plate."""
-        with _readers_lock:
-            con = _readers.get(handle)
-            if con is None:
-                if handle.startswith(MEMORY):
-                    raise ExecutionError(
-                        "a plate staged in memory was read from another process; run with "
-                        "in_memory staging off for process executors"
-                    )
-                con = _readers[handle] = self.connect(handle, read_only=True)
-            return con.cursor()
-
     def release(self, staged: StagedUnit) -> None:
-        if staged.in_place:  # the handle is the user's source: never touch it
-            return
-        with _readers_lock:
-            con = _readers.pop(staged.handle, None)
-        if con is not None:
-            con.close()
-        if not staged.handle.startswith(MEMORY):
-            Path(staged.handle).unlink(missing_ok=True)
-            Path(staged.handle + ".wal").unlink(missing_ok=True)
+        """Close the plate's handle: its connection, and a staged copy's file; a plate read in
+        place is the user's source, never touched."""
+        if not staged.in_place:
+            staged.handle.close()
 
     # inspecting ----------------------------------------------------------------------------
 

@@ -4,12 +4,12 @@ plate its reader can read in place (stored in image order) is left in place.
 
 :class:`DuckDBStaging` is the staging half of :class:`celltable.adapters.duckdb_engine.DuckDBEngine`,
 which it is mixed into: it has no fields of its own and uses the engine's settings and
-``connect``. The connections of staged plates are kept here (``_readers``) for the engine's reads."""
+``connect``. A staged plate's handle (``duckdb_handles.py``) owns the connection its reads share,
+until the conversion releases it."""
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import structlog
 
+from celltable.adapters.duckdb_handles import StagedFile, StagedMemory
 from celltable.adapters.duckdb_sql import data_type, ident
 from celltable.adapters.source_formats import reader
 from celltable.adapters.sqlite_reader import SqliteReader, open_sqlite
@@ -28,14 +29,7 @@ from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit, TableLocation
 
 log = structlog.get_logger("celltable.duckdb")
-
-
-# One connection per staged plate and process, shared by the tasks (each through its own cursor):
-# opening a DuckDB file and loading a catalog of thousands of columns for every chunk would cost
-# more than the chunk's query. Plates staged in memory live here until released.
-_readers: dict[str, duckdb.DuckDBPyConnection] = {}
 MEMORY = ":memory:"
-_readers_lock = threading.Lock()
 
 
 class DuckDBStaging:
@@ -60,12 +54,8 @@ class DuckDBStaging:
         digest = hashlib.sha1(f"{unit.key}\0{unit.path}".encode()).hexdigest()[:16]
         spill = str(Path(staging_dir) / f"spill-{digest}")
         in_memory = self.in_memory and self._fits_in_memory(unit)
-        if in_memory:
-            handle = f"{MEMORY}{digest}-{uuid.uuid4().hex[:8]}"
-            con = self.connect(MEMORY, temp_dir=spill)
-        else:
-            handle = str(Path(staging_dir) / f"plate-{digest}.duckdb")
-            con = self.connect(handle, temp_dir=spill)
+        path = str(Path(staging_dir) / f"plate-{digest}.duckdb")
+        con = self.connect(MEMORY if in_memory else path, temp_dir=spill)
         try:
             # Reading a SQLite table barely uses a second thread, so tables are staged side by
             # side, one cursor each, as many at once as this task has threads. Not into a file:
@@ -76,12 +66,13 @@ class DuckDBStaging:
         except BaseException:
             con.close()
             raise
-        if in_memory:
-            with _readers_lock:
-                _readers[handle] = con
+        handle: StagedMemory | StagedFile
+        if in_memory:  # the handle owns the database until the plate is released
+            handle = StagedMemory(f"{digest}-{uuid.uuid4().hex[:8]}", con)
         else:
             con.execute("CHECKPOINT")
             con.close()
+            handle = StagedFile(path)
         log.info("plate_staged", plate=unit.key, rows={t.table: t.rows for t in tables})
         return StagedUnit(unit, handle, tables)
 

@@ -106,7 +106,7 @@ class LocalPlateWorker:
         files = {staged.unit.path, *(t.path for t in staged.unit.tables)}
         if not all(Path(f).exists() for f in files):
             return False
-        return staged.in_place or Path(staged.handle).exists()
+        return staged.in_place or staged.handle.exists()
 
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         if not _is_cloud(path):

@@ -11,7 +11,6 @@ from the whole file when a later value contradicts it; key columns are checked w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -157,9 +156,11 @@ class CsvFormat:
             return None
         if found is None:
             return None
+        from celltable.adapters.duckdb_handles import InPlace
+
         # The handle carries each table's sniffed read, so the chunks' streams (maybe in
         # another process) read the files exactly as checked, without sniffing again.
-        return found[0], json.dumps(found[1])
+        return found[0], InPlace(tuple(found[1].items()))
 
     def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, unit: SourceUnit,
               preset: Preset, parallel: int) -> tuple[StagedTable, ...]:
@@ -178,11 +179,11 @@ class CsvFormat:
         with replace(engine, threads=1).connect() as con:
             # in the order the plate was checked in (DuckDB's default, made explicit)
             con.execute("SET preserve_insertion_order = true")
-            reads = json.loads(staged.handle)  # type: ignore[arg-type]
+            handle = staged.handle
             # a later value the sniffed type cannot hold, or a row the sniffed dialect cannot
             # split (damaged, badly encoded): the copy's reader settles it, or names it
             yield from chunk_tables(staged, queries, lambda loc, key, rows, start: csv_rows(
-                con, reads[loc.table], key, rows, start),
+                con, handle.read(loc.table), key, rows, start),
                 (duckdb.ConversionException, duckdb.InvalidInputException))
 
 

@@ -80,9 +80,10 @@ class NpzFormat:
     def in_place(self, engine: Any, unit: SourceUnit,
                  preset: Preset) -> tuple[tuple[StagedTable, ...], object] | None:
         """Always: each chunk reads its sites' files (only a user's SQL needs a copy)."""
+        from celltable.adapters.duckdb_handles import InPlace
         from celltable.adapters.npz import plate_table
 
-        return (plate_table(unit, preset),), unit.path
+        return (plate_table(unit, preset),), InPlace()
 
     def stage(self, engine: Any, con: duckdb.DuckDBPyConnection, unit: SourceUnit,
               preset: Preset, parallel: int) -> tuple[StagedTable, ...]:

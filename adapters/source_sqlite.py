@@ -197,7 +197,9 @@ class SqliteFormat:
                     "numbers: fix the database") from e
             except duckdb.Error as e:
                 raise SourceReadError(f"cannot read {unit.path}: {error_summary(e)}") from e
-        return None if tables is None else (tables, unit.path)
+        from celltable.adapters.duckdb_handles import InPlace
+
+        return None if tables is None else (tables, InPlace())
 
     def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, unit: SourceUnit,
               preset: Preset, parallel: int) -> tuple[StagedTable, ...]:

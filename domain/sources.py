@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from celltable.domain.errors import BadSourceFilesError
 from celltable.domain.plan import Chunk
@@ -246,12 +247,23 @@ class StagedTable:
     """Columns declared integer in the source but holding fractions, read as float64."""
 
 
+class StagedHandle(Protocol):
+    """The query engine's handle on a plate's staged tables: a typed value of the engine
+    adapter, which owns what it holds (a connection, a copy's file) until the plate is
+    released; opaque to the application."""
+
+    def exists(self) -> bool:
+        """Whether the tables can be read through it in this process (a copy not deleted, a
+        database in this process's memory)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class StagedUnit:
-    """A unit whose tables are staged; ``handle`` is the query adapter's reference to them."""
+    """A unit whose tables are staged; ``handle`` is the query engine's handle on them."""
 
     unit: SourceUnit
-    handle: str
+    handle: StagedHandle
     tables: tuple[StagedTable, ...]
     in_place: bool = False
     """The tables are read from the source itself, in storage order, rather than from a copy."""

@@ -12,7 +12,7 @@ from the whole file when a later value contradicts it; key columns are checked w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +47,11 @@ def csv_reads(loc: TableLocation) -> list[str]:
             f"read_csv({literal(loc.path)}, header = true, sample_size = -1)"]
 
 
+@dataclass(frozen=True, slots=True)
 class CsvFormat:
     """Implements :class:`celltable.domain.ports.SourceFormatReader` for CSV files."""
 
-    format = SourceFormat.CSV
+    format: SourceFormat
     label = "CSV"
     suffixes = (".csv",)
     suggested_preset = "cellprofiler_csv"
@@ -98,10 +99,9 @@ class CsvFormat:
                            (TableLocation(preset.base, where(rel), Path(rel or tree.name).stem),))
                 for rel in files]
 
-    @staticmethod
-    def _hint(names: Sequence[str], lead: str = "; it", end: str = "") -> str:
+    def _hint(self, names: Sequence[str], lead: str = "; it", end: str = "") -> str:
         """A hint at the preset of another format whose files ``names`` look like."""
-        for other in source_formats.others(CsvFormat.format):
+        for other in source_formats.others(self.format):
             if other.suggested_preset and any(n.lower().endswith(other.suffixes) for n in names):
                 return f"{lead} looks like {other.label}: try --preset {other.suggested_preset}{end}"
         return ""
@@ -301,5 +301,3 @@ class _KeyTables:
                 raise SourceReadError(f"cannot read {loc.path}: {error_summary(e)}") from e
         raise AssertionError("unreachable")  # pragma: no cover
 
-
-READER = CsvFormat()

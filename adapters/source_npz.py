@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +27,11 @@ if TYPE_CHECKING:
     import duckdb
 
 
+@dataclass(frozen=True, slots=True)
 class NpzFormat:
     """Implements :class:`celltable.domain.ports.SourceFormatReader` for NPZ files."""
 
-    format = SourceFormat.NPZ
+    format: SourceFormat
     label = "NPZ"
     suffixes = (".npz",)
     suggested_preset = ""  # recognised by detection's survey, not hinted at
@@ -97,5 +99,3 @@ class NpzFormat:
 
         return chunk_rows(staged, queries)
 
-
-READER = NpzFormat()

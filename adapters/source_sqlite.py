@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,10 +109,11 @@ def _tables(path: str, preset: Preset) -> tuple[TableLocation, ...]:
                  if (table := preset.match_table(name)) is not None)
 
 
+@dataclass(frozen=True, slots=True)
 class SqliteFormat:
     """Implements :class:`celltable.domain.ports.SourceFormatReader` for SQLite files."""
 
-    format = SourceFormat.SQLITE
+    format: SourceFormat
     label = "SQLite"
     suffixes = SQLITE_SUFFIXES
     suggested_preset = "cellprofiler_sqlite"
@@ -281,5 +282,3 @@ class _KeyTables:
             raise SourceReadError(f"cannot read {self._fmt.where(loc)}: {error_summary(e)}") from e
         return schemas[loc.table]
 
-
-READER = SqliteFormat()

@@ -52,15 +52,38 @@ class InPlace:
         """Nothing to release: the files are the user's source, never touched."""
 
 
-class StagedFile:
+class _Owned:
+    """A connection owned by a handle, shared by the threads reading through it."""
+
+    __slots__ = ("_con", "_lock")
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self._con = con
+        self._lock = threading.Lock()
+
+    def _cursor(self, open_con: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
+        """A cursor on the connection, opened by ``open_con`` when there is none."""
+        with self._lock:
+            if self._con is None:
+                self._con = open_con()
+            return self._con.cursor()
+
+    def close(self) -> None:
+        """Close the connection (a later read opens another, or fails)."""
+        with self._lock:
+            con, self._con = self._con, None
+        if con is not None:
+            con.close()
+
+
+class StagedFile(_Owned):
     """A plate copied into the DuckDB file at ``path``."""
 
-    __slots__ = ("_con", "_lock", "path")
+    __slots__ = ("path",)
 
     def __init__(self, path: str) -> None:
+        super().__init__()
         self.path = path
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()
 
     def exists(self) -> bool:
         return Path(self.path).exists()
@@ -68,17 +91,11 @@ class StagedFile:
     def cursor(self, connect: Connect) -> duckdb.DuckDBPyConnection:
         """A cursor on the connection the tasks of this process share (opened read-only on
         first use)."""
-        with self._lock:
-            if self._con is None:
-                self._con = connect(self.path, read_only=True)
-            return self._con.cursor()
+        return self._cursor(lambda: connect(self.path, read_only=True))
 
     def close(self) -> None:
         """Close the connection and delete the file."""
-        with self._lock:
-            con, self._con = self._con, None
-        if con is not None:
-            con.close()
+        super().close()
         Path(self.path).unlink(missing_ok=True)
         Path(self.path + ".wal").unlink(missing_ok=True)
 
@@ -95,34 +112,27 @@ class StagedFile:
         return f"StagedFile({self.path!r})"
 
 
-class StagedMemory:
-    """A plate copied into the in-memory database ``con`` of this process, which it owns."""
+class StagedMemory(_Owned):
+    """A plate copied into the in-memory database ``con`` of this process, which it owns
+    (closing it frees its memory)."""
 
-    __slots__ = ("_con", "_lock", "name")
+    __slots__ = ("name",)
 
     def __init__(self, name: str, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        super().__init__(con)
         self.name = name
-        self._con = con
-        self._lock = threading.Lock()
 
     def exists(self) -> bool:
         return self._con is not None
 
     def cursor(self, connect: Connect) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            if self._con is None:
-                raise ExecutionError(
-                    "a plate staged in memory was read from another process (or after it was "
-                    "released); run with in_memory staging off for process executors"
-                )
-            return self._con.cursor()
+        return self._cursor(self._lost)
 
-    def close(self) -> None:
-        """Close the database: its memory is freed."""
-        with self._lock:
-            con, self._con = self._con, None
-        if con is not None:
-            con.close()
+    def _lost(self) -> duckdb.DuckDBPyConnection:
+        raise ExecutionError(
+            "a plate staged in memory was read from another process (or after it was "
+            "released); run with in_memory staging off for process executors"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return StagedMemory, (self.name,)  # another process cannot read this one's memory

@@ -22,7 +22,6 @@ import structlog
 from celltable.adapters.duckdb_handles import StagedFile, StagedMemory
 from celltable.adapters.duckdb_sql import data_type, ident
 from celltable.adapters.source_formats import reader
-from celltable.adapters.sqlite_reader import SqliteReader, open_sqlite
 from celltable.domain.errors import SchemaError
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column, DataType, TableSchema
@@ -77,17 +76,13 @@ class DuckDBStaging:
         return StagedUnit(unit, handle, tables)
 
     def _fits_in_memory(self, unit: SourceUnit) -> bool:
-        """Whether the unit's tables, held in DuckDB's memory (about twice a SQLite file, about
-        the size of CSV text), leave a quarter of the memory limit for the chunks' joins."""
+        """Whether the unit's tables, held in DuckDB's memory (their files' size times their
+        format's ``memory_factor``), leave a quarter of the memory limit for the chunks' joins."""
         if not self.memory_limit:
             return False
         files = {loc.path for loc in unit.tables}
         size = sum(Path(f).stat().st_size for f in files)
         return size * reader(unit.format).memory_factor <= self.memory_limit * 3 // 4
-
-    def open_sqlite(self, con: duckdb.DuckDBPyConnection, path: str) -> SqliteReader:
-        """The SQLite file ``path`` opened on ``con`` with the reader this engine is set to."""
-        return open_sqlite(con, path, self.sqlite_reader)
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,7 +178,7 @@ class SqliteFormat:
 
         with engine.connect() as con:
             return describe_unit(con, unit, preset,
-                                 _KeyTables(self, con, engine.open_sqlite(con, unit.path), unit))
+                                 _KeyTables(self, con, _open(engine, con, unit.path), unit))
 
     def in_place(self, engine: DuckDBEngine, unit: SourceUnit,
                  preset: Preset) -> tuple[tuple[StagedTable, ...], object] | None:
@@ -188,7 +188,7 @@ class SqliteFormat:
         from celltable.adapters.duckdb_stream import in_place_tables
 
         with engine.connect() as con:
-            sqlite = engine.open_sqlite(con, unit.path)
+            sqlite = _open(engine, con, unit.path)
             try:
                 tables = in_place_tables(sqlite, unit.tables, preset)
             except duckdb.TypeMismatchException as e:  # only key columns are read here
@@ -206,7 +206,7 @@ class SqliteFormat:
               preset: Preset, parallel: int) -> tuple[StagedTable, ...]:
         from celltable.adapters.duckdb_staging import stage_tables
 
-        sqlite = engine.open_sqlite(con, unit.path)
+        sqlite = _open(engine, con, unit.path)
         tables = stage_tables(con, unit, preset, parallel,
                               lambda cur, loc, target: self._copy(cur, sqlite, unit, loc, target))
         sqlite.close()
@@ -242,9 +242,16 @@ class SqliteFormat:
         # One thread per stream: a SQLite scan gains little from a second, and a parallel scan
         # keeping storage order buffers rows far ahead of the reader.
         with replace(engine, threads=1).connect() as con:
-            sqlite = engine.open_sqlite(con, staged.unit.path)
+            sqlite = _open(engine, con, staged.unit.path)
             yield from chunk_tables(staged, queries, lambda loc, key, rows, start: sqlite.batches(
                 loc.name_in_source, rows, start=None if start is None else (key, start)))
+
+
+def _open(engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, path: str) -> SqliteReader:
+    """The SQLite file ``path`` opened on ``con`` with the reader the engine is set to."""
+    from celltable.adapters.sqlite_reader import open_sqlite
+
+    return open_sqlite(con, path, engine.sqlite_reader)
 
 
 class _KeyTables:

@@ -74,7 +74,8 @@ class QueryEngine(Protocol):
         ...
 
     def release(self, staged: StagedUnit) -> None:
-        """Forget the staged tables of a unit and free their disk space."""
+        """End what the unit's handle holds: its connection, a copy's file or memory (a unit
+        read in place is the user's source, never touched)."""
         ...
 
     def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:

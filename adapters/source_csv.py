@@ -6,7 +6,8 @@ registered in ``adapters/source_formats.py``.
 Files are read by DuckDB's CSV reader: in place when every table is stored in image order (each
 file sniffed once, ``duckdb_stream.py``), else copied once, typed from the sniffer's sample and
 from the whole file when a later value contradicts it; key columns are checked whole
-(``csv_keys.py``).
+(``csv_keys.py``). DuckDB is imported inside the reading methods: listing a source loads none
+of it.
 """
 
 from __future__ import annotations

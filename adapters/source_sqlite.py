@@ -5,6 +5,7 @@ plate per CellProfiler run (``TableNumber``) of a file. Implements
 A file's tables are found by reading its catalogue (read-only); its rows through the reader
 ``sqlite_reader.py`` chooses (the ADBC driver's Arrow batches, or DuckDB's SQLite extension),
 in place when the tables are stored in image order (``duckdb_stream.py``), else copied once.
+DuckDB is imported inside the reading methods: listing a source loads none of it.
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ class SqliteFormat:
                  preset: Preset) -> tuple[tuple[StagedTable, ...], object] | None:
         import duckdb
 
+        from celltable.adapters.duckdb_handles import InPlace
         from celltable.adapters.duckdb_sql import error_summary
         from celltable.adapters.duckdb_stream import in_place_tables
 
@@ -198,8 +200,6 @@ class SqliteFormat:
                     "numbers: fix the database") from e
             except duckdb.Error as e:
                 raise SourceReadError(f"cannot read {unit.path}: {error_summary(e)}") from e
-        from celltable.adapters.duckdb_handles import InPlace
-
         return None if tables is None else (tables, InPlace())
 
     def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, unit: SourceUnit,

@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,11 +19,16 @@ from celltable.adapters.cloud_clients import CloudClients, cloud_errors
 from celltable.adapters.file_checks import unit_problems
 from celltable.adapters.source_formats import reader
 from celltable.adapters.source_tree import match_units
-from celltable.domain.errors import DiskSpaceError, SourceNotFoundError, SourceReadError
+from celltable.domain.errors import (
+    DiskSpaceError,
+    NoTablesFoundError,
+    SourceNotFoundError,
+    SourceReadError,
+)
 from celltable.domain.model import DOWNLOADING, Progress
 from celltable.domain.ports import ProgressListener
 from celltable.domain.presets import Preset
-from celltable.domain.sources import SourceLayout, SourceTree
+from celltable.domain.sources import SourceLayout, SourceTree, SourceUnit
 
 log = structlog.get_logger("celltable.cloud")
 
@@ -51,6 +57,22 @@ class _Remote:
         except OSError:
             return False
         return st.st_size == self.size and int(st.st_mtime) == int(self.mtime)
+
+
+def listed_plates(tree: SourceTree, preset: Preset,
+                  at: Callable[[str], CloudPath]) -> SourceLayout:
+    """The plates of a listed cloud source, their files left in the cloud. A file whose tables
+    are known only once it is read (SQLite) is listed as one plate without tables, completed by
+    ``cloud_plates.py`` :func:`fetch_plate` where it is downloaded."""
+    fmt = reader(preset.source_format)
+    listed = fmt.listed_files(tree)
+    if listed is None:
+        return match_units(tree, preset, lambda rel: str(at(rel)))
+    units = tuple(SourceUnit(tree.key(rel), fmt.format, str(at(rel)), ()) for rel in listed)
+    if not units:
+        raise NoTablesFoundError(
+            f"no {fmt.label} file ({', '.join(fmt.suffixes)}) under {tree.location}")
+    return SourceLayout(tree.location, units)
 
 
 class CloudSourceLocator:
@@ -89,8 +111,6 @@ class CloudSourceLocator:
                 return root / rel if rel else root
 
             if self._lazy:
-                from celltable.adapters.cloud_plates import listed_plates  # it imports this
-
                 return listed_plates(tree, preset, at)
             listed = reader(preset.source_format).listed_files(tree)
             if listed is not None:  # files read to find their tables: downloaded first

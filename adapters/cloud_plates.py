@@ -1,10 +1,10 @@
-"""Cloud plates as units of distributed work: listed by the main process without downloading,
-downloaded by the worker converting each into its own cache, and outputs staged in the object
-store itself, then copied into place (server-side) at publishing."""
+"""Cloud plates as units of distributed work, listed by the main process without downloading
+(``cloud_locator.py`` :func:`listed_plates`), downloaded by the worker converting each into its
+own cache; and outputs staged in the object store itself, then copied into place (server-side)
+at publishing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
@@ -13,27 +13,10 @@ from cloudpathlib import CloudPath
 from celltable.adapters.cloud_clients import CloudClients
 from celltable.adapters.cloud_locator import CloudSourceLocator
 from celltable.adapters.source_formats import reader
-from celltable.adapters.source_tree import match_units
-from celltable.domain.errors import NoTablesFoundError
 from celltable.domain.presets import Preset
-from celltable.domain.sources import SourceLayout, SourceTree, SourceUnit
+from celltable.domain.sources import SourceUnit
 
 log = structlog.get_logger("celltable.cloud")
-
-
-def listed_plates(tree: SourceTree, preset: Preset, at: Callable[[str], CloudPath]) -> SourceLayout:
-    """The plates of a listed cloud source, their files left in the cloud. A file whose tables
-    are known only once it is read (SQLite) is listed as one plate without tables, completed by
-    :func:`fetch_plate` where it is downloaded."""
-    fmt = reader(preset.source_format)
-    listed = fmt.listed_files(tree)
-    if listed is None:
-        return match_units(tree, preset, lambda rel: str(at(rel)))
-    units = tuple(SourceUnit(tree.key(rel), fmt.format, str(at(rel)), ()) for rel in listed)
-    if not units:
-        raise NoTablesFoundError(
-            f"no {fmt.label} file ({', '.join(fmt.suffixes)}) under {tree.location}")
-    return SourceLayout(tree.location, units)
 
 
 def fetch_plate(clients: CloudClients, cache_dir: str, unit: SourceUnit,

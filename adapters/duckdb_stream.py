@@ -213,12 +213,15 @@ class _TableStream:
 
 
 def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery], open_rows: OpenRows,
-                 redo: tuple[type[duckdb.Error], ...] = ()) -> Iterator[dict[str, pa.Table]]:
+                 redo: tuple[type[duckdb.Error], ...] = (), side_by_side: bool = True,
+                 ) -> Iterator[dict[str, pa.Table]]:
     """For each query (in key order, possibly with gaps), the rows of every table it reads,
     read once in order through ``open_rows``; ``redo``: the errors besides a type mismatch
     that a copy of the plate settles (raised as :class:`InPlaceReadFailed`).
 
-    A scan runs on one core; the tables of a chunk are read side by side, one thread each.
+    A scan runs on one core; ``side_by_side``, the tables of a chunk are read side by side, one
+    thread each. Else they are read one after the other in the calling thread: a task given one
+    core (a worker process of ``--threads 1``) uses that core only.
     """
     streams: dict[str, _TableStream] = {}
     # Values unlike the types read from the source (declared by SQLite, sniffed from a CSV
@@ -244,15 +247,26 @@ def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery], open_rows: O
                 f"{staged.unit.path}: {error_summary(e)}"
             ) from e
 
+    def names_of(query: ChunkQuery) -> list[str]:
+        names = [query.table]
+        if query.join is not None:
+            names += [s.parent for s in query.join.steps]
+            if query.join.with_image:
+                names.append(IMAGE)
+        return names
+
+    if not side_by_side:
+        for query in queries:
+            c = query.chunk
+            tables = {n: read(n, query.image_key, c.lower, c.upper) for n in names_of(query)}
+            yield tables
+            del tables
+        return
     with ThreadPoolExecutor(max_workers=len(staged.tables)) as pool:
         for query in queries:
-            names = [query.table]
-            if query.join is not None:
-                names += [s.parent for s in query.join.steps]
-                if query.join.with_image:
-                    names.append(IMAGE)
             c = query.chunk
-            futures = {n: pool.submit(read, n, query.image_key, c.lower, c.upper) for n in names}
+            futures = {n: pool.submit(read, n, query.image_key, c.lower, c.upper)
+                       for n in names_of(query)}
             tables = {n: f.result() for n, f in futures.items()}
             # Hold nothing past the yield: the task frees its tables once it has joined them,
             # while this reads the next chunk.

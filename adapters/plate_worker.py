@@ -41,7 +41,7 @@ class PlateRecipe:
     cache_dir: str = ""
     no_sign_request: bool = False
     arrow_threads: int = 0
-    """Arrow's threads in the worker (0: Arrow's default, every core)."""
+    """Arrow's threads in the worker (0: ``engine_threads``, the worker's share of the cores)."""
 
     def build(self) -> LocalPlateWorker:
         return LocalPlateWorker(self)
@@ -61,12 +61,14 @@ class LocalPlateWorker:
     @property
     def engine(self) -> QueryEngine:
         if self._engine is None:
+            import pyarrow as pa
+
             from celltable.adapters.duckdb_engine import DuckDBEngine
 
-            if self.recipe.arrow_threads:
-                import pyarrow as pa
-
-                pa.set_cpu_count(self.recipe.arrow_threads)
+            # A worker process is one of the node's workers: its share of the cores bounds
+            # DuckDB, Arrow and the reading of its tables (one thread: read one after the other,
+            # and no chunk read ahead), so --threads is the run's CPU whatever the executor.
+            pa.set_cpu_count(self.recipe.arrow_threads or self.recipe.engine_threads)
             self._engine = DuckDBEngine(threads=self.recipe.engine_threads,
                                         memory_limit=self.recipe.memory_limit)
         return self._engine

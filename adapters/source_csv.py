@@ -185,7 +185,8 @@ class CsvFormat:
             # split (damaged, badly encoded): the copy's reader settles it, or names it
             yield from chunk_tables(staged, queries, lambda loc, key, rows, start: csv_rows(
                 con, handle.read(loc.table), key, rows, start),
-                (duckdb.ConversionException, duckdb.InvalidInputException))
+                (duckdb.ConversionException, duckdb.InvalidInputException),
+                side_by_side=engine.threads > 1)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, loc: TableLocation, target: str,

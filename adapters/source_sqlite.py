@@ -244,7 +244,8 @@ class SqliteFormat:
         with replace(engine, threads=1).connect() as con:
             sqlite = _open(engine, con, staged.unit.path)
             yield from chunk_tables(staged, queries, lambda loc, key, rows, start: sqlite.batches(
-                loc.name_in_source, rows, start=None if start is None else (key, start)))
+                loc.name_in_source, rows, start=None if start is None else (key, start)),
+                side_by_side=engine.threads > 1)
 
 
 def _open(engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, path: str) -> SqliteReader:

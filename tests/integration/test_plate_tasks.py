@@ -182,3 +182,44 @@ def test_a_manifest_of_cloud_and_local_plates_is_converted_by_plate_tasks(tmp_pa
     assert [t.rows_out for t in result.tables] == [2 * 242]
     assert len(list((tmp_path / "out").glob("*.parquet"))) == 2
     assert not [p for p in main_cache.rglob("*.sqlite")]
+
+
+def test_a_worker_of_one_thread_runs_its_plate_on_that_thread_only(tmp_path, two_nf1_plates,
+                                                                  monkeypatch):
+    """--threads 1 bounds a worker process to one core: DuckDB and Arrow get one thread, no
+    chunk is read ahead, and a plate's tables are read one after the other, not side by side."""
+    import threading
+
+    import pyarrow as pa
+
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    cores = pa.cpu_count()
+    request = ConversionRequest(str(two_nf1_plates), str(tmp_path / "out"),
+                                get_preset("cellprofiler_sqlite"),
+                                ConversionOptions(partition_by="plate", chunk_size=100))
+    try:
+        with bootstrap(runner=PicklingRunner(), source_path=request.source_path,
+                       dest_path=request.dest_path, threads=1, workers=1) as services:
+            worker = services.worker_recipe.build()
+            assert worker.engine.threads == 1 and not worker.read_ahead
+            assert pa.cpu_count() == 1
+            monkeypatch.setattr(threading.Thread, "start", counted)
+            result = convert(request, services)
+    finally:
+        pa.set_cpu_count(cores)
+    assert result.rows_out == 2 * 242
+    assert started == []
+    # with two threads, the same plate's tables are read side by side (the threads path's way)
+    try:
+        with bootstrap(runner=PicklingRunner(), source_path=request.source_path,
+                       dest_path=str(tmp_path / "two"), threads=2, workers=1) as services:
+            convert(replace(request, dest_path=str(tmp_path / "two")), services)
+    finally:
+        pa.set_cpu_count(cores)
+    assert started

@@ -14,6 +14,7 @@ import runpy
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -141,6 +142,10 @@ class ParslRunner:
     While the runner is open, the folder of the running Python comes first on ``PATH``: Parsl
     starts its interchange and workers as commands (``interchange.py``,
     ``process_worker_pool.py``) installed there, and must find this environment's.
+
+    Opening returns at once: the executor starts in a thread of its own (worker processes take
+    seconds to start and import their libraries) while the caller lists and plans; the first
+    task submitted waits for it.
     """
 
     def __init__(self, config: Config | None, workers: int, run_dir: str | None = None,
@@ -157,6 +162,8 @@ class ParslRunner:
         self._temporary: str | None = None
         self._dfk: DataFlowKernel | None = None
         self._app: Callable[..., Future[Any]] | None = None
+        self._starting: threading.Thread | None = None
+        self._start_error: BaseException | None = None
         self.workers = workers
         self.elsewhere = False
         """Whether tasks run in other processes (known once open): then plates are the tasks."""
@@ -172,21 +179,39 @@ class ParslRunner:
         bin_dir = str(Path(sys.executable).parent)
         os.environ["PATH"] = os.pathsep.join([bin_dir, *(p for p in (self._path or "").split(os.pathsep)
                                                          if p and p != bin_dir)])
+        self._start_error = None
+        self._starting = threading.Thread(target=self._start, args=(config,),
+                                          name="celltable-parsl-start", daemon=True)
+        self._starting.start()
+        return self
+
+    def _start(self, config: Config) -> None:
         try:
             self._dfk = DataFlowKernel(config)
-        except BaseException:
-            self._restore_path()
-            raise
-        self._app = python_app(_call, data_flow_kernel=self._dfk, cache=False)
-        return self
+            self._app = python_app(_call, data_flow_kernel=self._dfk, cache=False)
+        except BaseException as e:  # raised where a task is submitted
+            self._start_error = e
+
+    def _started(self) -> Callable[..., Future[Any]]:
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        if self._start_error is not None:
+            raise self._start_error
+        assert self._app is not None, "use the runner inside a with block"
+        return self._app
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
+            if self._starting is not None:  # started, never used: stopped all the same
+                self._starting.join()
+                self._starting = None
             if self._dfk is not None:
                 self._dfk.cleanup()
         finally:
             self._dfk = self._app = None
+            self._start_error = None
             self._restore_path()
         if self._temporary:
             shutil.rmtree(self._temporary, ignore_errors=True)
@@ -199,5 +224,4 @@ class ParslRunner:
             os.environ["PATH"] = self._path
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
-        assert self._app is not None, "use the runner inside a with block"
-        return self._app(fn, *args)
+        return self._started()(fn, *args)

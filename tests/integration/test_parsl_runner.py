@@ -107,3 +107,47 @@ def test_a_config_file_defines_the_executors(tmp_path):
     broken.write_text("import no_such_module_here\n")
     with pytest.raises(ConfigurationError, match="ModuleNotFoundError"):
         load_config_file(str(broken))
+
+
+def _gated_config(tmp_path: Path, gate: object, fail: bool = False):  # type: ignore[no-untyped-def]
+    """Threads whose executor starts only once ``gate`` is set (or fails to start)."""
+    from parsl.config import Config
+    from parsl.executors import ThreadPoolExecutor
+
+    class Gated(ThreadPoolExecutor):
+        def start(self) -> None:
+            if not gate.wait(20):  # type: ignore[attr-defined]
+                raise RuntimeError("the executor was started before the caller went on")
+            if fail:
+                raise RuntimeError("no worker could start")
+            super().start()
+
+    return Config(executors=[Gated(max_threads=2, label="gated")],
+                  run_dir=str(tmp_path / "runinfo"), strategy="none")
+
+
+def test_the_executor_starts_while_the_caller_goes_on_and_the_first_task_waits_for_it(tmp_path):
+    import threading
+
+    gate = threading.Event()
+    with ParslRunner(_gated_config(tmp_path, gate), workers=1) as runner:
+        assert runner.workers == 2  # known from the configuration, before the start
+        gate.set()  # the caller's own work (listing, planning) happens here
+        assert runner.submit(_square, 3).result() == 9
+
+
+def test_an_executor_that_cannot_start_fails_the_first_task_and_a_runner_never_used_closes(
+        tmp_path):
+    import threading
+
+    gate = threading.Event()
+    gate.set()
+    with ParslRunner(_gated_config(tmp_path, gate, fail=True), workers=1) as runner, \
+            pytest.raises(RuntimeError, match="no worker could start"):
+        runner.submit(_square, 3)
+    with ParslRunner(None, workers=1, executor="threads"):
+        pass  # opened and closed without a task: started and stopped, nothing left loaded
+    import parsl
+
+    with pytest.raises(parsl.errors.NoDataFlowKernelError):
+        parsl.dfk()

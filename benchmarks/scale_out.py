@@ -6,7 +6,9 @@ Every run is one fresh ``celltable convert`` process (``benchmarks/io_probe.py``
 to record the main process's own I/O, peak memory and object-store requests); the harness of
 ``measure.py`` adds wall time and the peak memory of the whole process tree (main process,
 Parsl's interchange and workers). One run each, ratios printed; the machine may be shared, so
-figures are noisy. Results go to ``benchmarks/out/scale_out.json``.
+figures are noisy: the runs a ratio compares run back to back, and each run records the load
+average before it started (``load_before``), so a ratio measured while other work came or went
+can be told apart. Results go to ``benchmarks/out/scale_out.json``.
 
 Cases:
 * ``four``: four generated 24-image SQLite plates (``plategen``), ``--partition-by plate``:
@@ -48,6 +50,7 @@ MiB = 2**20
 def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | None = None,
             work: Path) -> dict:
     probe = work / f"{name}.io.json"
+    load = round(os.getloadavg()[0], 1)
     cmd = [PY, str(HERE / "io_probe.py"), str(probe), "convert", src, dest, "--preset",
            "cellprofiler_sqlite", "--partition-by", "plate", "--overwrite", "--report", "-",
            *extra]
@@ -56,7 +59,8 @@ def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | N
     if not m.ok:
         raise SystemExit(f"{name} failed ({m.error}); see {work / f'{name}.log'}")
     io = json.loads(probe.read_text())
-    run = {"wall_s": round(m.wall_s, 2), "peak_tree_mib": round(m.peak_rss_bytes / MiB),
+    run = {"wall_s": round(m.wall_s, 2), "load_before": load,
+           "peak_tree_mib": round(m.peak_rss_bytes / MiB),
            "main_peak_mib": round(io["peak_rss_bytes"] / MiB),
            "main_rchar_mib": round(io["io"]["rchar"] / MiB, 1),
            "main_wchar_mib": round(io["io"]["wchar"] / MiB, 1),
@@ -65,7 +69,7 @@ def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | N
            "main_requests": io["requests"]}
     print(f"  {name:<24} {run['wall_s']:>7.2f} s  tree {run['peak_tree_mib']:>5} MiB  "
           f"main {run['main_peak_mib']:>4} MiB  main rchar+wchar "
-          f"{run['main_rchar_mib'] + run['main_wchar_mib']:>7.1f} MiB", flush=True)
+          f"{run['main_rchar_mib'] + run['main_wchar_mib']:>7.1f} MiB  (load {load})", flush=True)
     return run
 
 
@@ -78,12 +82,13 @@ def same_tables(a: Path, b: Path) -> bool:
 
 def case_four(work: Path, plates: Path, one: Path) -> dict:
     print("four 24-image SQLite plates, --partition-by plate", flush=True)
+    # the pairs a ratio compares, each back to back
     r = {
+        "htex2_one_image": convert("htex2_one_image", str(one), str(work / "one-out"), "--executor",
+                                   "htex", "--workers", "2", work=work),
         "threads": convert("threads", str(plates), str(work / "threads"), work=work),
         "htex2": convert("htex2", str(plates), str(work / "htex2"), "--executor", "htex",
                          "--workers", "2", work=work),
-        "htex2_one_image": convert("htex2_one_image", str(one), str(work / "one-out"), "--executor",
-                                   "htex", "--workers", "2", work=work),
         "htex_w2t2": convert("htex_w2t2", str(plates), str(work / "w2t2"), "--executor", "htex",
                              "--workers", "2", "--threads", "2", work=work),
         "htex_w1t1": convert("htex_w1t1", str(plates), str(work / "w1t1"), "--executor", "htex",

@@ -61,6 +61,7 @@ def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | N
     io = json.loads(probe.read_text())
     run = {"wall_s": round(m.wall_s, 2), "load_before": load,
            "peak_tree_mib": round(m.peak_rss_bytes / MiB),
+           "cpu_tree_s": io["cpu_tree_s"], "cpu_main_s": io["cpu_main_s"],
            "main_peak_mib": round(io["peak_rss_bytes"] / MiB),
            "main_rchar_mib": round(io["io"]["rchar"] / MiB, 1),
            "main_wchar_mib": round(io["io"]["wchar"] / MiB, 1),
@@ -69,7 +70,8 @@ def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | N
            "main_requests": io["requests"]}
     print(f"  {name:<24} {run['wall_s']:>7.2f} s  tree {run['peak_tree_mib']:>5} MiB  "
           f"main {run['main_peak_mib']:>4} MiB  main rchar+wchar "
-          f"{run['main_rchar_mib'] + run['main_wchar_mib']:>7.1f} MiB  (load {load})", flush=True)
+          f"{run['main_rchar_mib'] + run['main_wchar_mib']:>7.1f} MiB  CPU {run['cpu_tree_s']:>5.1f} s "
+          f"(main {run['cpu_main_s']:.1f})  (load {load})", flush=True)
     return run
 
 
@@ -100,6 +102,10 @@ def case_four(work: Path, plates: Path, one: Path) -> dict:
         "htex2_time_over_threads": round(r["htex2"]["wall_s"] / r["threads"]["wall_s"], 2),
         "htex2_tree_peak_over_threads": round(r["htex2"]["peak_tree_mib"] / r["threads"]["peak_tree_mib"], 2),
         "w1t1_time_over_w2t2": round(r["htex_w1t1"]["wall_s"] / r["htex_w2t2"]["wall_s"], 2),
+        # the CPU seconds of the process trees: what a shared machine's ratios follow
+        "htex2_cpu_over_threads": round(r["htex2"]["cpu_tree_s"] / r["threads"]["cpu_tree_s"], 2),
+        "htex2_one_image_cpu_s": r["htex2_one_image"]["cpu_tree_s"],
+        "w1t1_cpu_over_w2t2": round(r["htex_w1t1"]["cpu_tree_s"] / r["htex_w2t2"]["cpu_tree_s"], 2),
         "htex2_tables_equal_threads": same_tables(work / "threads", work / "htex2"),
         "w2t2_tables_equal_threads": same_tables(work / "threads", work / "w2t2"),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import shlex
 import shutil
 import sys
 import tempfile
@@ -25,6 +26,7 @@ from parsl.app.app import python_app
 from parsl.config import Config
 from parsl.dataflow.dflow import DataFlowKernel
 from parsl.executors import HighThroughputExecutor, ThreadPoolExecutor
+from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 from parsl.providers import LocalProvider
 
 from celltable.domain.errors import CelltableError, ConfigurationError
@@ -55,6 +57,16 @@ def retry_cost(error: Exception, task_record: Any) -> float:
     return float("inf") if isinstance(error, CelltableError) else 1.0
 
 
+def _lean(module: str) -> list[str]:
+    """The command running Parsl's script ``module`` through ``parsl_lean.py``: without the
+    optional libraries Parsl would import for nothing there (see that module)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin, module
+    return [sys.executable, str(Path(__file__).with_name("parsl_lean.py")), spec.origin]
+
+
 def htex_config(workers: int, run_dir: str) -> Config:
     """Local worker processes: Python runs in parallel without the GIL's limits; start-up takes
     a few seconds. Workers listen on the loopback address only. A task whose worker dies is run
@@ -75,6 +87,13 @@ def htex_config(workers: int, run_dir: str) -> Config:
                 # CPU over a 4-plate run for nothing.
                 poll_period=100,
                 provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
+                # Parsl's own processes, started without the libraries they never use here:
+                # measured 25 MB and 0.35 s of CPU less in each (parsl_lean.py).
+                interchange_launch_cmd=_lean("parsl.executors.high_throughput.interchange"),
+                launch_cmd=" ".join(shlex.quote(a) for a in _lean(
+                    "parsl.executors.high_throughput.process_worker_pool")).replace(
+                    "{", "{{").replace("}", "}}")
+                + DEFAULT_LAUNCH_CMD.removeprefix("process_worker_pool.py"),
                 worker_logdir_root=run_dir,
             )
         ],

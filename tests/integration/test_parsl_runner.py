@@ -69,6 +69,17 @@ def _fail_named(log: str) -> None:
     raise SourceReadError("unreadable on purpose")
 
 
+def _optional_imports() -> tuple[list[str], str]:
+    """What a worker loaded of Parsl's optional libraries before its task, then boto3 imported
+    by the task (as a cloud plate's download does)."""
+    import sys
+
+    before = sorted(m for m in ("boto3", "sqlalchemy") if m in sys.modules)
+    import boto3
+
+    return before, boto3.__name__
+
+
 def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worker_died(
         tmp_path, monkeypatch):
     from celltable.domain.errors import SourceReadError
@@ -80,6 +91,9 @@ def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worke
         assert runner.workers == 2
         pids = {f.result() for f in [runner.submit(os.getpid) for _ in range(4)]}
         assert os.getpid() not in pids
+        # Parsl's processes start without the optional libraries Parsl would import for
+        # nothing (boto3, SQLAlchemy: installed here by the test extras); a task imports them
+        assert runner.submit(_optional_imports).result() == ([], "boto3")
         assert runner.submit(_die_once, str(tmp_path / "died")).result() != os.getpid()
         with pytest.raises(SourceReadError, match="on purpose"):
             runner.submit(_fail_named, str(tmp_path / "tries")).result()

@@ -200,12 +200,14 @@ def test_a_worker_of_one_thread_runs_its_plate_on_that_thread_only(tmp_path, two
         start(thread)
 
     cores = pa.cpu_count()
+    runner = PicklingRunner()
+    runner.workers = 1  # as --workers 1
+    options = ConversionOptions(partition_by="plate", chunk_size=100, threads=1, workers=1)
     request = ConversionRequest(str(two_nf1_plates), str(tmp_path / "out"),
-                                get_preset("cellprofiler_sqlite"),
-                                ConversionOptions(partition_by="plate", chunk_size=100))
+                                get_preset("cellprofiler_sqlite"), options)
     try:
-        with bootstrap(runner=PicklingRunner(), source_path=request.source_path,
-                       dest_path=request.dest_path, threads=1, workers=1) as services:
+        with bootstrap(request.source_path, request.dest_path, options,
+                       given=Adapters(runner=runner)) as services:
             worker = services.worker_recipe.build()
             assert worker.engine.threads == 1 and not worker.read_ahead
             assert pa.cpu_count() == 1
@@ -216,10 +218,12 @@ def test_a_worker_of_one_thread_runs_its_plate_on_that_thread_only(tmp_path, two
     assert result.rows_out == 2 * 242
     assert started == []
     # with two threads, the same plate's tables are read side by side (the threads path's way)
+    two = replace(options, threads=2)
     try:
-        with bootstrap(runner=PicklingRunner(), source_path=request.source_path,
-                       dest_path=str(tmp_path / "two"), threads=2, workers=1) as services:
-            convert(replace(request, dest_path=str(tmp_path / "two")), services)
+        with bootstrap(request.source_path, str(tmp_path / "two"), two,
+                       given=Adapters(runner=runner)) as services:
+            convert(ConversionRequest(request.source_path, str(tmp_path / "two"),
+                                      request.preset, two), services)
     finally:
         pa.set_cpu_count(cores)
     assert started

@@ -95,6 +95,7 @@ class AnnDataSink:
         self._obs = [c.name for c in columns if not in_x(c)]
         self._dtype = np.float32 if float32 else np.float64
         self._rows = 0
+        self.record: dict[str, str] = {}
         self._buffer = np.empty((0, 0), dtype=self._dtype)  # reused: no fresh pages per band
         # X is filled and stored a band of rows at a time, so the writer holds a band, not a
         # whole chunk, on top of the chunk
@@ -192,6 +193,8 @@ class AnnDataSink:
                 digests = stored_digests(as_stored, root["X"] if self._features else None,
                                          [c.name for c in self._features], self._rows)
                 write_elem(root, "uns", {UNS_KEY: _uns(metadata, stored, checksum, digests)})
+                # what a folder's manifest records of this table (see ``seal``)
+                self.record = {CHECKSUM_KEY: checksum.to_json(), COLUMNS_KEY: digests.to_json()}
                 for key in ("obsm", "varm", "obsp", "varp", "layers"):
                     write_elem(root, key, {})
                 _mark_anndata(root)

@@ -1,5 +1,6 @@
-"""What a plate task builds where it runs: its own DuckDB engine, Parquet writer and cloud
-clients, from a picklable recipe (:class:`PlateRecipe`) the composition root fills in.
+"""What a plate task builds where it runs: its own DuckDB engine, output writer (of the run's
+format, from the output-format registry) and cloud clients, from a picklable recipe
+(:class:`PlateRecipe`) the composition root fills in.
 
 Implements :class:`celltable.domain.ports.PlateWorker` and
 :class:`celltable.domain.ports.WorkerRecipe`.
@@ -42,6 +43,10 @@ class PlateRecipe:
     no_sign_request: bool = False
     arrow_threads: int = 0
     """Arrow's threads in the worker (0: ``engine_threads``, the worker's share of the cores)."""
+    output_format: str = "parquet"
+    """The registered output format each plate's files are written in (its writer is built
+    from :mod:`celltable.adapters.formats` where the task runs)."""
+    float32: bool = False
 
     def build(self) -> LocalPlateWorker:
         return LocalPlateWorker(self)
@@ -75,11 +80,10 @@ class LocalPlateWorker:
 
     def _writer_here(self) -> Any:
         if self._writer is None:
-            from celltable.adapters.parquet import ParquetWriter
-            from celltable.adapters.parquet_checks import ChecksummedWriter
+            from celltable.adapters.formats import WriterSettings, writer
 
-            self._writer = ChecksummedWriter(ParquetWriter(self.recipe.compression,
-                                                           self.recipe.memory_map))
+            self._writer = writer(self.recipe.output_format, WriterSettings(
+                self.recipe.compression, self.recipe.memory_map, self.recipe.float32))
         return self._writer
 
     @property
@@ -110,6 +114,11 @@ class LocalPlateWorker:
             return False
         return staged.in_place or staged.handle.exists()
 
+    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+        from celltable.adapters.experiment import CellProfilerExperiments
+
+        return CellProfilerExperiments().read(unit)
+
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         if not _is_cloud(path):
             return self._writer_here().create(path, columns, rows)
@@ -120,13 +129,9 @@ class LocalPlateWorker:
 
     def finish(self, sink: TableSink, path: str,
                metadata: Mapping[str, str]) -> tuple[int, int, Mapping[str, str]]:
-        from celltable.adapters.parquet_checks import ChecksummedSink
-
         rows = sink.close(metadata)
-        checked = sink.inner if isinstance(sink, _UploadedSink) else sink
-        records = dict(checked.record) if isinstance(checked, ChecksummedSink) else {}
-        size = sink.size if isinstance(sink, _UploadedSink) else Path(path).stat().st_size
-        return rows, size, records
+        size = sink.size if isinstance(sink, _UploadedSink) else _bytes(Path(path))
+        return rows, size, _records(sink)
 
     def read_text(self, path: str) -> str | None:
         try:
@@ -151,7 +156,7 @@ class LocalPlateWorker:
 
     def size(self, path: str) -> int | None:
         try:
-            return Path(path).stat().st_size
+            return _bytes(Path(path)) if Path(path).exists() else None
         except OSError:
             return None
 
@@ -163,9 +168,28 @@ class LocalPlateWorker:
             raise DestinationError(f"cannot move {source} into the output: {e}") from e
 
 
+def _bytes(path: Path) -> int:
+    """A file's bytes; a folder store's (Zarr), its files' together."""
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def _records(sink: object) -> dict[str, str]:
+    """The records (checksum, column digests) the format's sink made of what it wrote, found
+    through the sinks wrapping it (an upload, the warehouse's object id)."""
+    while sink is not None:
+        record = getattr(sink, "record", None)
+        if record:
+            return dict(record)
+        sink = getattr(sink, "inner", None)
+    return {}
+
+
 class _UploadedSink:
-    """A file written locally, then uploaded to its object-store key when finished (the key is
-    under the destination's staging prefix: nothing is visible at DEST before publishing)."""
+    """A file (or folder store) written locally, then uploaded to its object-store key when
+    finished (the key is under the destination's staging prefix: nothing is visible at DEST
+    before publishing)."""
 
     def __init__(self, inner: TableSink, local: Path, uri: str, clients: Any) -> None:
         self.inner, self._local, self._uri, self._clients = inner, local, uri, clients
@@ -179,12 +203,21 @@ class _UploadedSink:
 
         try:
             rows = self.inner.close(metadata)
-            self.size = self._local.stat().st_size
+            self.size = _bytes(self._local)
             remote = self._clients.path(self._uri)
             with cloud_errors(self._uri):
-                remote.upload_from(self._local, force_overwrite_to_cloud=True)
-                if remote.stat().st_size != self.size:
+                if self._local.is_dir():  # a folder store: each of its files
+                    for f in sorted(p for p in self._local.rglob("*") if p.is_file()):
+                        target = remote / f.relative_to(self._local).as_posix()
+                        target.upload_from(f, force_overwrite_to_cloud=True)
+                    uploaded = sum(f.stat().st_size for f in remote.rglob("*") if f.is_file())
+                else:
+                    remote.upload_from(self._local, force_overwrite_to_cloud=True)
+                    uploaded = remote.stat().st_size
+                if uploaded != self.size:
                     raise DestinationError(f"{self._uri} was not uploaded whole; run again")
         finally:
+            if self._local.is_dir():
+                shutil.rmtree(self._local, ignore_errors=True)
             self._local.unlink(missing_ok=True)
         return rows

@@ -27,6 +27,7 @@ from celltable.application.run_report import with_report as _with_report
 from celltable.application.services import Services
 from celltable.application.tasks import run_ordered
 from celltable.domain.errors import ConfigurationError, NoTablesFoundError, SchemaError
+from celltable.domain.formats import PARQUET
 from celltable.domain.join import JoinSpec, derive_join
 from celltable.domain.model import STAGING, ConversionRequest, ConversionResult, TableReport
 from celltable.domain.output import OutputPlan, check_join_columns, partition_files, plan_output
@@ -35,13 +36,15 @@ from celltable.domain.plates import (
     PlateOutput,
     PlateRecord,
     Surveyed,
+    Unreadable,
     plate_identity,
+    readable,
     record_from_json,
 )
 from celltable.domain.ports import PlateWorker, StagingPaths, WorkerRecipe
 from celltable.domain.presets import IMAGE
 from celltable.domain.schema import Column, TableSchema
-from celltable.domain.sources import screened
+from celltable.domain.sources import BAD_FILE, SourceLayout, screened
 from celltable.domain.validation import (
     CHECKSUM_KEY,
     COLUMNS_KEY,
@@ -88,7 +91,8 @@ def convert_by_plate(request: ConversionRequest, services: Services,
     before = services.versions(files) if services.versions else {}
     main = recipe.build()  # reads and moves this run's small files (records, resumed plates)
     try:
-        surveyed = _survey(services, recipe, layout.units, preset, paths.scratch)
+        surveyed, layout = _survey(services, recipe, layout, preset, paths.scratch,
+                                   opts.skip_bad_files)
         staged = [s.staged for s in surveyed]
         plans = _plans(request, spec, staged)
         records = _run_plates(request, services, recipe, main, spec, surveyed, plans, paths)
@@ -111,15 +115,24 @@ def convert_by_plate(request: ConversionRequest, services: Services,
     )
     layout = replace(layout, units=tuple(s.unit for s in staged))
     result = _with_report(request, services, layout, staged, result, [p for _, p in plans])
+    bad = tuple(f for f in result.report.skipped if f.reason.startswith(BAD_FILE)) \
+        if result.report else ()
+    if bad:
+        log.info("bad_files_skipped", files=len(bad), listed_in=result.report_path or "report")
+    result = replace(result, bad_files=bad)
     log.info("conversion_done", dest=dest, rows_out=result.rows_out, plates=len(staged),
              resumed=sum(r.resumed for r in records), seconds=round(result.duration_s, 3))
     return result
 
 
-def _survey(services: Services, recipe: WorkerRecipe, units, preset, scratch: str  # type: ignore[no-untyped-def]
-            ) -> list[Surveyed]:
+def _survey(services: Services, recipe: WorkerRecipe, layout: SourceLayout, preset,  # type: ignore[no-untyped-def]
+            scratch: str, skip_bad_files: bool) -> tuple[list[Surveyed], SourceLayout]:
+    """Every plate surveyed, and the layout without the plates whose files could not be read
+    (when skipping bad files; else they are all named at once)."""
+    units = layout.units
     meter = Meter(STAGING, len(units), 0, services.progress, "staging_progress", "plates")
     found: list[Surveyed] = []
+    unreadable: list[Unreadable] = []
     # Plates of one screen mostly share their schemas: one copy of each kept, not one per plate.
     schemas: dict[tuple[str, tuple[Column, ...]], TableSchema] = {}
 
@@ -132,12 +145,15 @@ def _survey(services: Services, recipe: WorkerRecipe, units, preset, scratch: st
                               ((f"surveying plate {u.key!r}", (recipe, u, preset, scratch))
                                for u in units), window=2 * max(1, services.runner.workers),
                               settle=True):
-        found.extend(shared(s) for s in plates)
+        unreadable.extend(s for s in plates if isinstance(s, Unreadable))
+        plates = tuple(shared(s) for s in plates if isinstance(s, Surveyed))
+        found.extend(plates)
         meter.advance(sum(t.rows for s in plates for t in s.staged.tables),
                       plate=",".join(s.staged.unit.key for s in plates))
+    layout = readable(layout, unreadable, skip_bad_files)
     if not found:
         raise NoTablesFoundError(f"no plate of preset {preset.name} found in the source")
-    return found
+    return found, layout
 
 
 Plan = tuple[tuple[str, tuple[str, ...], str], OutputPlan]
@@ -161,7 +177,9 @@ def _plans(request: ConversionRequest, spec: JoinSpec | None, staged) -> list[Pl
 def _run_plates(request: ConversionRequest, services: Services, recipe: WorkerRecipe,
                 main: PlateWorker, spec: JoinSpec | None, surveyed: list[Surveyed],
                 plans: list[Plan], paths: StagingPaths) -> list[PlateRecord]:
-    files = partition_files([s.staged.unit.key for s in surveyed])
+    fmt = services.output_format  # a warehouse's plates: data files to commit, Parquet
+    files = partition_files([s.staged.unit.key for s in surveyed],
+                            PARQUET.suffix if fmt.warehouse else fmt.suffix)
     if len(set(files)) != len(surveyed):
         raise SchemaError("two plates of the source have the same name; convert them apart")
     sizes = {name: _chunk_size(request, services, plan) for (name, _, _), plan in plans}

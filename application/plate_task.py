@@ -10,7 +10,13 @@ from contextlib import closing
 from dataclasses import replace
 
 from celltable.application.tasks import prefetched
-from celltable.domain.errors import CelltableError, InPlaceReadFailed, PlateFailedError
+from celltable.domain.errors import (
+    CelltableError,
+    InPlaceReadFailed,
+    PlateFailedError,
+    SchemaError,
+    SourceReadError,
+)
 from celltable.domain.join import ChunkQuery
 from celltable.domain.model import PlateRows, TableReport
 from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
@@ -21,6 +27,7 @@ from celltable.domain.plates import (
     PlateOutput,
     PlateRecord,
     Surveyed,
+    Unreadable,
     WrittenFile,
     plate_identity,
     record_json,
@@ -33,19 +40,38 @@ from celltable.domain.validation import CHECKSUM_KEY, COLUMNS_KEY
 
 
 def survey_plate(recipe: WorkerRecipe, unit: SourceUnit, preset: Preset,
-                 scratch: str) -> tuple[Surveyed, ...]:
+                 scratch: str) -> tuple[Surveyed | Unreadable, ...]:
     """Make a plate ready where this task runs (a cloud plate downloaded into this worker's
     cache first) and return what planning needs: schemas, rows, keys, source versions. A plate
     read in place costs a scan of its keys; one that must be copied is copied into ``scratch``
-    now, for its plate task to read if it runs where that copy is."""
+    now, for its plate task to read if it runs where that copy is. A plate whose files cannot be
+    read gives an :class:`Unreadable` (the plan names it, or with ``skip_bad_files`` leaves it
+    out, as the threads path does)."""
     worker = recipe.build()
-    found = []
+    found: list[Surveyed | Unreadable] = []
     for plate in _named(unit, lambda: worker.plates_of(unit, preset)):
-        staged = _named(plate, lambda p=plate: worker.engine.stage(p, preset, scratch))
+        try:
+            staged = worker.engine.stage(plate, preset, scratch)
+        except (SourceReadError, SchemaError) as e:  # a bad file: named (or skipped) by the plan
+            found.append(Unreadable(unit, _file_of(plate, unit, e), str(e)))
+            continue
+        except CelltableError as e:
+            raise _failed(plate, e) from e
+        # CellProfiler's Experiment table, read here (a cloud plate's copy is here)
+        staged = replace(staged, experiment=worker.experiment(plate))
         files = sorted({plate.path, *(t.path for t in plate.tables)})
         found.append(Surveyed(staged, tuple(sorted(worker.versions(files).items())),
                               unit if plate.path != unit.path else None))
     return tuple(found)
+
+
+def _file_of(plate: SourceUnit, listed: SourceUnit, error: CelltableError) -> str:
+    """The source file an error names (as the main process listed it), else the plate's."""
+    text = str(error)
+    for local, remote in zip(plate.tables, listed.tables, strict=False):
+        if local.path in text:
+            return remote.path
+    return listed.path
 
 
 def write_plate(recipe: WorkerRecipe, job: PlateJob) -> PlateRecord:
@@ -69,7 +95,8 @@ def _write_plate(worker: PlateWorker, job: PlateJob) -> PlateRecord:
             tables, files = _write_outputs(worker, job, staged)
         except InPlaceReadFailed:  # rare: a value the stream cannot cast; read a copy instead
             worker.engine.release(staged)
-            staged = worker.engine.stage(staged.unit, job.preset, job.scratch, True)
+            staged = _as_surveyed(job, worker.engine.stage(staged.unit, job.preset, job.scratch,
+                                                           True))
             tables, files = _write_outputs(worker, job, staged)
     finally:
         worker.engine.release(staged)
@@ -90,7 +117,12 @@ def _here(worker: PlateWorker, job: PlateJob) -> StagedUnit:
     plates = [p for p in worker.plates_of(listed, job.preset) if p.key == staged.unit.key]
     if not plates:
         raise InPlaceReadFailed(staged.unit.key, "the plate is gone from its source")
-    return worker.engine.stage(plates[0], job.preset, job.scratch)
+    return _as_surveyed(job, worker.engine.stage(plates[0], job.preset, job.scratch))
+
+
+def _as_surveyed(job: PlateJob, staged: StagedUnit) -> StagedUnit:
+    """A plate staged again here, with what its survey read besides (its Experiment table)."""
+    return replace(staged, experiment=job.surveyed.staged.experiment)
 
 
 def _write_outputs(worker: PlateWorker, job: PlateJob, staged: StagedUnit
@@ -157,7 +189,11 @@ def _named(unit: SourceUnit, work):  # type: ignore[no-untyped-def]
         return work()
     except PlateFailedError:
         raise
-    except InPlaceReadFailed as e:
-        raise PlateFailedError(unit.key, unit.path, e.reason) from e
     except CelltableError as e:
-        raise PlateFailedError(unit.key, unit.path, str(e)) from e
+        raise _failed(unit, e) from e
+
+
+def _failed(unit: SourceUnit, e: CelltableError) -> PlateFailedError:
+    """``e`` as the named failure of ``unit``'s own data."""
+    return PlateFailedError(unit.key, unit.path, e.reason if isinstance(e, InPlaceReadFailed)
+                            else str(e))

@@ -10,13 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+from celltable.domain.errors import PlateFailedError
 from celltable.domain.join import JoinSpec, SelectColumn
 from celltable.domain.model import ConversionRequest, PlateRows, TableReport
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column
-from celltable.domain.sources import SourceUnit, StagedUnit
+from celltable.domain.sources import (
+    SkippedFile,
+    SourceLayout,
+    SourceUnit,
+    StagedUnit,
+    bad_files_error,
+    without_bad,
+)
 
 RECORD_FORMAT = 1
 """Bumped whenever a saved plate record changes meaning; older records are then ignored."""
@@ -46,6 +54,17 @@ class Surveyed:
     listed: SourceUnit | None = None
     """The plate as the main process listed it, when that differs (a cloud plate: its objects,
     not a worker's downloaded copies); a worker elsewhere fetches it again from there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A plate whose files a survey task could not read (a bad file found only by reading):
+    the plate as listed, the file named and why. The main process names every such plate at
+    once, or with ``skip_bad_files`` leaves them out, as the threads path does."""
+
+    unit: SourceUnit
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +111,29 @@ class PlateRecord:
     tables: tuple[TableReport, ...]
     files: tuple[WrittenFile, ...]
     resumed: bool = False
+
+
+def readable(layout: SourceLayout, unreadable: list[Unreadable], skip: bool) -> SourceLayout:
+    """The layout without the plates the surveys could not read, when skipping bad files.
+
+    Raises:
+        PlateFailedError: One plate cannot be read and bad files are not skipped.
+        BadSourceFilesError: Several cannot, or (skipping them) none is left.
+    """
+    if not unreadable:
+        return layout
+    bad = tuple(SkippedFile(u.path, u.reason) for u in unreadable)
+    if not skip:
+        if len(unreadable) == 1:
+            u = unreadable[0]
+            raise PlateFailedError(u.unit.key, u.path, u.reason)
+        raise bad_files_error(bad)
+    keys = {u.unit.key for u in unreadable}
+    kept = without_bad(layout, bad)
+    kept = replace(kept, units=tuple(u for u in kept.units if u.key not in keys))
+    if not kept.units:
+        raise bad_files_error(bad, nothing_left=True)
+    return kept
 
 
 def plate_identity(request: ConversionRequest, surveyed: Surveyed,

@@ -301,6 +301,11 @@ class PlateWorker(Protocol):
         """Whether a plate staged elsewhere (or earlier) can be read here as it is."""
         ...
 
+    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+        """CellProfiler's Experiment table of a plate readable here (see
+        :class:`ExperimentReader`)."""
+        ...
+
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         """A new output file at ``path`` (local, or an object store's URI): the one place a
         plate task creates its writer."""

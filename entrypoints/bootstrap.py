@@ -143,15 +143,14 @@ def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl
                   "version": package_version(), "surveyor": given.surveyor or surveyor,
                   "progress": progress, "peak_memory": peak_memory,
                   "around_conversion": frozen_heap, "after_chunk": chunk_released}
-        # plate tasks build their own Parquet writer where they run; other formats are written
-        # here, from the chunks the tasks return
+        # plate tasks build their own writer of the format where they run
         if opts.join_sql is None and getattr(runner, "elsewhere", False) \
-                and opts.cloud_client is None and fmt.name == PARQUET.name:
+                and opts.cloud_client is None:
             if given.locator is None and (entries or _is_cloud(source_path)):
                 # cloud plates are listed only: each is downloaded by the worker converting it
                 locator = _source_adapters(source_path, settings, clients, entries, progress,
                                            lazy=True)[0]
-            yield _plate_services(settings, given.locator or locator, opts, common), reports
+            yield _plate_services(settings, given.locator or locator, opts, common, fmt), reports
             return
         from celltable.adapters.chunk_store import LocalChunkStore, file_versions
         from celltable.adapters.duckdb_engine import DuckDBEngine
@@ -184,7 +183,7 @@ class _InPlateTasks:
 
 
 def _plate_services(settings: Settings, locator: SourceLocator, opts: ConversionOptions,
-                    common: dict[str, Any]) -> Services:
+                    common: dict[str, Any], fmt: OutputFormat) -> Services:
     """Services when each plate is one task elsewhere, built from a recipe where it runs."""
     from celltable.adapters.plate_worker import PlateRecipe
     from celltable.adapters.storage import file_versions
@@ -194,9 +193,10 @@ def _plate_services(settings: Settings, locator: SourceLocator, opts: Conversion
         engine_threads=settings.engine_threads, memory_limit=settings.memory_limit,
         compression=opts.compression, memory_map=settings.memory_map,
         cache_dir=settings.cache_dir, no_sign_request=opts.no_sign_request,
-        arrow_threads=max(1, settings.threads // settings.workers) if settings.bounded else 0)
+        arrow_threads=max(1, settings.threads // settings.workers) if settings.bounded else 0,
+        output_format=fmt.name, float32=opts.float32)
     return Services(locator=locator, engine=_InPlateTasks(), writer=_InPlateTasks(),
-                    versions=file_versions, worker_recipe=recipe, **common)
+                    versions=file_versions, worker_recipe=recipe, output_format=fmt, **common)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,14 +173,16 @@ class IcebergWarehouse:
 
     def commit(self, tables: Sequence[TableFiles],
                properties: Mapping[str, str]) -> tuple[TableState, ...]:
-        """Add each table's files in one transaction per table, in the order given; a failure
-        sets the tables committed before it back to their previous snapshots.
+        """Add each table's files (a folder given: its Parquet files) in one transaction per
+        table, in the order given; a failure sets the tables committed before it back to their
+        previous snapshots.
 
         Raises:
             WarehouseError: A commit failed; every table is where it was.
         """
         done: list[tuple[TableFiles, int | None, bool]] = []
         states = []
+        tables = [replace(tf, files=_data_files(tf.files)) for tf in tables]
         try:
             for tf in tables:
                 if not tf.files:
@@ -315,6 +318,18 @@ class IcebergWarehouse:
             scan = t.scan(row_filter=row_filter or "True",
                           selected_fields=tuple(columns) if columns else ("*",))
             return scan.to_arrow()
+
+
+def _data_files(paths: Sequence[str]) -> tuple[str, ...]:
+    """The data files given: a file as it is, a folder (the plates' files plate tasks wrote)
+    as the Parquet files in it."""
+    found: list[str] = []
+    for p in paths:
+        if Path(p).is_dir():
+            found += sorted(str(f) for f in Path(p).rglob("*.parquet") if f.is_file())
+        else:
+            found.append(p)
+    return tuple(found)
 
 
 def _union_schema(files: Sequence[str]) -> pa.Schema:

@@ -215,14 +215,24 @@ class TiffCropper:
     """Image files read with tifffile (see :class:`celltable.domain.ports.ImageCropper`)."""
 
     def columns(self, profiles: str) -> tuple[str, ...]:
-        return tuple(pq.read_schema(profiles).names)
+        files = _profile_files(profiles)
+        return tuple(pq.read_schema(files[0]).names) if files else ()
 
     def index(self, folder: str) -> FileIndex:
         return index_folder(folder)
 
     def image_rows(self, profiles: str, channels: Sequence[Channel],
                    bbox: Sequence[str]) -> Iterator[ImageRows]:
-        return image_rows(profiles, channels, bbox)
+        for path in _profile_files(profiles):
+            yield from image_rows(path, channels, bbox)
 
     def crop(self, sets: Sequence[ImageSet], path: str, skip_bad_files: bool) -> CropOutput:
         return crop_batch(sets, path, skip_bad_files)
+
+
+def _profile_files(profiles: str) -> list[str]:
+    """The profiles' data file, or the files of a folder of them (one per plate: plate tasks
+    write them so), in name order."""
+    if Path(profiles).is_dir():
+        return sorted(str(f) for f in Path(profiles).glob("*.parquet"))
+    return [profiles]

@@ -2,7 +2,8 @@
 per table.
 
 Data flows one way: the profiles are converted as for Parquet (with a stable object id) into a
-data file in the warehouse's staging folder; cropping tasks read that file's keys, bounding
+data file in the warehouse's staging folder (under worker processes, one per plate, each written
+by its plate task); cropping tasks read that file's keys, bounding
 boxes and file names, read each image once and write crop data files next to it; the main
 process then commits the list of data files, one transaction per table. A failure at any step
 leaves every table at its previous snapshot.
@@ -114,6 +115,9 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
         indexes = _indexes(request.images, cropper) if request.images.images_dir else None
         inner = replace(conversion, dest_path=f"{staging}/profiles.parquet",
                         options=replace(opts, report_path="-", overwrite=False))
+        if services.worker_recipe is not None:  # plate tasks: each writes its plate's file
+            inner = replace(inner, dest_path=f"{staging}/profiles",
+                            options=replace(inner.options, partition_by="plate"))
         result = convert(inner, services)
         crop_files: tuple[str, ...] = ()
         crops, names, skipped = 0, (), []

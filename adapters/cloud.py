@@ -154,14 +154,19 @@ class CloudDestination:
     def _upload_folder(self, staged: Path, dest: CloudPath) -> None:
         files = sorted(p for p in staged.rglob("*") if p.is_file())
         names = {p.relative_to(staged).as_posix() for p in files}
-        old = ({f.relative_to(dest).as_posix(): f for f in dest.rglob("*") if f.is_file()}
+        from celltable.adapters.cloud_plates import at_once, objects
+
+        old = ({f.relative_to(dest).as_posix(): f for f in objects(dest)}
                if self._replaces_folder else {})
         sent: list[CloudPath] = []
+
+        def send(p: Path) -> None:
+            remote = dest / p.relative_to(staged).as_posix()
+            self._upload(p, remote)
+            sent.append(remote)
+
         try:
-            for p in files:
-                remote = dest / p.relative_to(staged).as_posix()
-                self._upload(p, remote)
-                sent.append(remote)
+            at_once(send, files)  # several at once: a Zarr store is hundreds of small files
         except BaseException:
             # Files that replaced old ones stay (their old content is gone either way).
             for remote in sent:

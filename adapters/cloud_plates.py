@@ -5,7 +5,10 @@ at publishing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import structlog
 from cloudpathlib import CloudPath
@@ -38,24 +41,44 @@ def fetch_plate(clients: CloudClients, cache_dir: str, unit: SourceUnit,
 
 def publish_remote(staged: CloudPath, dest: CloudPath, replaces_folder: bool) -> None:
     """Copy a folder output staged in the store to ``dest`` (copies made by the store, no byte
-    passes through this process); files of a replaced folder that the new one lacks are then
-    deleted."""
-    files = sorted((f for f in staged.rglob("*") if f.is_file()), key=str)
+    passes through this process, several at once: a Zarr store is hundreds of objects); files
+    of a replaced folder that the new one lacks are then deleted."""
+    files = sorted(objects(staged), key=str)
     names = {f.relative_to(staged).as_posix() for f in files}
-    old = ({f.relative_to(dest).as_posix(): f for f in dest.rglob("*") if f.is_file()}
+    old = ({f.relative_to(dest).as_posix(): f for f in objects(dest)}
            if replaces_folder else {})
-    for f in files:
+
+    def copy(f: CloudPath) -> None:
         target = dest / f.relative_to(staged).as_posix()
         f.copy(target, force_overwrite_to_cloud=True)
         log.info("published", file=str(target))
-    for name, f in old.items():
-        if name not in names:
-            f.unlink(missing_ok=True)
+
+    at_once(copy, files)
+    at_once(lambda f: f.unlink(missing_ok=True),
+            [f for name, f in old.items() if name not in names])
 
 
 def remove_remote(prefix: CloudPath) -> None:
     """Delete what was staged under ``prefix`` (after publishing, or after a failure)."""
-    for f in list(prefix.rglob("*")):
-        if f.is_file():
-            f.unlink(missing_ok=True)
+    at_once(lambda f: f.unlink(missing_ok=True), objects(prefix))
 
+
+def objects(prefix: CloudPath) -> list[CloudPath]:
+    """Every object under ``prefix``, from one recursive listing (none when there is none)."""
+    return [folder / name for folder, _, names in prefix.walk() for name in names]
+
+
+CONCURRENT_REQUESTS = 16
+"""Object-store requests made at once when many small objects are copied, sent or deleted."""
+
+
+def at_once(work: Callable[[Any], object], paths: Sequence[Any]) -> None:
+    """``work`` on each path, :data:`CONCURRENT_REQUESTS` at a time (each is a request or two
+    waiting on the network); the first failure is raised once all have finished."""
+    if len(paths) < 2:
+        for p in paths:
+            work(p)
+        return
+    with ThreadPoolExecutor(min(CONCURRENT_REQUESTS, len(paths))) as pool:
+        for _ in pool.map(work, paths):
+            pass

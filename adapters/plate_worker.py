@@ -206,11 +206,8 @@ class _UploadedSink:
             self.size = _bytes(self._local)
             remote = self._clients.path(self._uri)
             with cloud_errors(self._uri):
-                if self._local.is_dir():  # a folder store: each of its files
-                    for f in sorted(p for p in self._local.rglob("*") if p.is_file()):
-                        target = remote / f.relative_to(self._local).as_posix()
-                        target.upload_from(f, force_overwrite_to_cloud=True)
-                    uploaded = sum(f.stat().st_size for f in remote.rglob("*") if f.is_file())
+                if self._local.is_dir():  # a folder store: its files, several at once
+                    uploaded = _upload_store(self._local, remote)
                 else:
                     remote.upload_from(self._local, force_overwrite_to_cloud=True)
                     uploaded = remote.stat().st_size
@@ -221,3 +218,15 @@ class _UploadedSink:
                 shutil.rmtree(self._local, ignore_errors=True)
             self._local.unlink(missing_ok=True)
         return rows
+
+
+def _upload_store(local: Path, remote: Any) -> int:
+    """Upload a folder store's files; its bytes if every file is then listed under ``remote``
+    (one listing, not a request per file), else -1."""
+    from celltable.adapters.cloud_plates import at_once, objects
+
+    files = {f.relative_to(local).as_posix(): f for f in local.rglob("*") if f.is_file()}
+    at_once(lambda name: (remote / name).upload_from(files[name], force_overwrite_to_cloud=True),
+            sorted(files))
+    listed = {f.relative_to(remote).as_posix() for f in objects(remote)}
+    return _bytes(local) if listed >= set(files) else -1

@@ -12,12 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 import celltable
 from celltable.application.convert import convert
 from celltable.application.warehouse import WarehouseRequest, convert_to_warehouse
 from celltable.bootstrap import bootstrap, local_destination, warehouse_adapters
+from celltable.cli import app
 from celltable.domain.errors import BadSourceFilesError
 from celltable.domain.model import ConversionOptions, ConversionRequest
 from celltable.domain.presets import get_preset
@@ -131,30 +134,98 @@ def test_plates_only_reading_finds_bad_are_named_together_or_skipped_as_on_threa
 
 @pytest.mark.parametrize("fmt", ANNDATA)
 def test_anndata_into_s3_on_threads_and_in_plate_tasks(tmp_path, two_nf1_plates, s3, fmt):  # noqa: F811
-    local = celltable.convert(two_nf1_plates, tmp_path / "local", preset="cellprofiler_sqlite",
+    src = two_nf1_plates
+    if fmt == "zarr":  # a store is ~150 objects: one plate keeps the test short
+        (src / "plate_2.sqlite").unlink()
+    local = celltable.convert(src, tmp_path / "local", preset="cellprofiler_sqlite",
                               format=fmt, options=ConversionOptions(partition_by="plate"))
     cache = str(tmp_path / "cache")
-    one = f"s3://{OUT}/one.{fmt}"
-    celltable.convert(two_nf1_plates / "plate_1.sqlite", one, preset="cellprofiler_sqlite",
-                      options=ConversionOptions(local_cache_dir=cache))
-    threads = celltable.convert(two_nf1_plates, f"s3://{OUT}/threads", format=fmt,
+    if fmt == "h5ad":  # one file, not a folder of plates
+        celltable.convert(src / "plate_1.sqlite", f"s3://{OUT}/one.h5ad",
+                          preset="cellprofiler_sqlite",
+                          options=ConversionOptions(local_cache_dir=cache))
+    threads = celltable.convert(src, f"s3://{OUT}/threads", format=fmt,
                                 preset="cellprofiler_sqlite",
                                 options=ConversionOptions(partition_by="plate",
                                                           local_cache_dir=cache))
-    tasks = by_plate(two_nf1_plates, f"s3://{OUT}/tasks", fmt, cache=cache)
+    tasks = by_plate(src, f"s3://{OUT}/tasks", fmt, cache=cache)
     assert threads.rows_out == tasks.rows_out == local.rows_out
     keys = _keys(s3, OUT)
     for prefix in ("threads", "tasks"):
-        assert f"{prefix}/{MANIFEST}" in keys
         assert (json.loads(s3.get_object(Bucket=OUT, Key=f"{prefix}/{MANIFEST}")["Body"].read())
                 == json.loads((tmp_path / "local" / MANIFEST).read_text()))
     assert not [k for k in keys if ".celltable-" in k]  # nothing staged is left in the bucket
-    for prefix, name in (("threads", "plate_1.sqlite"), ("tasks", "plate_2.sqlite"),
-                         ("one", "")):
-        folder = tmp_path / "back" / prefix
-        for key in (k for k in keys if k.startswith(f"{prefix}/") or k.startswith(f"{prefix}.")):
-            target = folder / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket=OUT, Key=key)["Body"].read())
-        path = folder / (f"{prefix}/{name}.{fmt}" if name else f"one.{fmt}")
-        assert_same_anndata(_read(path), _read(tmp_path / "local" / f"{name or 'plate_1.sqlite'}.{fmt}"))
+    back = tmp_path / "back"
+    for key in keys:
+        (back / key).parent.mkdir(parents=True, exist_ok=True)
+        (back / key).write_bytes(s3.get_object(Bucket=OUT, Key=key)["Body"].read())
+    for name in sorted(p.name for p in (tmp_path / "local").glob(f"*.{fmt}")):
+        expected = _read(tmp_path / "local" / name)
+        for prefix in ("threads", "tasks"):
+            assert_same_anndata(_read(back / prefix / name), expected)
+    if fmt == "h5ad":
+        assert_same_anndata(_read(back / "one.h5ad"), _read(tmp_path / "local" / "plate_1.sqlite.h5ad"))
+
+
+# under HTEX: the threads path's assertions on bad files and the Experiment table ------------
+
+
+def _experiment(folder: Path, version: str, when: str) -> None:
+    (folder / "Experiment.csv").write_text(
+        f"Key,Value\nCellProfiler_Version,{version}\nRun_Timestamp,{when}\n")
+
+
+def _messy_sites(tmp: Path) -> Path:
+    """test_bad_files' messy sites (site2's Cells.csv empty, site3's Cytoplasm.csv cut short,
+    site4's image.csv a header only), a fifth site with a byte only reading finds bad, and the
+    Experiment tables of two runs."""
+    src = _sites(tmp, 5)
+    (src / "site2" / "Cells.csv").write_bytes(b"")
+    cut = src / "site3" / "Cytoplasm.csv"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    image = src / "site4" / "image.csv"
+    image.write_text(image.read_text().splitlines()[0] + "\n")
+    _bad_site(src, "site5")
+    _experiment(src / "site1", "4.2.1", "2023-01-01T10:00:00")
+    _experiment(src / "site4", "4.2.4", "2023-02-01T10:00:00")
+    return src
+
+
+def test_htex_skips_bad_files_and_keeps_the_experiment_tables_as_threads_do(tmp_path):
+    src = _messy_sites(tmp_path)
+    threads = celltable.convert(src, tmp_path / "threads", preset="cellprofiler_csv",
+                                skip_bad_files=True,
+                                options=ConversionOptions(partition_by="plate"))
+    dest = tmp_path / "htex"
+    said = CliRunner().invoke(app, ["convert", str(src), str(dest), "--preset", "cellprofiler_csv",
+                                    "--skip-bad-files", "--partition-by", "plate",
+                                    "--executor", "htex", "--workers", "2"])
+    assert said.exit_code == 0, said.output
+    warnings = [ln for ln in said.output.splitlines() if "warning" in ln]
+    assert len(warnings) == 1  # result.bad_files, as the threads path sets it
+    assert "skipped 3 bad file(s)" in warnings[0] and f"{dest}.report.json" in warnings[0]
+    files = sorted(p.name for p in dest.glob("*.parquet"))
+    assert files == ["site1.parquet", "site4.parquet"]
+    assert sum(pq.read_metadata(dest / f).num_rows for f in files) == 40
+    report = json.loads(Path(f"{dest}.report.json").read_text())
+    reasons = {s["path"]: s["reason"] for s in report["files"]["skipped"]}
+    assert reasons["site2/Cells.csv"] == "bad file: empty file (0 bytes)"
+    assert reasons["site3/Cytoplasm.csv"].startswith("bad file: cut short")
+    assert reasons["site5/image.csv"].startswith("bad file: cannot read")
+    for other in ("site2/Cytoplasm.csv", "site3/Cells.csv", "site5/Cells.csv"):
+        assert "skipped" in reasons[other] and "is bad" in reasons[other]
+    assert "Experiment table" in reasons["site1/Experiment.csv"]
+    expected = json.loads(Path(f"{tmp_path / 'threads'}.report.json").read_text())
+    assert report["files"]["skipped"] == expected["files"]["skipped"]
+    assert [s.path for s in threads.bad_files] == [
+        str(src / p) for p in ("site2/Cells.csv", "site3/Cytoplasm.csv", "site5/image.csv")]
+    # the Experiment tables: in the report, and each plate's in its own file's metadata
+    assert report["experiments"] == expected["experiments"]
+    assert [(e["plates"], e["values"]["CellProfiler_Version"]) for e in report["experiments"]] \
+        == [(["site1"], "4.2.1"), (["site4"], "4.2.4")]
+    for name, version in (("site1", "4.2.1"), ("site4", "4.2.4")):
+        prov = json.loads(pq.read_metadata(dest / f"{name}.parquet").metadata[
+            b"celltable.provenance"])
+        ((experiment),) = prov["experiments"]
+        assert experiment["plates"] == [name]
+        assert experiment["values"]["CellProfiler_Version"] == version

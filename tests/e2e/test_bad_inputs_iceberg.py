@@ -191,3 +191,29 @@ def test_one_skip_bad_files_option_skips_bad_source_files_and_bad_images_alike(t
     skipped = {s["path"]: s["reason"] for s in report["files"]["skipped"]}
     assert skipped["plate_b/Cells.csv"] == "bad file: empty file (0 bytes)"
     assert [Path(s["file"]).name for s in report["warehouse"]["image_files_skipped"]] == [DNA]
+
+
+def test_a_plate_task_failing_leaves_a_new_or_grown_warehouse_as_it_was(tmp_path):
+    """Under worker processes each plate's data file is written by its own task: one lost
+    plate commits nothing, to a new warehouse or to one being grown."""
+    from tests.e2e.test_plate_formats import by_plate
+    from tests.integration.test_plate_tasks import PicklingRunner
+
+    src = tmp_path / "plates"
+    for name in ("a", "b"):
+        shutil.copytree(EXAMPLE, src / name)
+    dest = tmp_path / "wh"
+    with pytest.raises(celltable.CelltableError, match="worker lost"):
+        by_plate(src, dest, "iceberg", preset="cellprofiler_csv", runner=PicklingRunner(("b",)))
+    _nothing_at(dest)
+    by_plate(src / "a", dest, "iceberg", preset="cellprofiler_csv")
+    before = celltable.describe_warehouse(dest)
+    more = tmp_path / "more"
+    for name in ("c", "d"):
+        shutil.copytree(EXAMPLE, more / name)
+    with pytest.raises(celltable.CelltableError, match="worker lost"):
+        by_plate(more, dest, "iceberg", preset="cellprofiler_csv", runner=PicklingRunner(("d",)),
+                 iceberg=IcebergOptions(append=True))
+    assert celltable.describe_warehouse(dest) == before
+    assert celltable.read(dest).num_rows == 289
+    assert not [p for p in dest.iterdir() if p.name.startswith(".")]

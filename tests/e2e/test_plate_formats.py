@@ -37,7 +37,7 @@ MANIFEST = "_celltable_manifest.json"
 
 
 def by_plate(source, dest, fmt=None, preset="cellprofiler_sqlite", runner=None, cache=None,
-             **options):
+             iceberg=None, **options):
     """Convert as under a process executor (plate tasks built from a recipe), into ``fmt``."""
     folder = None if fmt == "iceberg" else "plate"  # a warehouse: its plates' data files
     opts = ConversionOptions(**{"partition_by": folder, "local_cache_dir": cache, **options})
@@ -50,7 +50,8 @@ def by_plate(source, dest, fmt=None, preset="cellprofiler_sqlite", runner=None, 
             warehouse, cropper = warehouse_adapters(str(dest))
             reports, services = services.destination, replace(
                 services, destination=local_destination())
-            return convert_to_warehouse(WarehouseRequest(request, IcebergOptions()), services,
+            return convert_to_warehouse(WarehouseRequest(request, iceberg or IcebergOptions()),
+                                        services,
                                         warehouse, cropper, reports)
         return convert(request, services)
 

@@ -24,7 +24,8 @@ from celltable.cli import app
 from celltable.domain.errors import BadSourceFilesError
 from celltable.domain.model import ConversionOptions, ConversionRequest
 from celltable.domain.presets import get_preset
-from celltable.domain.warehouse import IcebergOptions
+from celltable.domain.warehouse import IcebergOptions, ImageOptions
+from tests.conftest import REAL_DATA
 from tests.e2e.test_bad_files import CYTOMINER
 from tests.integration.test_cloud import OUT, _keys, s3, s3_endpoint  # noqa: F401 (fixtures)
 from tests.integration.test_plate_tasks import PicklingRunner
@@ -100,6 +101,17 @@ def test_plate_tasks_fill_a_warehouse_with_one_commit_equal_to_the_threads_run(t
     assert found.equals(expected)
     assert not [p for p in (tmp_path / "tasks.iceberg").iterdir() if p.name.startswith(".")]
     assert celltable.validate(tmp_path / "tasks.iceberg").ok
+
+
+def test_crops_are_cut_from_the_plates_files_plate_tasks_wrote(tmp_path):
+    plate = REAL_DATA / "cellprofiler" / "ExampleHuman"  # its CSVs and TIFFs
+    images = ImageOptions(images_dir=str(plate))
+    result = by_plate(plate, tmp_path / "wh", "iceberg", preset="cellprofiler_csv",
+                      iceberg=IcebergOptions(images=images))
+    assert result.crops == 289 * 3
+    ids = set(celltable.read(tmp_path / "wh").column("Metadata_ObjectID").to_pylist())
+    crops = celltable.read(tmp_path / "wh", "images.image_crops")
+    assert len(ids) == 289 and set(crops.column("Metadata_ObjectID").to_pylist()) == ids
 
 
 def _bad_site(src: Path, site: str) -> None:

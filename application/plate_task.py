@@ -13,6 +13,7 @@ from celltable.application.tasks import prefetched
 from celltable.domain.errors import (
     CelltableError,
     InPlaceReadFailed,
+    MissingExtraError,
     PlateFailedError,
     SchemaError,
     SourceReadError,
@@ -187,7 +188,7 @@ def _named(unit: SourceUnit, work):  # type: ignore[no-untyped-def]
     """``work()``, its failures on the plate's own data named after the plate."""
     try:
         return work()
-    except PlateFailedError:
+    except (PlateFailedError, MissingExtraError):  # an extra missing where it runs: not the plate
         raise
     except CelltableError as e:
         raise _failed(unit, e) from e

@@ -86,6 +86,19 @@ def test_plate_tasks_write_anndata_equal_to_the_threads_run(tmp_path, two_nf1_pl
     assert celltable.validate(tmp_path / "tasks").ok
 
 
+def test_a_resumed_zarr_run_redoes_only_the_plate_not_finished(tmp_path, two_nf1_plates):
+    dest = tmp_path / "o"
+    with pytest.raises(celltable.CelltableError, match="worker lost"):
+        by_plate(two_nf1_plates, dest, "zarr", runner=PicklingRunner(("plate_2.sqlite",)),
+                 resume=True)
+    assert not dest.exists()
+    runner = PicklingRunner()
+    result = by_plate(two_nf1_plates, dest, "zarr", runner=runner, resume=True)
+    assert runner.plates == ["plate_2.sqlite"]  # the finished store was kept, and is published
+    assert result.rows_out == 484
+    assert celltable.validate(dest).ok
+
+
 def test_plate_tasks_fill_a_warehouse_with_one_commit_equal_to_the_threads_run(tmp_path,
                                                                              two_nf1_plates):
     threads = celltable.convert(two_nf1_plates, tmp_path / "threads.iceberg",

@@ -218,6 +218,9 @@ class TiffCropper:
         files = _profile_files(profiles)
         return tuple(pq.read_schema(files[0]).names) if files else ()
 
+    def data_files(self, profiles: str) -> tuple[str, ...]:
+        return tuple(_profile_files(profiles))
+
     def index(self, folder: str) -> FileIndex:
         return index_folder(folder)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -28,9 +29,12 @@ from celltable.domain.warehouse import (
     IMAGES,
     PROFILES,
     PROFILES_TABLE,
+    Channel,
+    CropOutput,
     FileIndex,
     IcebergOptions,
     ImageOptions,
+    ImageSet,
     TableFiles,
     TableState,
     batches,
@@ -162,25 +166,30 @@ def _crop(images: ImageOptions, cropper: ImageCropper, indexes: Indexes, service
           profiles: str, staging: str, skip_bad_files: bool
           ) -> tuple[tuple[str, ...], int, tuple[str, ...], list[tuple[str, str]]]:
     """Crop every object of the profiles from its images: data files, crops, channels cropped,
-    files skipped (with ``skip_bad_files``, the conversion's ``--skip-bad-files``)."""
+    files skipped (with ``skip_bad_files``, the conversion's ``--skip-bad-files``). On threads
+    the batches of crops are the tasks; under plate tasks (``profiles`` a folder of the plates'
+    files) each plate's file is read, planned and cropped by a task of its own, so no profile
+    row passes through this process."""
     columns = cropper.columns(profiles)
     chans = channels(columns)
     bbox = check_bbox_columns(images, columns)
-    index, masks, outlines = indexes
     skipped: list[tuple[str, str]] = []
     cropped: set[str] = set()
-
-    def sets():
-        for rows in cropper.image_rows(profiles, chans, bbox):
-            s = image_sets(rows, index.find, masks, outlines, skip_bad_files, skipped)
-            if s is not None:
-                yield s
-
-    jobs = ((f"cropping plate {b[0].plate!r} from image {b[0].image}",
-             (b, f"{staging}/crops-{i:06d}.parquet", skip_bad_files))
-            for i, b in enumerate(batches(sets(), CROPS_PER_BATCH)))
+    workers = max(1, services.runner.workers)
+    if services.worker_recipe is None:
+        jobs = ((f"cropping plate {b[0].plate!r} from image {b[0].image}",
+                 (b, f"{staging}/crops-{i:06d}.parquet", skip_bad_files))
+                for i, b in enumerate(batches(_sets(cropper, profiles, chans, bbox, indexes,
+                                                    skip_bad_files, skipped), CROPS_PER_BATCH)))
+        outs = run_ordered(services.runner, cropper.crop, jobs, workers)
+    else:
+        plates = ((f"cropping {f.rsplit('/', 1)[-1]}",
+                   (cropper, f, chans, bbox, indexes, f"{staging}/crops-{i:06d}", skip_bad_files))
+                  for i, f in enumerate(cropper.data_files(profiles)))
+        outs = (o for found in run_ordered(services.runner, crop_file, plates, workers)
+                for o in found)
     files, rows = [], 0
-    for out in run_ordered(services.runner, cropper.crop, jobs, max(1, services.runner.workers)):
+    for out in outs:
         if out.path:
             files.append(out.path)
         rows += out.rows
@@ -189,6 +198,29 @@ def _crop(images: ImageOptions, cropper: ImageCropper, indexes: Indexes, service
     if skipped:
         log.warning("image_files_skipped", files=len(skipped), first=skipped[0][1])
     return tuple(files), rows, tuple(sorted(cropped)), skipped
+
+
+def _sets(cropper: ImageCropper, profiles: str, chans: tuple[Channel, ...], bbox: tuple[str, ...],
+          indexes: Indexes, skip_bad_files: bool,
+          skipped: list[tuple[str, str]]) -> Iterator[ImageSet]:
+    """The image sets of a profiles file's objects, the files left out added to ``skipped``."""
+    index, masks, outlines = indexes
+    for rows in cropper.image_rows(profiles, chans, bbox):
+        s = image_sets(rows, index.find, masks, outlines, skip_bad_files, skipped)
+        if s is not None:
+            yield s
+
+
+def crop_file(cropper: ImageCropper, profiles: str, chans: tuple[Channel, ...],
+              bbox: tuple[str, ...], indexes: Indexes, stem: str,
+              skip_bad_files: bool) -> tuple[CropOutput, ...]:
+    """A task: crop the objects of one plate's profiles file into data files ``stem-N.parquet``;
+    the image files left out ride on one more output without a file."""
+    skipped: list[tuple[str, str]] = []
+    sets = _sets(cropper, profiles, chans, bbox, indexes, skip_bad_files, skipped)
+    outs = [cropper.crop(b, f"{stem}-{i:06d}.parquet", skip_bad_files)
+            for i, b in enumerate(batches(sets, CROPS_PER_BATCH))]
+    return (*outs, CropOutput(None, 0, tuple(skipped)))
 
 
 def _write_report(request: WarehouseRequest, destination: Destination,

@@ -379,6 +379,11 @@ class ImageCropper(Protocol):
         """The column names of a profiles data file."""
         ...
 
+    def data_files(self, profiles: str) -> tuple[str, ...]:
+        """The profiles' data files: the file itself, or a folder's (one per plate, as plate
+        tasks write them), in name order."""
+        ...
+
     def index(self, folder: str) -> FileIndex:
         """The files under ``folder`` by name.
 

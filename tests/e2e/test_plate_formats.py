@@ -116,15 +116,24 @@ def test_plate_tasks_fill_a_warehouse_with_one_commit_equal_to_the_threads_run(t
     assert celltable.validate(tmp_path / "tasks.iceberg").ok
 
 
-def test_crops_are_cut_from_the_plates_files_plate_tasks_wrote(tmp_path):
-    plate = REAL_DATA / "cellprofiler" / "ExampleHuman"  # its CSVs and TIFFs
-    images = ImageOptions(images_dir=str(plate))
+def test_plate_tasks_cut_the_crops_the_threads_run_cuts_and_skip_a_missing_image(tmp_path):
+    plate = tmp_path / "plate_a"
+    shutil.copytree(REAL_DATA / "cellprofiler" / "ExampleHuman", plate)  # its CSVs and TIFFs
+    (plate / "AS_09125_050116030001_D03f00d2.tif").unlink()  # the cellbody channel
+    threads = celltable.convert(plate, tmp_path / "threads", dest_datatype="iceberg",
+                                preset="cellprofiler_csv", skip_bad_files=True,
+                                iceberg=IcebergOptions(images=ImageOptions(str(plate))))
     result = by_plate(plate, tmp_path / "wh", "iceberg", preset="cellprofiler_csv",
-                      iceberg=IcebergOptions(images=images))
-    assert result.crops == 289 * 3
-    ids = set(celltable.read(tmp_path / "wh").column("Metadata_ObjectID").to_pylist())
-    crops = celltable.read(tmp_path / "wh", "images.image_crops")
-    assert len(ids) == 289 and set(crops.column("Metadata_ObjectID").to_pylist()) == ids
+                      iceberg=IcebergOptions(images=ImageOptions(str(plate))),
+                      skip_bad_files=True)
+    assert result.crops == threads.crops == 289 * 2
+    assert result.channels == threads.channels == ("DNA", "PH3")
+    assert result.skipped_images == threads.skipped_images
+    assert [f for f, _ in result.skipped_images] == ["AS_09125_050116030001_D03f00d2.tif"]
+    order = [(k, "ascending") for k in ("Metadata_ObjectID", "source_image_column")]
+    found = celltable.read(tmp_path / "wh", "images.image_crops").sort_by(order)
+    expected = celltable.read(tmp_path / "threads", "images.image_crops").sort_by(order)
+    assert found.equals(expected)
 
 
 def _bad_site(src: Path, site: str) -> None:

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from celltable.domain.errors import BadSourceFilesError, PlateFailedError
 from celltable.domain.model import ConversionOptions, ConversionRequest, PlateRows, TableReport
 from celltable.domain.plates import (
     PlateOutput,
     PlateRecord,
     Surveyed,
+    Unreadable,
     WrittenFile,
     plate_identity,
+    readable,
     record_from_json,
     record_json,
 )
 from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.schema import Column, DataType
-from celltable.domain.sources import SourceUnit, StagedUnit
+from celltable.domain.sources import (
+    BAD_FILE,
+    SourceLayout,
+    SourceUnit,
+    StagedUnit,
+    TableLocation,
+)
 
 REQUEST = ConversionRequest("src", "dest", get_preset("cellprofiler_sqlite"),
                             ConversionOptions(partition_by="plate"))
@@ -52,3 +63,30 @@ def test_the_identity_changes_with_the_sources_the_columns_and_the_options():
     # where the files are written is not part of it (a resumed plate's files move)
     moved = (replace(OUTPUTS[0], path="elsewhere/p1.parquet"),)
     assert plate_identity(REQUEST, SURVEYED, moved) == identity
+
+
+def _csv_plate(key: str) -> SourceUnit:
+    return SourceUnit(key, SourceFormat.CSV, f"src/{key}",
+                      tuple(TableLocation(t, f"src/{key}/{t}.csv", t) for t in ("Image", "Cells")))
+
+
+LAYOUT = SourceLayout("src", tuple(_csv_plate(k) for k in ("a", "b", "c")))
+
+
+def test_plates_surveys_could_not_read_are_named_together_or_left_out_with_their_files():
+    bad = [Unreadable(_csv_plate("a"), "src/a/Image.csv", "cannot read it"),
+           Unreadable(_csv_plate("c"), "src/c", "cannot read the plate")]
+    assert readable(LAYOUT, [], skip=False) is LAYOUT
+    with pytest.raises(BadSourceFilesError) as raised:
+        readable(LAYOUT, bad, skip=False)
+    assert [p for p, _ in raised.value.files] == ["src/a/Image.csv", "src/c"]
+    with pytest.raises(PlateFailedError, match=r"'a'.*cannot read it"):
+        readable(LAYOUT, bad[:1], skip=False)
+    kept = readable(LAYOUT, bad, skip=True)
+    assert [u.key for u in kept.units] == ["b"]
+    why = dict(zip(kept.skipped, kept.reasons, strict=True))
+    assert why["src/a/Image.csv"] == BAD_FILE + "cannot read it"
+    assert why["src/c"] == BAD_FILE + "cannot read the plate"
+    assert "is bad" in why["src/a/Cells.csv"]  # the rest of the plate, left out with it
+    with pytest.raises(BadSourceFilesError, match="nothing is left"):
+        readable(replace(LAYOUT, units=LAYOUT.units[::2]), bad, skip=True)

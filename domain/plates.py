@@ -139,7 +139,8 @@ def readable(layout: SourceLayout, unreadable: list[Unreadable], skip: bool) -> 
 def plate_identity(request: ConversionRequest, surveyed: Surveyed,
                    outputs: tuple[PlateOutput, ...]) -> str:
     """A digest of everything a plate's files depend on: the options that shape rows, the output
-    columns and this plate's selects, and the plate's source files' versions."""
+    columns and this plate's selects, the files' names (and so their format), and the plate's
+    source files' versions."""
     opts = request.options
     shape = {
         "format": RECORD_FORMAT,
@@ -150,6 +151,8 @@ def plate_identity(request: ConversionRequest, surveyed: Surveyed,
         "plate": surveyed.staged.unit.key,
         "outputs": [[o.name, [[c.name, c.type.value] for c in o.columns], repr(o.selects)]
                     for o in outputs],
+        # the files' names, not where they are: their suffix is the format (Parquet, h5ad ...)
+        "files": [o.path.rsplit("/", 1)[-1] for o in outputs],
         "sources": sorted(surveyed.versions),
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()

@@ -88,10 +88,12 @@ def test_plate_tasks_write_anndata_equal_to_the_threads_run(tmp_path, two_nf1_pl
 
 def test_a_resumed_zarr_run_redoes_only_the_plate_not_finished(tmp_path, two_nf1_plates):
     dest = tmp_path / "o"
-    with pytest.raises(celltable.CelltableError, match="worker lost"):
-        by_plate(two_nf1_plates, dest, "zarr", runner=PicklingRunner(("plate_2.sqlite",)),
-                 resume=True)
-    assert not dest.exists()
+    for fmt in ("parquet", "zarr"):  # a plate finished in another format is not reused
+        runner = PicklingRunner(("plate_2.sqlite",))
+        with pytest.raises(celltable.CelltableError, match="worker lost"):
+            by_plate(two_nf1_plates, dest, fmt, runner=runner, resume=True)
+        assert runner.plates == ["plate_1.sqlite", "plate_2.sqlite"]
+        assert not dest.exists()
     runner = PicklingRunner()
     result = by_plate(two_nf1_plates, dest, "zarr", runner=runner, resume=True)
     assert runner.plates == ["plate_2.sqlite"]  # the finished store was kept, and is published

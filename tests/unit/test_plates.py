@@ -57,9 +57,10 @@ def test_the_identity_changes_with_the_sources_the_columns_and_the_options():
     changed_source = replace(SURVEYED, versions=(("p1.sqlite", "10:21"),))
     wider = (replace(OUTPUTS[0], columns=(Column("a", DataType.FLOAT64),)),)
     float32 = replace(REQUEST, options=replace(REQUEST.options, float32=True))
+    h5ad = (replace(OUTPUTS[0], path="out/p1.h5ad"),)  # another format into the same folder
     others = {plate_identity(REQUEST, changed_source, OUTPUTS), plate_identity(REQUEST, SURVEYED, wider),
-              plate_identity(float32, SURVEYED, OUTPUTS)}
-    assert identity not in others and len(others) == 3
+              plate_identity(float32, SURVEYED, OUTPUTS), plate_identity(REQUEST, SURVEYED, h5ad)}
+    assert identity not in others and len(others) == 4
     # where the files are written is not part of it (a resumed plate's files move)
     moved = (replace(OUTPUTS[0], path="elsewhere/p1.parquet"),)
     assert plate_identity(REQUEST, SURVEYED, moved) == identity

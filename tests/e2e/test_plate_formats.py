@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 import celltable
+from celltable.adapters.storage import LocalDestination
 from celltable.application.convert import convert
 from celltable.application.warehouse import WarehouseRequest, convert_to_warehouse
-from celltable.bootstrap import bootstrap, local_destination, warehouse_adapters
+from celltable.bootstrap import Adapters, bootstrap, warehouse_adapters
 from celltable.cli import app
 from celltable.domain.errors import BadSourceFilesError
 from celltable.domain.model import ConversionOptions, ConversionRequest
@@ -41,19 +41,19 @@ def by_plate(source, dest, fmt=None, preset="cellprofiler_sqlite", runner=None, 
              iceberg=None, **options):
     """Convert as under a process executor (plate tasks built from a recipe), into ``fmt``."""
     folder = None if fmt == "iceberg" else "plate"  # a warehouse: its plates' data files
-    opts = ConversionOptions(**{"partition_by": folder, "local_cache_dir": cache, **options})
+    opts = ConversionOptions(**{"partition_by": folder, "local_cache_dir": cache, "format": fmt,
+                                **options})
     request = ConversionRequest(str(source), str(dest), get_preset(preset), opts)
-    runner = runner or PicklingRunner()
-    with bootstrap(runner=runner, source_path=str(source), dest_path=str(dest),
-                   output_format=fmt, local_cache_dir=cache) as services:
+    # a warehouse's profiles are staged on local disk (as bootstrap_warehouse does)
+    staged = LocalDestination() if fmt == "iceberg" else None
+    with bootstrap(str(source), str(dest), opts,
+                   given=Adapters(runner=runner or PicklingRunner(),
+                                  destination=staged)) as services:
         assert services.worker_recipe is not None  # plate tasks, not chunks sent back here
         if services.output_format.warehouse:
             warehouse, cropper = warehouse_adapters(str(dest))
-            reports, services = services.destination, replace(
-                services, destination=local_destination())
             return convert_to_warehouse(WarehouseRequest(request, iceberg or IcebergOptions()),
-                                        services,
-                                        warehouse, cropper, reports)
+                                        services, warehouse, cropper, services.destination)
         return convert(request, services)
 
 

@@ -302,8 +302,7 @@ class PlateWorker(Protocol):
         ...
 
     def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
-        """CellProfiler's Experiment table of a plate readable here (see
-        :class:`ExperimentReader`)."""
+        """A plate's Experiment table, read here (see :class:`ExperimentReader`)."""
         ...
 
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
@@ -380,8 +379,7 @@ class ImageCropper(Protocol):
         ...
 
     def data_files(self, profiles: str) -> tuple[str, ...]:
-        """The profiles' data files: the file itself, or a folder's (one per plate, as plate
-        tasks write them), in name order."""
+        """The profiles' data file, or a folder's (one per plate), in name order."""
         ...
 
     def index(self, folder: str) -> FileIndex:

@@ -23,7 +23,7 @@ from celltable.application.planning import check_unchanged as _unchanged
 from celltable.application.planning import guarded as _guarded
 from celltable.application.plate_task import survey_plate, write_plate
 from celltable.application.progress import Meter
-from celltable.application.run_report import with_report as _with_report
+from celltable.application.run_report import finished
 from celltable.application.services import Services
 from celltable.application.tasks import run_ordered
 from celltable.domain.errors import ConfigurationError, NoTablesFoundError, SchemaError
@@ -44,7 +44,7 @@ from celltable.domain.plates import (
 from celltable.domain.ports import PlateWorker, StagingPaths, WorkerRecipe
 from celltable.domain.presets import IMAGE
 from celltable.domain.schema import Column, TableSchema
-from celltable.domain.sources import BAD_FILE, SourceLayout, screened
+from celltable.domain.sources import SourceLayout, screened
 from celltable.domain.validation import (
     CHECKSUM_KEY,
     COLUMNS_KEY,
@@ -114,15 +114,9 @@ def convert_by_plate(request: ConversionRequest, services: Services,
         duration_s=time.perf_counter() - started,
     )
     layout = replace(layout, units=tuple(s.unit for s in staged))
-    result = _with_report(request, services, layout, staged, result, [p for _, p in plans])
-    bad = tuple(f for f in result.report.skipped if f.reason.startswith(BAD_FILE)) \
-        if result.report else ()
-    if bad:
-        log.info("bad_files_skipped", files=len(bad), listed_in=result.report_path or "report")
-    result = replace(result, bad_files=bad)
-    log.info("conversion_done", dest=dest, rows_out=result.rows_out, plates=len(staged),
-             resumed=sum(r.resumed for r in records), seconds=round(result.duration_s, 3))
-    return result
+    log.info("plates_converted", plates=len(staged), resumed=sum(r.resumed for r in records))
+    # the run report, the bad files it lists and the one log line, as on threads
+    return finished(request, services, layout, staged, result, [p for _, p in plans])
 
 
 def _survey(services: Services, recipe: WorkerRecipe, layout: SourceLayout, preset,  # type: ignore[no-untyped-def]

@@ -303,7 +303,6 @@ class PlateWorker(Protocol):
 
     def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
         """A plate's Experiment table, read here (see :class:`ExperimentReader`)."""
-        ...
 
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         """A new output file at ``path`` (local, or an object store's URI): the one place a
@@ -380,7 +379,6 @@ class ImageCropper(Protocol):
 
     def data_files(self, profiles: str) -> tuple[str, ...]:
         """The profiles' data file, or a folder's (one per plate), in name order."""
-        ...
 
     def index(self, folder: str) -> FileIndex:
         """The files under ``folder`` by name.

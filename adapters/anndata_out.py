@@ -31,8 +31,8 @@ import pyarrow.compute as pc
 import zarr
 from anndata.io import write_elem
 
+from celltable.adapters.arrow_types import arrow_schema, domain_columns, fitted
 from celltable.adapters.column_digest import ColumnDigester
-from celltable.adapters.parquet import arrow_schema, domain_columns, fitted
 from celltable.adapters.parquet_checks import TableDigest, key_columns_of
 from celltable.domain.naming import channels_of, feature_parts
 from celltable.domain.schema import Column, DataType, Role

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from celltable.adapters.arrow_types import ARROW_TYPES
 from celltable.adapters.duckdb_sql import render_rows
-from celltable.adapters.parquet import ARROW_TYPES
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.presets import IMAGE
 

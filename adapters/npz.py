@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
+from celltable.adapters.arrow_types import arrow_schema, domain_type
 from celltable.adapters.duckdb_sql import SQL_TYPES, data_type, error_summary, ident
 from celltable.adapters.npz_checks import _declared
 from celltable.adapters.npz_site import (
@@ -46,7 +47,6 @@ from celltable.adapters.npz_site import (
     read_npz,
     site_table,
 )
-from celltable.adapters.parquet import ARROW_TYPES
 from celltable.domain.errors import InvalidPresetError, SourceReadError
 from celltable.domain.inspection import TableDescription, UnitDescription
 from celltable.domain.join import ChunkQuery
@@ -65,18 +65,6 @@ def _check_keys(preset: Preset) -> None:
             f"preset {preset.name!r} reads NPZ files, whose rows celltable numbers as "
             f"{IMAGE_KEY} (the site) and {OBJECT_KEY} (the cell); name those its image key and "
             f"object number, not {keys[0]} and {keys[1]}")
-
-
-def _domain_type(t: pa.DataType) -> DataType:
-    if pa.types.is_boolean(t):
-        return DataType.BOOL
-    if pa.types.is_integer(t):
-        return DataType.INT64
-    if pa.types.is_float32(t):
-        return DataType.FLOAT32
-    if pa.types.is_floating(t):
-        return DataType.FLOAT64
-    return DataType.STRING
 
 
 def _files(unit: SourceUnit) -> list[tuple[int, str, str]]:
@@ -113,7 +101,7 @@ def stage_npz(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset) 
                 con.execute(f"CREATE TABLE {target} AS SELECT * FROM npz_site")
             else:
                 for field in table.schema:
-                    new = _domain_type(field.type)
+                    new = domain_type(field.type)
                     old = types.get(field.name)
                     if old is None:
                         con.execute(f"ALTER TABLE {target} ADD COLUMN {ident(field.name)} "
@@ -163,7 +151,7 @@ def _site_schema(path: str) -> tuple[int, tuple[Column, ...]]:
     # damaged header declaring (0, 200000) would otherwise make 200,000 empty columns).
     width = features[1] if features[0] else 0
     types = [DataType.INT64, DataType.INT64, DataType.STRING,
-             *(_domain_type(_arrow_value_type(v)) for v in metadata.values()),
+             *(domain_type(_arrow_value_type(v)) for v in metadata.values()),
              *(DataType.FLOAT64 for _ in LOCATION_COLUMNS),
              *(feature_type for _ in range(width))]
     columns = zip(_names(metadata, width), types, strict=True)
@@ -200,7 +188,7 @@ def chunk_rows(staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[di
     """For each query, the rows of the sites in its chunk, every file read once and given the
     plate's columns (a column a file lacks is NULL, a type another file widened is cast)."""
     (table,) = staged.tables
-    schema = pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in table.schema.columns])
+    schema = arrow_schema(table.schema.columns)
     files = _files(staged.unit)
     for query in queries:
         parts = []

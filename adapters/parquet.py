@@ -20,17 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from celltable.domain.errors import DestinationError, SchemaError
-from celltable.domain.schema import Column, DataType
-
-ARROW_TYPES = {
-    DataType.BOOL: pa.bool_(),
-    DataType.INT64: pa.int64(),
-    DataType.FLOAT32: pa.float32(),
-    DataType.FLOAT64: pa.float64(),
-    DataType.STRING: pa.string(),
-    DataType.NULL: pa.string(),
-}
+from celltable.adapters.arrow_types import arrow_schema, domain_columns, fitted
+from celltable.domain.errors import DestinationError
+from celltable.domain.schema import Column
 
 ROW_GROUP_BYTES = 32 * 2**20  # below an automatic chunk, which is then written at once
 MAX_ROW_GROUP_BYTES = 512 * 2**20
@@ -48,47 +40,6 @@ def row_group_bytes(rows: int, columns: int) -> int:
     total = rows * columns * 8
     best = math.isqrt(total * columns * COLUMN_CHUNK_BYTES)
     return max(ROW_GROUP_BYTES, min(MAX_ROW_GROUP_BYTES, best))
-
-
-def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    """The Arrow schema of the domain's columns (the one conversion module between the two)."""
-    return pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in columns])
-
-
-def domain_columns(schema: pa.Schema) -> tuple[Column, ...]:
-    """The domain's columns of an Arrow schema."""
-    def kind(t: pa.DataType) -> DataType:
-        if pa.types.is_boolean(t):
-            return DataType.BOOL
-        if pa.types.is_integer(t):
-            return DataType.INT64
-        if pa.types.is_float32(t) or pa.types.is_float16(t):
-            return DataType.FLOAT32
-        if pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return DataType.FLOAT64
-        if pa.types.is_null(t):
-            return DataType.NULL
-        return DataType.STRING
-
-    return tuple(Column(f.name, kind(f.type)) for f in schema)
-
-
-def fitted(data: object, schema: pa.Schema, path: str) -> pa.Table:
-    """``data``, an Arrow table, with the columns and types of ``schema`` (a sink's rows).
-
-    Raises:
-        SchemaError: They do not fit (a user's join SQL giving other columns for a plate).
-    """
-    assert isinstance(data, pa.Table), type(data)
-    if data.schema == schema:
-        return data
-    try:
-        return data.select(schema.names).cast(schema)
-    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise SchemaError(
-            f"rows for {path} do not fit its columns ({e}); with join SQL, every plate must "
-            "give the same columns"
-        ) from e
 
 
 @contextmanager

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from celltable.adapters.arrow_types import arrow_schema, domain_columns
 from celltable.adapters.column_digest import ColumnDigester
-from celltable.adapters.parquet import ParquetWriter, arrow_schema, domain_columns
+from celltable.adapters.parquet import ParquetWriter
 from celltable.domain.errors import DestinationError, SourceNotFoundError, SourceReadError
 from celltable.domain.ports import TableSink, TableWriter
 from celltable.domain.schema import Column

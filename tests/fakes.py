@@ -11,6 +11,7 @@ from celltable.domain.detect import SourceSurvey
 from celltable.domain.errors import DestinationError, NoTablesFoundError
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
+from celltable.domain.paths import WrittenPath, check_paths
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
@@ -163,25 +164,49 @@ class FakeWriter:
 
 @dataclass
 class FakeDestination:
+    """DEST and its staging in memory. ``existing``: the DEST paths holding something, and in
+    ``store`` what (a folder as a dict of file names); ``staged``: what the run in progress put
+    at its staging paths; ``resumes``: each resume folder's files (kept until published)."""
+
     existing: set[str] = field(default_factory=set)
     published: list[str] = field(default_factory=list)
     discarded: int = 0
     texts: dict[str, str] = field(default_factory=dict)
+    store: dict[str, Any] = field(default_factory=dict)
+    staged: dict[str, Any] = field(default_factory=dict)
+    resumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _dest: str = ""
+    _overwrite: bool = False
+    _resume: str | None = None
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
-                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = ()
-                ) -> StagingPaths:
-        if dest_path in self.existing and not overwrite:
-            raise DestinationError(f"{dest_path} exists")
-        self._dest, self.sources = dest_path, tuple(sources)
-        return StagingPaths("staged", "scratch", f"resume:{dest_path}" if resume else None)
+                sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = (),
+                shared: bool = False) -> StagingPaths:
+        check_paths(list(sources), WrittenPath("destination", dest_path),
+                    [WrittenPath(option, path) for option, path in guarded])
+        if dest_path in self.existing:
+            if not overwrite:
+                raise DestinationError(f"{dest_path} exists")
+            if dest_path in self.store and isinstance(self.store[dest_path], dict) != folder:
+                raise DestinationError(f"{dest_path} is not a {'folder' if folder else 'file'}")
+        self._dest, self.sources, self._overwrite = dest_path, tuple(sources), overwrite
+        self.staged = {"staged": {}} if folder else {}
+        self._resume = f"resume:{dest_path}" if resume else None
+        if self._resume is not None:
+            self.resumes.setdefault(self._resume, {})
+        return StagingPaths("staged", "scratch", self._resume)
 
     def publish(self) -> str:
+        if self._dest in self.existing and not self._overwrite:
+            raise DestinationError(f"{self._dest} appeared meanwhile")
+        self.existing.add(self._dest)
+        self.store[self._dest] = self.staged.pop("staged", None)
+        self.resumes.pop(f"resume:{self._dest}", None)
         self.published.append(self._dest)
         return self._dest
 
     def discard(self) -> None:
+        self.staged = {}
         self.discarded += 1
 
     def write_text(self, path: str, text: str) -> str:

@@ -1,0 +1,7 @@
+"""Shared by the contract suites: a local S3 server (moto on 127.0.0.1) for the cloud adapters."""
+
+from __future__ import annotations
+
+from tests.integration.test_cloud import OUT, s3, s3_endpoint
+
+__all__ = ["OUT", "s3", "s3_endpoint"]

@@ -80,6 +80,17 @@ def writer(name: str, settings: WriterSettings | None = None) -> TableWriter:
     return factory(settings or WriterSettings())
 
 
+def reader(name: str, memory_map: bool = True) -> OutputReader:
+    """The reader of the format called ``name`` (``memory_map``: read through memory maps,
+    where the format's reader maps files).
+
+    Raises:
+        MissingExtraError: The format's optional dependencies are not installed.
+    """
+    entry = _registered(name)
+    return _load(entry.format, entry.reader)(memory_map)
+
+
 def format_of(path: str) -> OutputFormat:
     """The format of an output file (or folder store) by its suffix, or for a folder by the
     files marking its format; else Parquet (outputs named without a suffix)."""
@@ -104,8 +115,7 @@ class FormatReader:
 
     def _reader_of(self, name: str) -> OutputReader:
         if name not in self._readers:
-            entry = _registered(name)
-            self._readers[name] = _load(entry.format, entry.reader)(self.memory_map)
+            self._readers[name] = reader(name, self.memory_map)
         return self._readers[name]
 
     def tables(self, dest_path: str) -> tuple[str, ...]:

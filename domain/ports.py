@@ -118,8 +118,8 @@ class ProgressListener(Protocol):
 
 
 class TableSink(Protocol):
-    """An output table being written in one output format; nothing is visible at its path
-    until ``close``."""
+    """An output table being written in one output format, complete only once closed (a
+    format may create its file at once: the destination's staging keeps it out of sight)."""
 
     def write(self, data: object) -> None:
         """Add rows: an Arrow table with the columns the sink was created with."""

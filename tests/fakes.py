@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celltable.domain.detect import SourceSurvey
-from celltable.domain.errors import DestinationError, NoTablesFoundError
+from celltable.domain.errors import DestinationError, NoTablesFoundError, SourceNotFoundError
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
 from celltable.domain.paths import WrittenPath, check_paths
@@ -23,6 +23,7 @@ from celltable.domain.sources import (
     StagedTable,
     StagedUnit,
 )
+from celltable.domain.validation import OutputScan
 
 Rows = list[dict[str, Any]]
 
@@ -45,9 +46,11 @@ class FakeSource:
 
 def _type(values: list[Any]) -> DataType:
     present = [v for v in values if v is not None]
-    if all(isinstance(v, int) for v in present):
+    if present and all(isinstance(v, bool) for v in present):
+        return DataType.BOOL
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
         return DataType.INT64
-    if all(isinstance(v, int | float) for v in present):
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
         return DataType.FLOAT64
     return DataType.STRING
 
@@ -134,6 +137,8 @@ class FakeEngine:
 
 @dataclass
 class FakeSink:
+    """Rows (dicts, as the fake engine makes them) kept in ``store`` once closed."""
+
     path: str
     columns: Sequence[Column]
     store: dict[str, Any]
@@ -144,7 +149,7 @@ class FakeSink:
 
     def close(self, metadata: Mapping[str, str]) -> int:
         self.store[self.path] = {"columns": [c.name for c in self.columns], "rows": self.rows,
-                                 "metadata": dict(metadata)}
+                                 "metadata": dict(metadata), "schema": tuple(self.columns)}
         return len(self.rows)
 
 
@@ -156,10 +161,35 @@ class FakeWriter:
         return FakeSink(path, columns, self.files)
 
     def columns_of(self, data: object) -> Sequence[Column]:
-        raise NotImplementedError
+        rows: Rows = data  # type: ignore[assignment]
+        names = list(rows[0]) if rows else []
+        return tuple(Column(n, _type([r[n] for r in rows])) for n in names)
 
     def seal(self, folder: str) -> None:
         self.sealed = folder
+
+
+@dataclass
+class FakeOutputReader:
+    """Re-reads what a :class:`FakeWriter` wrote (see ``OutputReader``): its rows, columns and
+    metadata; no checksum (the fake writer records none)."""
+
+    writer: FakeWriter
+
+    def tables(self, dest_path: str) -> tuple[str, ...]:
+        found = tuple(p for p in self.writer.files
+                      if p == dest_path or p.startswith(f"{dest_path}/"))
+        if not found:
+            raise SourceNotFoundError(f"{dest_path} does not exist")
+        return found
+
+    def scan(self, path: str, key_columns: Sequence[str] | None,
+             group_rows: Sequence[int] | None = None) -> OutputScan:
+        f = self.writer.files[path]
+        return OutputScan(path, len(f["rows"]), f["schema"], tuple(sorted(f["metadata"].items())))
+
+    def folder(self, dest_path: str) -> None:
+        return None
 
 
 @dataclass

@@ -294,7 +294,7 @@ class FakeChunkStore:
 
     def save(self, key: str, output: ChunkOutput) -> None:
         self.saves[key] = (SavedChunk(key, output.rows_out, output.rows_in, output.dropped,
-                                      output.missing, "sum"), output.data)
+                                      output.missing, "sum", output.null_objects), output.data)
 
     def load(self, saved: SavedChunk) -> Any:
         self.loaded.append(saved.key)

@@ -11,6 +11,7 @@ from celltable.domain.detect import SourceSurvey
 from celltable.domain.errors import DestinationError, NoTablesFoundError, SourceNotFoundError
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
+from celltable.domain.naming import OBJECT_NUMBER
 from celltable.domain.paths import WrittenPath, check_paths
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
@@ -55,6 +56,19 @@ def _type(values: list[Any]) -> DataType:
     return DataType.STRING
 
 
+def _cast(value: Any, kind: DataType) -> Any:
+    """``value`` as SQL's cast to ``kind`` gives it."""
+    if value is None:
+        return None
+    if kind in (DataType.FLOAT64, DataType.FLOAT32):
+        return float(value)
+    if kind is DataType.INT64:
+        return int(value)
+    if kind is DataType.BOOL:
+        return bool(value)
+    return str(value)
+
+
 @dataclass
 class FakeEngine:
     """Joins rows in Python with the semantics the DuckDB adapter must have."""
@@ -78,30 +92,38 @@ class FakeEngine:
         return iter([staged] * len(queries))
 
     def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
+        """As the DuckDB engine reads a chunk: a base row missing a partner is dropped and
+        counted under each step whose child it has (every step listed, zeros too); values
+        cast to their column's type; rows in ``order_by`` order, NULLs first."""
         if self.fail_on_chunk == query.chunk.index:
             raise RuntimeError("disk on fire")
         plate = self.source.plates[staged.unit.key]
         key = query.image_key
         base = [r for r in plate[query.table] if query.chunk.contains(r[key])]
-        out, dropped, missing = [], 0, {}
+        steps = query.join.steps if query.join else ()
+        out, dropped, missing = [], 0, dict.fromkeys((s.describe() for s in steps), 0)
         for row in base:
             found = {query.table: row, "Image": next(
                 (i for i in plate.get("Image", []) if i[key] == row[key]), {})}
-            ok = True
-            for step in (query.join.steps if query.join else ()):
+            for step in steps:
+                if step.child not in found:  # counted under the step that lost the child
+                    continue
                 partner = next((p for p in plate[step.parent] if p[key] == row[key]
                                 and p[step.parent_object_number] == found[step.child][step.column]), None)
                 if partner is None:
-                    missing[step.describe()] = missing.get(step.describe(), 0) + 1
-                    ok = False
-                    break
-                found[step.parent] = partner
-            if not ok:
+                    missing[step.describe()] += 1
+                else:
+                    found[step.parent] = partner
+            if any(step.parent not in found for step in steps):
                 dropped += 1
                 continue
-            out.append({c.output: c.constant if c.constant is not None else
-                        found.get(c.table, {}).get(c.source) for c in query.columns})
-        return ChunkOutput(query.chunk, out, len(out), len(base), dropped, tuple(missing.items()))
+            out.append({c.output: _cast(c.constant if c.constant is not None else
+                                        found.get(c.table, {}).get(c.source), c.type)
+                        for c in query.columns})
+        out.sort(key=lambda r: tuple((r.get(k) is not None, r.get(k)) for k in query.order_by))
+        nulls = sum(1 for r in out if r.get(OBJECT_NUMBER, 0) is None)
+        return ChunkOutput(query.chunk, out, len(out), len(base), dropped, tuple(missing.items()),
+                           null_objects=nulls)
 
     def read_sql(self, staged: StagedUnit, sql: str, table_number: str, views=()) -> ChunkOutput:
         raise NotImplementedError

@@ -9,7 +9,10 @@ DuckDB casts to a float is a difference.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +24,13 @@ from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
 from celltable.domain.output import check_join_columns, plan_output
 from celltable.domain.plan import plan_chunks
 from celltable.domain.ports import QueryEngine
-from celltable.domain.presets import IMAGE, get_preset
+from celltable.domain.presets import IMAGE, Preset, get_preset
 from celltable.domain.sources import ChunkOutput, SourceLayout
 from tests.fakes import FakeEngine, FakeSource
 from tests.integration.test_describe import _write_plate
 
 PRESET = get_preset("cellprofiler_csv")
-ORDER = (TABLE_NUMBER, image_number(PRESET), OBJECT_NUMBER)
+SQLITE = get_preset("cellprofiler_sqlite")
 Plate = dict[str, list[dict[str, Any]]]
 
 
@@ -111,24 +114,25 @@ def _outcome(out: ChunkOutput) -> tuple[Any, ...]:
             out.null_objects, _rows(out.data))
 
 
-def _convert(engine: QueryEngine, layout: SourceLayout, scratch: str, *, joined: bool,
-             chunk_size: int, copy: bool) -> dict[str, Any]:
+def _convert(engine: QueryEngine, layout: SourceLayout, preset: Preset, scratch: str, *,
+             joined: bool, chunk_size: int, copy: bool) -> dict[str, Any]:
     """Every output table's chunk outcomes, and what staging found of each table."""
-    staged = [engine.stage(u, PRESET, scratch, copy=copy) for u in layout.units]
+    order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
+    staged = [engine.stage(u, preset, scratch, copy=copy) for u in layout.units]
     try:
         tables: dict[str, Any] = {
             f"{s.unit.key}/{t}": (s.table(t).schema, s.table(t).rows, s.table(t).rows_by_image)
-            for s in staged for t in PRESET.tables if s.table(t) is not None}
-        spec = derive_join(PRESET)
+            for s in staged for t in preset.tables if s.table(t) is not None}
+        spec = derive_join(preset)
         outputs = [("joined", (IMAGE, *spec.tables), spec.base)] if joined else \
-            [(t.lower(), (t,), t) for t in PRESET.tables]
+            [(t.lower(), (t,), t) for t in preset.tables]
         for name, sources, base in outputs:
-            plan = plan_output(PRESET, name, sources, staged, joined=joined)
+            plan = plan_output(preset, name, sources, staged, joined=joined)
             tables[name] = [(c.name, c.type) for c in plan.columns]
             for s in staged:
-                join = check_join_columns(PRESET, spec, s) if joined else None
-                queries = [ChunkQuery(chunk, plan.selects_for(s.unit.key), base, PRESET.image_key,
-                                      join=join, order_by=ORDER)
+                join = check_join_columns(preset, spec, s) if joined else None
+                queries = [ChunkQuery(chunk, plan.selects_for(s.unit.key), base, preset.image_key,
+                                      join=join, order_by=order)
                            for chunk in plan_chunks(s.unit.key, s.table(base).rows_by_image,
                                                     chunk_size)]
                 for source, query in zip(engine.chunk_sources(s, queries), queries, strict=True):
@@ -151,18 +155,59 @@ COMBINATIONS = [
 
 @pytest.mark.parametrize(("joined", "chunk_size", "copy"), COMBINATIONS)
 @pytest.mark.parametrize("case", sorted(PLATES))
-def test_duckdb_and_the_fake_give_the_same_chunks(case, joined, chunk_size, copy, tmp_path):
+def test_duckdb_and_the_fake_give_the_same_chunks_of_csv_plates(case, joined, chunk_size, copy,
+                                                                 tmp_path):
     plates = PLATES[case]()
     (tmp_path / "src").mkdir()
     for key, plate in plates.items():
         _write_plate(tmp_path / "src" / key, plate)
-    layout = LocalSourceLocator().discover(str(tmp_path / "src"), PRESET)
-    assert sorted(u.key for u in layout.units) == sorted(plates)
-    real = _convert(DuckDBEngine(), layout, str(tmp_path), joined=joined,
-                    chunk_size=chunk_size, copy=copy)
-    fake = _convert(FakeEngine(FakeSource(plates)), layout, str(tmp_path), joined=joined,
-                    chunk_size=chunk_size, copy=copy)
+    _compare(plates, tmp_path, PRESET, joined=joined, chunk_size=chunk_size, copy=copy)
+
+
+@pytest.mark.parametrize(("joined", "chunk_size", "copy"), [COMBINATIONS[0], COMBINATIONS[3]])
+@pytest.mark.parametrize("case", sorted(PLATES))
+def test_duckdb_and_the_fake_give_the_same_chunks_of_sqlite_plates(case, joined, chunk_size,
+                                                                    copy, tmp_path):
+    plates = {key: _sqlite_columns(plate) for key, plate in PLATES[case]().items()}
+    (tmp_path / "src").mkdir()
+    for key, plate in plates.items():
+        _write_sqlite(tmp_path / "src" / f"{key}.sqlite", plate)
+    _compare(plates, tmp_path, SQLITE, joined=joined, chunk_size=chunk_size, copy=copy)
+
+
+def _compare(plates: dict[str, Plate], tmp_path: Path, preset: Preset, **how: Any) -> None:
+    layout = LocalSourceLocator().discover(str(tmp_path / "src"), preset)
+    by_key = {u.key: plates[Path(u.path).stem] for u in layout.units}
+    assert len(by_key) == len(plates)
+    real = _convert(DuckDBEngine(), layout, preset, str(tmp_path), **how)
+    fake = _convert(FakeEngine(FakeSource(by_key)), layout, preset, str(tmp_path), **how)
     assert fake == real
+
+
+def _sqlite_columns(plate: Plate) -> Plate:
+    """The plate as CellProfiler's SQLite export names its columns (``Cells_AreaShape_Area``,
+    ``Cells_Number_Object_Number``, ``Cytoplasm_Parent_Cells`` ...)."""
+    def named(table: str, column: str) -> str:
+        if column == "ImageNumber":
+            return column
+        return f"{table}_Number_Object_Number" if column == "ObjectNumber" else f"{table}_{column}"
+
+    return {t: [{named(t, c): v for c, v in row.items()} for row in rows]
+            for t, rows in plate.items()}
+
+
+def _write_sqlite(path: Path, plate: Plate) -> None:
+    types = {int: "INTEGER", float: "REAL", str: "TEXT"}
+    with closing(sqlite3.connect(path)) as con, con:
+        for table, rows in plate.items():
+            columns = list(rows[0])
+            declared = [types[type(next((r[c] for r in rows if r[c] is not None), ""))]
+                        for c in columns]
+            con.execute(f"CREATE TABLE Per_{table} ("
+                        + ", ".join(f'"{c}" {t}' for c, t in zip(columns, declared, strict=True))
+                        + ")")
+            con.executemany(f"INSERT INTO Per_{table} VALUES ({', '.join('?' * len(columns))})",
+                            [tuple(r[c] for c in columns) for r in rows])
 
 
 def test_a_plate_is_described_alike_without_staging(tmp_path):

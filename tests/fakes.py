@@ -24,7 +24,7 @@ from celltable.domain.sources import (
     StagedTable,
     StagedUnit,
 )
-from celltable.domain.validation import OutputScan
+from celltable.domain.validation import OutputScan, file_fingerprint, manifest_json
 
 Rows = list[dict[str, Any]]
 
@@ -178,6 +178,7 @@ class FakeSink:
 @dataclass
 class FakeWriter:
     files: dict[str, Any] = field(default_factory=dict)
+    manifests: dict[str, str] = field(default_factory=dict)
 
     def create(self, path: str, columns: Sequence[Column], rows: int = 0) -> FakeSink:
         return FakeSink(path, columns, self.files)
@@ -189,6 +190,12 @@ class FakeWriter:
 
     def seal(self, folder: str) -> None:
         self.sealed = folder
+        self.manifests[folder] = manifest_json(self.fingerprints(folder))
+
+    def fingerprints(self, folder: str) -> dict[str, str]:
+        """Each table under ``folder`` and its fingerprint (its rows stand for its size)."""
+        return {p[len(folder) + 1:]: file_fingerprint(len(f["rows"]), f["metadata"])
+                for p, f in self.files.items() if p.startswith(f"{folder}/")}
 
 
 @dataclass
@@ -210,8 +217,11 @@ class FakeOutputReader:
         f = self.writer.files[path]
         return OutputScan(path, len(f["rows"]), f["schema"], tuple(sorted(f["metadata"].items())))
 
-    def folder(self, dest_path: str) -> None:
-        return None
+    def folder(self, dest_path: str) -> tuple[str | None, dict[str, str]] | None:
+        found = self.writer.fingerprints(dest_path)
+        if not found and dest_path not in self.writer.manifests:
+            return None  # one table, not a folder of them
+        return self.writer.manifests.get(dest_path), found
 
 
 @dataclass

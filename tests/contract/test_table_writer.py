@@ -9,7 +9,9 @@ metadata it was closed with, and every column's values, compared through the dig
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -28,6 +30,7 @@ from celltable.domain.validation import (
     PROVENANCE_KEY,
     Checksum,
     ColumnDigests,
+    check_folder,
 )
 from tests.fakes import FakeOutputReader, FakeWriter
 
@@ -72,6 +75,14 @@ class Format:
 
     def feed(self, table: pa.Table) -> object:
         return table.to_pylist() if self.name == "fake" else table
+
+    def remove(self, path: str) -> None:
+        if self.name == "fake":
+            del self.writer.files[path]  # type: ignore[attr-defined]
+        elif Path(path).is_dir():
+            shutil.rmtree(path)
+        else:
+            Path(path).unlink()
 
     def digests(self, path: str) -> ColumnDigests:
         if self.name == "fake":
@@ -175,3 +186,18 @@ def test_the_checksum_recorded_is_the_one_validate_recomputes_from_the_keys_writ
     assert (recorded.rows, recorded.key_columns, recorded.key_digest) == (
         WRITTEN.num_rows, KEY_COLUMNS, written.checksum().key_digest)
 
+
+
+@pytest.mark.parametrize("name", ["fake", *(f.name for f in formats.FORMATS if not f.warehouse)])
+def test_a_sealed_folder_of_tables_lists_them_and_a_table_removed_is_found(name, tmp_path):
+    output = _format(name)
+    folder = str(tmp_path / "tables")
+    for table in ("cells", "nuclei"):
+        _write(output, f"{folder}/{table}{output.suffix}")
+    output.writer.seal(folder)
+    manifest, found = output.reader.folder(folder)
+    assert set(found) == {f"cells{output.suffix}", f"nuclei{output.suffix}"}
+    assert check_folder(folder, manifest, found, current=True).ok
+    output.remove(f"{folder}/cells{output.suffix}")
+    check = check_folder(folder, *output.reader.folder(folder), current=True)
+    assert not check.ok and f"missing cells{output.suffix}" in check.detail

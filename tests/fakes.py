@@ -17,13 +17,7 @@ from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import (
-    ChunkOutput,
-    SourceLayout,
-    SourceUnit,
-    StagedTable,
-    StagedUnit,
-)
+from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedTable, StagedUnit
 from celltable.domain.validation import OutputScan, file_fingerprint, manifest_json
 
 Rows = list[dict[str, Any]]
@@ -56,17 +50,17 @@ def _type(values: list[Any]) -> DataType:
     return DataType.STRING
 
 
+def _schema(name: str, rows: Rows) -> TableSchema:
+    cols = list(rows[0]) if rows else []
+    return TableSchema(name, tuple(Column(c, _type([r[c] for r in rows])) for c in cols))
+
+
+_CASTS = {DataType.FLOAT64: float, DataType.FLOAT32: float, DataType.INT64: int, DataType.BOOL: bool}
+
+
 def _cast(value: Any, kind: DataType) -> Any:
     """``value`` as SQL's cast to ``kind`` gives it."""
-    if value is None:
-        return None
-    if kind in (DataType.FLOAT64, DataType.FLOAT32):
-        return float(value)
-    if kind is DataType.INT64:
-        return int(value)
-    if kind is DataType.BOOL:
-        return bool(value)
-    return str(value)
+    return None if value is None else _CASTS.get(kind, str)(value)
 
 
 @dataclass
@@ -80,8 +74,7 @@ class FakeEngine:
               copy: bool = False, share: int = 1) -> StagedUnit:
         tables = []
         for name, rows in self.source.plates[unit.key].items():
-            cols = list(rows[0]) if rows else []
-            schema = TableSchema(name, tuple(Column(c, _type([r[c] for r in rows])) for c in cols))
+            schema = _schema(name, rows)
             by_image: dict[int, int] = {}
             for r in rows:
                 by_image[r[preset.image_key]] = by_image.get(r[preset.image_key], 0) + 1
@@ -136,8 +129,7 @@ class FakeEngine:
         key = preset.image_key
         tables = []
         for name, rows in plate.items():
-            cols = list(rows[0]) if rows else []
-            schema = TableSchema(name, tuple(Column(c, _type([r[c] for r in rows])) for c in cols))
+            schema = _schema(name, rows)
             ident = [key] if name == "Image" else [key, preset.compartment(name).object_number]
             seen: dict[tuple[Any, ...], int] = {}
             for r in rows:
@@ -184,9 +176,7 @@ class FakeWriter:
         return FakeSink(path, columns, self.files)
 
     def columns_of(self, data: object) -> Sequence[Column]:
-        rows: Rows = data  # type: ignore[assignment]
-        names = list(rows[0]) if rows else []
-        return tuple(Column(n, _type([r[n] for r in rows])) for n in names)
+        return _schema("", data).columns  # type: ignore[arg-type]
 
     def seal(self, folder: str) -> None:
         self.sealed = folder
@@ -239,7 +229,6 @@ class FakeDestination:
     resumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _dest: str = ""
     _overwrite: bool = False
-    _resume: str | None = None
 
     def prepare(self, dest_path: str, *, folder: bool, overwrite: bool, resume: bool = False,
                 sources: Sequence[str] = (), guarded: Sequence[tuple[str, str]] = (),
@@ -253,10 +242,9 @@ class FakeDestination:
                 raise DestinationError(f"{dest_path} is not a {'folder' if folder else 'file'}")
         self._dest, self.sources, self._overwrite = dest_path, tuple(sources), overwrite
         self.staged = {"staged": {}} if folder else {}
-        self._resume = f"resume:{dest_path}" if resume else None
-        if self._resume is not None:
-            self.resumes.setdefault(self._resume, {})
-        return StagingPaths("staged", "scratch", self._resume)
+        if resume:
+            self.resumes.setdefault(f"resume:{dest_path}", {})
+        return StagingPaths("staged", "scratch", f"resume:{dest_path}" if resume else None)
 
     def publish(self) -> str:
         if self._dest in self.existing and not self._overwrite:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from celltable.domain.detect import SourceSurvey
-from celltable.domain.errors import DestinationError, NoTablesFoundError, SourceNotFoundError
+from celltable.domain.errors import (
+    DestinationError,
+    ImageFileError,
+    NoTablesFoundError,
+    SourceNotFoundError,
+    WarehouseError,
+)
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
 from celltable.domain.naming import OBJECT_NUMBER
@@ -19,6 +26,7 @@ from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedTable, StagedUnit
 from celltable.domain.validation import OutputScan, file_fingerprint, manifest_json
+from celltable.domain.warehouse import CropOutput, FileIndex, ImageRows, TableState
 
 Rows = list[dict[str, Any]]
 
@@ -75,10 +83,11 @@ class FakeEngine:
         tables = []
         for name, rows in self.source.plates[unit.key].items():
             schema = _schema(name, rows)
-            by_image: dict[int, int] = {}
-            for r in rows:
-                by_image[r[preset.image_key]] = by_image.get(r[preset.image_key], 0) + 1
-            tables.append(StagedTable(name, schema, len(rows), tuple(sorted(by_image.items()))))
+            by_image = Counter(r[preset.image_key] for r in rows)
+            nulls = by_image.pop(None, 0)  # rows without a key travel with the first chunk
+            counted = sorted(by_image.items())
+            counted = [(counted[0][0] if counted else 0, nulls), *counted] if nulls else counted
+            tables.append(StagedTable(name, schema, len(rows), tuple(counted), null_keys=nulls))
         return StagedUnit(unit, unit.key, tuple(tables))
 
     def chunk_sources(self, staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[StagedUnit]:
@@ -92,7 +101,9 @@ class FakeEngine:
             raise RuntimeError("disk on fire")
         plate = self.source.plates[staged.unit.key]
         key = query.image_key
-        base = [r for r in plate[query.table] if query.chunk.contains(r[key])]
+        first = query.chunk.lower is None  # rows without an image number go with the first chunk
+        base = [r for r in plate[query.table]
+                if (first if r[key] is None else query.chunk.contains(r[key]))]
         steps = query.join.steps if query.join else ()
         out, dropped, missing = [], 0, dict.fromkeys((s.describe() for s in steps), 0)
         for row in base:
@@ -339,9 +350,6 @@ class FakeWarehouse:
         return self.holds.get((namespace, table), ())
 
     def commit(self, tables: Sequence[Any], properties: Mapping[str, str]) -> tuple[Any, ...]:
-        from celltable.domain.errors import WarehouseError
-        from celltable.domain.warehouse import TableState
-
         if self.fail_commit:
             raise WarehouseError("commit refused")
         self.commits.append(list(tables))
@@ -366,17 +374,12 @@ class FakeCropper:
         return tuple(self.writer.files["staged"]["columns"])
 
     def index(self, folder: str) -> Any:
-        from celltable.domain.errors import ImageFileError
-        from celltable.domain.warehouse import FileIndex
-
         if folder == "missing":
             raise ImageFileError(f"image folder {folder} does not exist")
         return FileIndex(folder, {f: (f,) for f in self.files})
 
     def image_rows(self, profiles: str, channels: Sequence[Any],
                    bbox: Sequence[str]) -> Iterator[Any]:
-        from celltable.domain.warehouse import ImageRows
-
         rows = self.writer.files["staged"]["rows"]
         for key in dict.fromkeys((r["Metadata_TableNumber"], r["Metadata_ImageNumber"])
                                  for r in rows):
@@ -387,9 +390,6 @@ class FakeCropper:
                             tuple(tuple(r[b] for b in bbox) for r in mine))
 
     def crop(self, sets: Sequence[Any], path: str, skip_bad_files: bool) -> Any:
-        from celltable.domain.errors import ImageFileError
-        from celltable.domain.warehouse import CropOutput
-
         self.batches.append(sets)
         for s in sets:
             for _, file in s.files:

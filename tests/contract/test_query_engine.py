@@ -89,6 +89,15 @@ def _null_object_numbers() -> Plate:
     return plate
 
 
+def _null_image_keys() -> Plate:
+    """Rows without an image number: they travel with a plate's first chunk."""
+    plate = _plate(images=2)
+    plate["Cytoplasm"].append({"ImageNumber": None, "ObjectNumber": 9, "Parent_Cells": 1,
+                               "Parent_Nuclei": 1, "AreaShape_Area": 0.5})
+    plate["Cells"].append({"ImageNumber": None, "ObjectNumber": 9, "AreaShape_Area": 0.25})
+    return plate
+
+
 PLATES: dict[str, Callable[[], dict[str, Plate]]] = {
     "plain": lambda: {"p1": _plate()},
     "two plates, integer and float areas": lambda: {"p1": _plate(), "p2": _plate(area=2)},
@@ -97,6 +106,7 @@ PLATES: dict[str, Callable[[], dict[str, Plate]]] = {
     "images out of order": lambda: {"p1": _images_out_of_order()},
     "an image without its image row": lambda: {"p1": _without_an_image_row()},
     "NULL object numbers": lambda: {"p1": _null_object_numbers()},
+    "NULL image numbers": lambda: {"p1": _null_image_keys()},
 }
 
 
@@ -121,7 +131,8 @@ def _convert(engine: QueryEngine, layout: SourceLayout, preset: Preset, scratch:
     staged = [engine.stage(u, preset, scratch, copy=copy) for u in layout.units]
     try:
         tables: dict[str, Any] = {
-            f"{s.unit.key}/{t}": (s.table(t).schema, s.table(t).rows, s.table(t).rows_by_image)
+            f"{s.unit.key}/{t}": (s.table(t).schema, s.table(t).rows, s.table(t).rows_by_image,
+                                  s.table(t).null_keys)
             for s in staged for t in preset.tables if s.table(t) is not None}
         spec = derive_join(preset)
         outputs = [("joined", (IMAGE, *spec.tables), spec.base)] if joined else \

@@ -113,7 +113,10 @@ class CloudDestination:
 
     def publish(self) -> str:
         assert self._local is not None and self._dest is not None, "prepare() first"
-        staged = Path(self._local.publish())
+        if self._remote is None:
+            staged = Path(self._local.publish())
+        else:  # staged in the store itself: nothing local to move (a file output has no file)
+            self._local.discard()
         dest = self._dest
         try:
             with cloud_errors(str(dest)):

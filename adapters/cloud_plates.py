@@ -40,9 +40,13 @@ def fetch_plate(clients: CloudClients, cache_dir: str, unit: SourceUnit,
 
 
 def publish_remote(staged: CloudPath, dest: CloudPath, replaces_folder: bool) -> None:
-    """Copy a folder output staged in the store to ``dest`` (copies made by the store, no byte
+    """Copy an output staged in the store to ``dest`` (copies made by the store, no byte
     passes through this process, several at once: a Zarr store is hundreds of objects); files
     of a replaced folder that the new one lacks are then deleted."""
+    if staged.is_file():  # a one-file output
+        staged.copy(dest, force_overwrite_to_cloud=True)
+        log.info("published", file=str(dest))
+        return
     files = sorted(objects(staged), key=str)
     names = {f.relative_to(staged).as_posix() for f in files}
     old = ({f.relative_to(dest).as_posix(): f for f in objects(dest)}

@@ -120,6 +120,12 @@ class CloudHarness(LocalHarness):
     def entry(self, dest: str) -> str:
         return self._key(dest)
 
+    def stage(self, paths: StagingPaths, content: Content) -> None:
+        if paths.output.startswith("s3://"):  # shared staging: in the store itself
+            self.put(paths.output, content)
+        else:
+            super().stage(paths, content)
+
     def text_path(self) -> str:
         return f"s3://{OUT}/logs/run.json"
 
@@ -177,22 +183,26 @@ def storage(request, tmp_path):
     return CloudHarness(tmp_path, request.getfixturevalue("s3"))
 
 
-def test_publish_puts_the_staged_file_at_dest_and_leaves_nothing_beside_it(storage):
+@pytest.mark.parametrize("shared", [False, True], ids=["", "shared staging"])
+def test_publish_puts_the_staged_file_at_dest_and_leaves_nothing_beside_it(storage, shared):
     dest = storage.dest("out.parquet")
     destination = storage.destination()
-    storage.stage(destination.prepare(dest, folder=False, overwrite=False), "rows")
+    storage.stage(destination.prepare(dest, folder=False, overwrite=False, shared=shared), "rows")
     where = destination.publish()
     assert storage.read(where) == storage.read(dest) == "rows"
     assert storage.listing() == [storage.entry(dest)]
 
 
-def test_a_folder_output_is_published_with_every_file(storage):
+@pytest.mark.parametrize("shared", [False, True], ids=["", "shared staging"])
+def test_a_folder_output_is_published_with_every_file(storage, shared):
     dest = storage.dest("tables")
     destination = storage.destination()
     files = {"cells.parquet": "c", "plates/p1.parquet": "p"}
-    storage.stage(destination.prepare(dest, folder=True, overwrite=False), files)
+    storage.stage(destination.prepare(dest, folder=True, overwrite=False, shared=shared), files)
     destination.publish()
     assert storage.read(dest) == files
+    inside = storage.entry(dest)
+    assert all(e == inside or e.startswith(f"{inside}/") for e in storage.listing())
 
 
 def test_an_existing_dest_is_refused_without_overwrite_and_left_as_it_was(storage):
@@ -233,16 +243,17 @@ def test_a_dest_appearing_during_the_run_is_not_replaced_without_overwrite(stora
     assert storage.read(dest) == "another run's"
 
 
-@pytest.mark.parametrize("existed", [True, False])
-@pytest.mark.parametrize("folder", [False, True])
-def test_a_failed_run_leaves_dest_as_it_was(storage, existed, folder):
+@pytest.mark.parametrize("shared", [False, True], ids=["", "shared staging"])
+@pytest.mark.parametrize("existed", [True, False], ids=["dest existed", "new dest"])
+@pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
+def test_a_failed_run_leaves_dest_as_it_was(storage, existed, folder, shared):
     dest = storage.dest("tables" if folder else "out.parquet")
     old = {"a.parquet": "old"} if folder else "old"
     if existed:
         storage.put(dest, old)
     before = storage.listing()
     destination = storage.destination()
-    paths = destination.prepare(dest, folder=folder, overwrite=True)
+    paths = destination.prepare(dest, folder=folder, overwrite=True, shared=shared)
     storage.stage(paths, {"a.parquet": "new", "b.parquet": "new"} if folder else "new")
     destination.discard()
     assert storage.read(dest) == (old if existed else None)

@@ -18,8 +18,8 @@ from celltable.adapters.cloud_clients import CloudClients
 from celltable.adapters.local_destination import LocalDestination
 from celltable.domain.errors import DestinationError
 from celltable.domain.ports import Destination, StagingPaths
-from tests.contract.conftest import OUT
 from tests.fakes import FakeDestination
+from tests.integration.test_cloud import OUT
 
 Content = Any  # a file's text, or a folder's {relative name: text}
 

@@ -51,6 +51,8 @@ class _ObjectIdSink:
 
     def write(self, data: object) -> None:
         assert isinstance(data, pa.Table), type(data)
+        if not all(k in data.column_names for k in self.keys):
+            self.inner.write(data)  # which raises the named error for rows not fitting
         ids = pc.binary_join_element_wise(
             *(pc.cast(data.column(k), pa.string()) for k in self.keys), "/")
         self.inner.write(data.add_column(self.at, OBJECT_ID, ids))

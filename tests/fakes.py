@@ -13,13 +13,14 @@ from celltable.domain.errors import (
     DestinationError,
     ImageFileError,
     NoTablesFoundError,
+    SchemaError,
     SourceNotFoundError,
     WarehouseError,
 )
 from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
 from celltable.domain.naming import OBJECT_NUMBER
-from celltable.domain.paths import WrittenPath, check_paths
+from celltable.domain.paths import WrittenPath, check_paths, within
 from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
@@ -169,8 +170,10 @@ class FakeSink:
     store: dict[str, Any]
     rows: Rows = field(default_factory=list)
 
-    def write(self, data: object) -> None:
-        self.rows.extend(data)  # type: ignore[arg-type]
+    def write(self, data: Rows) -> None:
+        if data and (lacking := {c.name for c in self.columns} - set(data[0])):
+            raise SchemaError(f"rows for {self.path} do not fit its columns (no {sorted(lacking)})")
+        self.rows.extend(data)
 
     def close(self, metadata: Mapping[str, str]) -> int:
         self.store[self.path] = {"columns": [c.name for c in self.columns], "rows": self.rows,
@@ -201,15 +204,12 @@ class FakeWriter:
 
 @dataclass
 class FakeOutputReader:
-    """Re-reads what a :class:`FakeWriter` wrote (see ``OutputReader``): its rows, columns and
-    metadata; no checksum (the fake writer records none)."""
+    """Re-reads what a :class:`FakeWriter` wrote (see ``OutputReader``), without checksums."""
 
     writer: FakeWriter
 
     def tables(self, dest_path: str) -> tuple[str, ...]:
-        found = tuple(p for p in self.writer.files
-                      if p == dest_path or p.startswith(f"{dest_path}/"))
-        if not found:
+        if not (found := tuple(p for p in self.writer.files if within(p, dest_path))):
             raise SourceNotFoundError(f"{dest_path} does not exist")
         return found
 

@@ -20,6 +20,7 @@ from celltable.adapters import formats
 from celltable.adapters.arrow_types import arrow_schema
 from celltable.adapters.column_digest import ColumnDigester
 from celltable.adapters.parquet_checks import TableDigest
+from celltable.domain.errors import SchemaError
 from celltable.domain.formats import PARQUET
 from celltable.domain.ports import OutputReader, TableWriter
 from celltable.domain.schema import Column, DataType, Role
@@ -201,3 +202,11 @@ def test_a_sealed_folder_of_tables_lists_them_and_a_table_removed_is_found(name,
     output.remove(f"{folder}/cells{output.suffix}")
     check = check_folder(folder, *output.reader.folder(folder), current=True)
     assert not check.ok and f"missing cells{output.suffix}" in check.detail
+
+
+@pytest.mark.parametrize("lacking", ["Metadata_Well", "Metadata_ObjectNumber"])
+def test_rows_lacking_a_column_of_the_table_are_a_named_error(output, tmp_path, lacking):
+    sink = output.writer.create(str(tmp_path / f"cells{output.suffix}"), COLUMNS)
+    sink.write(output.feed(CHUNKS[0]))
+    with pytest.raises(SchemaError, match="do not fit its columns"):
+        sink.write(output.feed(CHUNKS[2].drop_columns([lacking])))

@@ -304,3 +304,11 @@ def test_write_text_writes_a_file_and_replaces_one_there(storage):
     assert destination.write_text(storage.text_path(), "second") == where
     assert storage.read_text(where) == "second"
 
+
+
+def test_a_report_written_inside_a_folder_dest_is_refused(storage):
+    dest = storage.dest("tables")
+    with pytest.raises(DestinationError, match="--report"):
+        storage.destination().prepare(dest, folder=True, overwrite=True,
+                                      guarded=[("--report", f"{dest}/report.json")])
+    assert storage.read(dest) is None

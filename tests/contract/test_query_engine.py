@@ -235,3 +235,18 @@ def test_a_plate_is_described_alike_without_staging(tmp_path, sqlite):
         == {t.table: (t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in real.tables}
     assert sorted(n for _, n in fake.orphans) == sorted(n for _, n in real.orphans) == [2, 2]
     assert dict(fake.orphans) == dict(real.orphans)
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["in place", "copied"])
+def test_release_leaves_the_scratch_folder_as_it_was_and_the_source_untouched(tmp_path, copy):
+    plate = _orphans()
+    _write_plate(tmp_path / "p1", plate)
+    files = {p: p.read_bytes() for p in (tmp_path / "p1").iterdir()}
+    (unit,) = LocalSourceLocator().discover(str(tmp_path / "p1"), PRESET).units
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for engine in (DuckDBEngine(), FakeEngine(FakeSource({unit.key: plate}))):
+        staged = engine.stage(unit, PRESET, str(scratch), copy=copy)
+        engine.release(staged)
+        assert list(scratch.iterdir()) == []
+        assert {p: p.read_bytes() for p in (tmp_path / "p1").iterdir()} == files

@@ -119,8 +119,8 @@ def output(request) -> Format:
     return _format(request.param)
 
 
-def _write(output: Format, path: str, chunks=CHUNKS, columns=COLUMNS) -> int:
-    sink = output.writer.create(path, columns, rows=sum(c.num_rows for c in chunks))
+def _write(output: Format, path: str, chunks: tuple[pa.Table, ...] = CHUNKS) -> int:
+    sink = output.writer.create(path, COLUMNS, rows=sum(c.num_rows for c in chunks))
     for chunk in chunks:
         sink.write(output.feed(chunk))
     return sink.close(METADATA)

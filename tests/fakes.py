@@ -49,14 +49,11 @@ class FakeSource:
 
 
 def _type(values: list[Any]) -> DataType:
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
+    kinds = {type(v) for v in values if v is not None}
+    if kinds == {bool}:
         return DataType.BOOL
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return DataType.INT64
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return DataType.FLOAT64
-    return DataType.STRING
+    return DataType.INT64 if kinds <= {int} else DataType.FLOAT64 if kinds <= {int, float} \
+        else DataType.STRING
 
 
 def _schema(name: str, rows: Rows) -> TableSchema:
@@ -84,6 +81,9 @@ class FakeEngine:
         tables = []
         for name, rows in self.source.plates[unit.key].items():
             schema = _schema(name, rows)
+            if preset.image_key not in schema.names:  # one image of every row (IN Carta)
+                tables.append(StagedTable(name, schema, len(rows), ((0, len(rows)),) if rows else ()))
+                continue
             by_image = Counter(r[preset.image_key] for r in rows)
             nulls = by_image.pop(None, 0)  # rows without a key travel with the first chunk
             counted = sorted(by_image.items())
@@ -104,12 +104,12 @@ class FakeEngine:
         key = query.image_key
         first = query.chunk.lower is None  # rows without an image number go with the first chunk
         base = [r for r in plate[query.table]
-                if (first if r[key] is None else query.chunk.contains(r[key]))]
+                if (first if r.get(key) is None else query.chunk.contains(r[key]))]
         steps = query.join.steps if query.join else ()
         out, dropped, missing = [], 0, dict.fromkeys((s.describe() for s in steps), 0)
         for row in base:
             found = {query.table: row, "Image": next(
-                (i for i in plate.get("Image", []) if i[key] == row[key]), {})}
+                (i for i in plate.get("Image", []) if i[key] == row.get(key)), {})}
             for step in steps:
                 if step.child not in found:  # counted under the step that lost the child
                     continue

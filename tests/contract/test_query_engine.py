@@ -9,6 +9,7 @@ DuckDB casts to a float is a difference.
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -136,11 +137,11 @@ def _convert(engine: QueryEngine, layout: SourceLayout, preset: Preset, scratch:
             for s in staged for t in preset.tables if s.table(t) is not None}
         spec = derive_join(preset)
         outputs = [("joined", (IMAGE, *spec.tables), spec.base)] if joined else \
-            [(t.lower(), (t,), t) for t in preset.tables]
+            [(t.lower(), (t,), t) for t in preset.tables if any(s.table(t) for s in staged)]
         for name, sources, base in outputs:
             plan = plan_output(preset, name, sources, staged, joined=joined)
             tables[name] = [(c.name, c.type) for c in plan.columns]
-            for s in staged:
+            for s in (s for s in staged if s.table(base) is not None):
                 join = check_join_columns(preset, spec, s) if joined else None
                 queries = [ChunkQuery(chunk, plan.selects_for(s.unit.key), base, preset.image_key,
                                       join=join, order_by=order)
@@ -184,6 +185,23 @@ def test_duckdb_and_the_fake_give_the_same_chunks_of_sqlite_plates(case, joined,
     for key, plate in plates.items():
         _write_sqlite(tmp_path / "src" / f"{key}.sqlite", plate)
     _compare(plates, tmp_path, SQLITE, joined=joined, chunk_size=chunk_size, copy=copy)
+
+
+@pytest.mark.parametrize("joined", [True, False], ids=["joined", "per table"])
+def test_duckdb_and_the_fake_give_the_same_chunks_of_plates_without_image_numbers(joined,
+                                                                                  tmp_path):
+    """IN Carta: every file a plate of one table, with no image number (one chunk each)."""
+    preset = get_preset("in-carta")
+    plates = {f"day{d}": {"Objects": [
+        {"OBJECT ID": o, "WELL LABEL": f"B - 0{d}", "Nuclei Area wv1": 10.0 * o + d,
+         "Class Name": None if o == 2 else "cell"} for o in (3, 1, 2)]} for d in (1, 2)}
+    (tmp_path / "src").mkdir()
+    for key, plate in plates.items():
+        with (tmp_path / "src" / f"{key}.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(plate["Objects"][0]))
+            w.writeheader()
+            w.writerows(plate["Objects"])
+    _compare(plates, tmp_path, preset, joined=joined, chunk_size=1, copy=False)
 
 
 def _compare(plates: dict[str, Plate], tmp_path: Path, preset: Preset, **how: Any) -> None:

@@ -143,14 +143,15 @@ class FakeEngine:
         for name, rows in plate.items():
             schema = _schema(name, rows)
             ident = [key] if name == "Image" else [key, preset.compartment(name).object_number]
-            seen: dict[tuple[Any, ...], int] = {}
-            for r in rows:
-                if r.get(key) is not None:
-                    k = tuple(r.get(c) for c in ident)
-                    seen[k] = seen.get(k, 0) + 1
+            if key not in schema.names:  # rows told apart by their identifiers, if at all
+                ident = [*preset.metadata_columns, ident[-1]] if preset.one_table_per_file \
+                    and ident[-1] in schema.names else []
+            ident = [c for c in ident if c in schema.names]
+            seen = Counter(tuple(r.get(c) for c in ident) for r in rows
+                           if ident and (key not in schema.names or r.get(key) is not None))
             tables.append(TableDescription(
                 name, name, schema, len(rows),
-                null_keys=sum(1 for r in rows if r.get(key) is None),
+                null_keys=sum(1 for r in rows if key in schema.names and r.get(key) is None),
                 duplicate_keys=sum(n - 1 for n in seen.values())))
         schemas = {t.table: t.schema for t in tables}
         orphans = []
@@ -227,9 +228,8 @@ class FakeOutputReader:
 
 @dataclass
 class FakeDestination:
-    """DEST and its staging in memory. ``existing``: the DEST paths holding something, and in
-    ``store`` what (a folder as a dict of file names); ``staged``: what the run in progress put
-    at its staging paths; ``resumes``: each resume folder's files (kept until published)."""
+    """DEST in memory: ``existing`` paths, ``store`` their content (a folder as a dict); ``staged``:
+    the run's output at its staging path; ``resumes``: resume folders' files, kept until published."""
 
     existing: set[str] = field(default_factory=set)
     published: list[str] = field(default_factory=list)

@@ -197,11 +197,25 @@ def test_duckdb_and_the_fake_give_the_same_chunks_of_plates_without_image_number
          "Class Name": None if o == 2 else "cell"} for o in (3, 1, 2)]} for d in (1, 2)}
     (tmp_path / "src").mkdir()
     for key, plate in plates.items():
-        with (tmp_path / "src" / f"{key}.csv").open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(plate["Objects"][0]))
-            w.writeheader()
-            w.writerows(plate["Objects"])
+        _write_csv(tmp_path / "src" / f"{key}.csv", plate["Objects"])
     _compare(plates, tmp_path, preset, joined=joined, chunk_size=1, copy=False)
+    if joined:  # and described alike (an object exported twice is a repeated key)
+        plate = plates["day1"]["Objects"]
+        _write_csv(tmp_path / "day1.csv", [*plate, plate[0]])
+        (unit,) = LocalSourceLocator().discover(str(tmp_path / "day1.csv"), preset).units
+        real = DuckDBEngine().describe(unit, preset)
+        fake = FakeEngine(FakeSource({unit.key: {"Objects": [*plate, plate[0]]}})).describe(
+            unit, preset)
+        assert [(t.table, t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in fake.tables] \
+            == [(t.table, t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in real.tables] \
+            == [("Objects", real.tables[0].schema, 4, 0, 1)]
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _compare(plates: dict[str, Plate], tmp_path: Path, preset: Preset, **how: Any) -> None:

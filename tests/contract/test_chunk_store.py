@@ -32,11 +32,15 @@ class Store:
         self.kind = kind
         self.source = tmp_path / "Cells.csv"
         self.source.write_text("ImageNumber,ObjectNumber\n1,1\n")
-        if kind == "fake":
-            self.store = FakeChunkStore()
-        else:
-            (tmp_path / "resume").mkdir()
-            self.store = LocalChunkStore(str(tmp_path / "resume"))
+        self.folder = tmp_path / "resume"
+        self.folder.mkdir()
+        self.store = FakeChunkStore() if kind == "fake" else LocalChunkStore(str(self.folder))
+
+    def rerun(self) -> FakeChunkStore | LocalChunkStore:
+        """The store a later run opens on the same resume folder."""
+        if isinstance(self.store, FakeChunkStore):
+            return self.store.open(str(self.folder))
+        return LocalChunkStore(str(self.folder))
 
     def change_source(self) -> None:
         if self.kind == "fake":
@@ -99,3 +103,12 @@ def test_a_changed_source_version_invalidates_its_saved_chunks(store):
     store.change_source()
     assert store.store.versions([str(store.source)]) != before
     assert _key(store) != key and store.store.saved(_key(store)) is None
+
+
+def test_a_later_run_finds_the_chunks_an_earlier_one_saved(store):
+    key = _key(store)
+    store.store.save(key, OUTPUT)
+    later = store.rerun()
+    saved = later.saved(key)
+    assert saved is not None and saved.rows_out == OUTPUT.rows_out
+    assert _rows(later.load(saved)) == ROWS.to_pylist()

@@ -183,7 +183,7 @@ def storage(request, tmp_path):
     return CloudHarness(tmp_path, request.getfixturevalue("s3"))
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["", "shared staging"])
+@pytest.mark.parametrize("shared", [False, True], ids=["staged locally", "shared staging"])
 def test_publish_puts_the_staged_file_at_dest_and_leaves_nothing_beside_it(storage, shared):
     dest = storage.dest("out.parquet")
     destination = storage.destination()
@@ -193,7 +193,7 @@ def test_publish_puts_the_staged_file_at_dest_and_leaves_nothing_beside_it(stora
     assert storage.listing() == [storage.entry(dest)]
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["", "shared staging"])
+@pytest.mark.parametrize("shared", [False, True], ids=["staged locally", "shared staging"])
 def test_a_folder_output_is_published_with_every_file(storage, shared):
     dest = storage.dest("tables")
     destination = storage.destination()
@@ -243,7 +243,7 @@ def test_a_dest_appearing_during_the_run_is_not_replaced_without_overwrite(stora
     assert storage.read(dest) == "another run's"
 
 
-@pytest.mark.parametrize("shared", [False, True], ids=["", "shared staging"])
+@pytest.mark.parametrize("shared", [False, True], ids=["staged locally", "shared staging"])
 @pytest.mark.parametrize("existed", [True, False], ids=["dest existed", "new dest"])
 @pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
 def test_a_failed_run_leaves_dest_as_it_was(storage, existed, folder, shared):

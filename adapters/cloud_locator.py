@@ -1,5 +1,5 @@
 """Cloud sources: listed in the cloud, matched to the preset's tables by the same code as local
-ones (:func:`celltable.adapters.source_tree.match_units`), and the files a conversion needs
+ones (:func:`celltable.adapters.source_tree.match_plates`), and the files a conversion needs
 downloaded into a cache folder, so the query engine reads local files only."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import structlog
 from cloudpathlib import CloudPath
 
 from celltable.adapters.cloud_clients import CloudClients, cloud_errors
-from celltable.adapters.file_checks import unit_problems
+from celltable.adapters.file_checks import plate_problems
 from celltable.adapters.source_formats import reader
-from celltable.adapters.source_tree import match_units
+from celltable.adapters.source_tree import match_plates
 from celltable.domain.errors import (
     DiskSpaceError,
     NoTablesFoundError,
@@ -28,15 +28,15 @@ from celltable.domain.errors import (
 from celltable.domain.model import DOWNLOADING, Progress
 from celltable.domain.ports import ProgressListener
 from celltable.domain.presets import Preset
-from celltable.domain.sources import SourceLayout, SourceTree, SourceUnit
+from celltable.domain.sources import Plate, SourceLayout, SourceTree
 
 log = structlog.get_logger("celltable.cloud")
 
 
 def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    for plate in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or plate == "TB":
+            return f"{n:.0f} {plate}" if plate == "B" else f"{n:.1f} {plate}"
         n /= 1024
     return f"{n} B"  # pragma: no cover
 
@@ -67,12 +67,12 @@ def listed_plates(tree: SourceTree, preset: Preset,
     fmt = reader(preset.source_format)
     listed = fmt.listed_files(tree)
     if listed is None:
-        return match_units(tree, preset, lambda rel: str(at(rel)))
-    units = tuple(SourceUnit(tree.key(rel), fmt.format, str(at(rel)), ()) for rel in listed)
-    if not units:
+        return match_plates(tree, preset, lambda rel: str(at(rel)))
+    plates = tuple(Plate(tree.key(rel), fmt.format, str(at(rel)), ()) for rel in listed)
+    if not plates:
         raise NoTablesFoundError(
             f"no {fmt.label} file ({', '.join(fmt.suffixes)}) under {tree.location}")
-    return SourceLayout(tree.location, units)
+    return SourceLayout(tree.location, plates)
 
 
 class CloudSourceLocator:
@@ -116,17 +116,17 @@ class CloudSourceLocator:
             if listed is not None:  # files read to find their tables: downloaded first
                 files = {rel: at(rel) for rel in listed}
                 local = self._fetch(list(files.values()), where)
-                return match_units(tree, preset, lambda rel: str(at(rel)),
+                return match_plates(tree, preset, lambda rel: str(at(rel)),
                                    lambda rel: str(local[str(files[rel])]))
-            layout = match_units(tree, preset, lambda rel: str(at(rel)))
-            remote = [root.client.CloudPath(t.path) for u in layout.units for t in u.tables]
+            layout = match_plates(tree, preset, lambda rel: str(at(rel)))
+            remote = [root.client.CloudPath(t.path) for u in layout.plates for t in u.tables]
             local = self._fetch(remote, where)
-            units = tuple(
+            plates = tuple(
                 replace(u, path=str(self._local_path(root.client.CloudPath(u.path))),
                         tables=tuple(replace(t, path=str(local[t.path])) for t in u.tables))
-                for u in layout.units
+                for u in layout.plates
             )
-            return replace(layout, units=units, bad=layout.bad + unit_problems(units))
+            return replace(layout, plates=plates, bad=layout.bad + plate_problems(plates))
 
     @staticmethod
     def _tree(root: CloudPath) -> SourceTree:

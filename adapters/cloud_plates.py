@@ -17,26 +17,26 @@ from celltable.adapters.cloud_clients import CloudClients
 from celltable.adapters.cloud_locator import CloudSourceLocator
 from celltable.adapters.source_formats import reader
 from celltable.domain.presets import Preset
-from celltable.domain.sources import SourceUnit
+from celltable.domain.sources import Plate
 
 log = structlog.get_logger("celltable.cloud")
 
 
-def fetch_plate(clients: CloudClients, cache_dir: str, unit: SourceUnit,
-                preset: Preset) -> tuple[SourceUnit, ...]:
-    """``unit``'s plate(s) with their files downloaded into ``cache_dir`` (reused when cached
+def fetch_plate(clients: CloudClients, cache_dir: str, plate: Plate,
+                preset: Preset) -> tuple[Plate, ...]:
+    """``plate``'s plate(s) with their files downloaded into ``cache_dir`` (reused when cached
     and current); a SQLite file holding no table of the preset gives none."""
     locator = CloudSourceLocator(clients, cache_dir)
-    if not unit.tables:  # a file listed without its tables (see listed_plates)
-        local = next(iter(locator._fetch([clients.path(unit.path)], unit.path).values()))
-        plates = reader(unit.format).plates_of_file(unit.key, str(local), preset)
+    if not plate.tables:  # a file listed without its tables (see listed_plates)
+        local = next(iter(locator._fetch([clients.path(plate.path)], plate.path).values()))
+        plates = reader(plate.format).plates_of_file(plate.key, str(local), preset)
         if not plates:
-            log.warning("file_skipped", file=unit.path, reason=f"holds no table of {preset.name}")
+            log.warning("file_skipped", file=plate.path, reason=f"holds no table of {preset.name}")
         return plates
-    remote = [clients.path(t.path) for t in unit.tables]
-    local = locator._fetch(remote, unit.path)
-    return (replace(unit, path=str(locator._local_path(clients.path(unit.path))),
-                    tables=tuple(replace(t, path=str(local[t.path])) for t in unit.tables)),)
+    remote = [clients.path(t.path) for t in plate.tables]
+    local = locator._fetch(remote, plate.path)
+    return (replace(plate, path=str(locator._local_path(clients.path(plate.path))),
+                    tables=tuple(replace(t, path=str(local[t.path])) for t in plate.tables)),)
 
 
 def publish_remote(staged: CloudPath, dest: CloudPath, replaces_folder: bool) -> None:

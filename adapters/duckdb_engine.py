@@ -27,12 +27,12 @@ from celltable.adapters.duckdb_sql import (
 from celltable.adapters.duckdb_staging import DuckDBStaging
 from celltable.adapters.source_formats import reader
 from celltable.domain.errors import SchemaError, SourceChangedError
-from celltable.domain.inspection import UnitDescription
+from celltable.domain.inspection import PlateDescription
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.naming import OBJECT_NUMBER
 from celltable.domain.plan import Chunk
 from celltable.domain.presets import Preset
-from celltable.domain.sources import ChunkOutput, SourceUnit, StagedUnit
+from celltable.domain.sources import ChunkOutput, Plate, StagedPlate
 
 
 def check_rows_read(tables: dict[str, pa.Table], query: ChunkQuery) -> None:
@@ -93,18 +93,18 @@ class DuckDBEngine(DuckDBStaging):
 
     # reading -------------------------------------------------------------------------------
 
-    def chunk_sources(self, staged: StagedUnit,
-                      queries: Sequence[ChunkQuery]) -> Iterator[StagedUnit | dict[str, pa.Table]]:
+    def chunk_sources(self, staged: StagedPlate,
+                      queries: Sequence[ChunkQuery]) -> Iterator[StagedPlate | dict[str, pa.Table]]:
         """What each query's task reads: the staged copy, or, for a plate read in place, the
         query's rows of every table, streamed once from the source in order."""
         if not staged.in_place:
             yield from (staged for _ in queries)
             return
-        yield from reader(staged.unit.format).chunks(self, staged, queries)
+        yield from reader(staged.plate.format).chunks(self, staged, queries)
 
-    def read_chunk(self, source: StagedUnit | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
+    def read_chunk(self, source: StagedPlate | dict[str, pa.Table], query: ChunkQuery) -> ChunkOutput:
         gathered = None
-        if isinstance(source, StagedUnit):
+        if isinstance(source, StagedPlate):
             table = source.table(query.table)
             key_present = table is not None and query.image_key in table.schema.names
             with source.handle.cursor(self.connect) as con:
@@ -142,18 +142,18 @@ class DuckDBEngine(DuckDBStaging):
                   if query.join and query.join.steps else (0,))
         return result, counts
 
-    def read_sql(self, staged: StagedUnit, sql: str, table_number: str,
+    def read_sql(self, staged: StagedPlate, sql: str, plate_key: str,
                  views: Sequence[tuple[str, Sequence[SelectColumn]]] = ()) -> ChunkOutput:
         with staged.handle.cursor(self.connect) as con:
             try:
                 result = con.sql(
                     with_views(views)
-                    + f"SELECT {literal(table_number)} AS {ident('Metadata_TableNumber')}, q.* "
+                    + f"SELECT {literal(plate_key)} AS {ident('Metadata_TableNumber')}, q.* "
                     f"FROM ({sql}) AS q"
                 ).to_arrow_table()
             except duckdb.Error as e:
-                raise SchemaError(f"the join SQL failed on plate {staged.unit.key!r}: {error_summary(e)}") from e
-        chunk = Chunk(staged.unit.key, 0, None, None, 0)
+                raise SchemaError(f"the join SQL failed on plate {staged.plate.key!r}: {error_summary(e)}") from e
+        chunk = Chunk(staged.plate.key, 0, None, None, 0)
         return ChunkOutput(chunk, result, result.num_rows, rows_in=0)
 
     def _joiner(self) -> duckdb.DuckDBPyConnection:
@@ -166,7 +166,7 @@ class DuckDBEngine(DuckDBStaging):
         con.execute("SET disabled_optimizers = 'join_order'")
         return con
 
-    def release(self, staged: StagedUnit) -> None:
+    def release(self, staged: StagedPlate) -> None:
         """Close the plate's handle: its connection, and a staged copy's file; a plate read in
         place is the user's source, never touched."""
         if not staged.in_place:
@@ -174,7 +174,7 @@ class DuckDBEngine(DuckDBStaging):
 
     # inspecting ----------------------------------------------------------------------------
 
-    def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
-        """Describe a unit straight from its source, staging nothing (its format's reader, and
+    def describe(self, plate: Plate, preset: Preset) -> PlateDescription:
+        """Describe a plate straight from its source, staging nothing (its format's reader, and
         ``adapters/duckdb_inspect.py``)."""
-        return reader(unit.format).describe(self, unit, preset)
+        return reader(plate.format).describe(self, plate, preset)

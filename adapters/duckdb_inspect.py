@@ -15,10 +15,10 @@ from typing import Protocol
 import duckdb
 
 from celltable.adapters.duckdb_sql import data_type, ident
-from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
+from celltable.domain.inspection import PlateDescription, TableDescription, orphan_checks
 from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import SourceUnit, TableLocation
+from celltable.domain.sources import Plate, TableLocation
 
 
 class KeyTables(Protocol):
@@ -60,27 +60,27 @@ def _keys_wanted(preset: Preset, table: str, schema: TableSchema,
     return [c for c in dict.fromkeys(wanted) if c in schema.names]
 
 
-def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset,
-                  read: KeyTables) -> UnitDescription:
-    """Describe every table of ``unit``, each read through ``read`` (on ``con``).
+def describe_plate(con: duckdb.DuckDBPyConnection, plate: Plate, preset: Preset,
+                  read: KeyTables) -> PlateDescription:
+    """Describe every table of ``plate``, each read through ``read`` (on ``con``).
 
     Raises:
         SourceReadError: A table cannot be read; the message names it.
     """
-    schemas = {loc.table: read.schema(loc) for loc in unit.tables}
+    schemas = {loc.table: read.schema(loc) for loc in plate.tables}
     steps = orphan_checks(preset, schemas)
     references: dict[str, set[str]] = {}
     for s in steps:
         references.setdefault(s.child, set()).add(s.column)
     tables = []
-    for i, loc in enumerate(unit.tables):
+    for i, loc in enumerate(plate.tables):
         keys = _keys_wanted(preset, loc.table, schemas[loc.table], references)
         target = ident(f"keys_{i}")
         schema = read.load_keys(loc, keys, target, schemas)
         tables.append(replace(_counts(con, preset, loc, schema, keys, target),
                               fractional=_fractions(con, schema, [
                                   k for k in keys if k not in preset.metadata_columns], target)))
-    positions = {loc.table: i for i, loc in enumerate(unit.tables)}
+    positions = {loc.table: i for i, loc in enumerate(plate.tables)}
     key = ident(preset.image_key)
     orphans = []
     for s in steps:
@@ -90,7 +90,7 @@ def describe_unit(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Pres
             f"WHERE p.{key} = c.{key} AND p.{ident(s.parent_object_number)} = c.{ident(s.column)})"
         ).fetchone()
         orphans.append((s.describe(), int(n)))
-    return UnitDescription(unit, tuple(tables), tuple(orphans))
+    return PlateDescription(plate, tuple(tables), tuple(orphans))
 
 
 def _fractions(con: duckdb.DuckDBPyConnection, schema: TableSchema, keys: list[str],

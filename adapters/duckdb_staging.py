@@ -25,7 +25,7 @@ from celltable.adapters.source_formats import reader
 from celltable.domain.errors import SchemaError
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit, TableLocation
+from celltable.domain.sources import Plate, StagedPlate, StagedTable, TableLocation
 
 log = structlog.get_logger("celltable.duckdb")
 MEMORY = ":memory:"
@@ -37,22 +37,22 @@ class DuckDBStaging:
     __slots__ = ()
 
 
-    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
-              copy: bool = False, share: int = 1) -> StagedUnit:
+    def stage(self, plate: Plate, preset: Preset, staging_dir: str,
+              copy: bool = False, share: int = 1) -> StagedPlate:
         if share > 1:  # the idle tasks' threads: a lone plate's CSV files are sniffed side by side
-            return replace(self, threads=self.threads * share).stage(unit, preset, staging_dir, copy)
-        fmt = reader(unit.format)
+            return replace(self, threads=self.threads * share).stage(plate, preset, staging_dir, copy)
+        fmt = reader(plate.format)
         # A plate that is one run of a file (a TableNumber) is filtered, not in storage order.
-        if not copy and unit.partition is None:
-            found = fmt.in_place(self, unit, preset)
+        if not copy and plate.partition is None:
+            found = fmt.in_place(self, plate, preset)
             if found is not None:
                 tables, handle = found
-                log.info("plate_read_in_place", plate=unit.key,
+                log.info("plate_read_in_place", plate=plate.key,
                          rows={t.table: t.rows for t in tables})
-                return StagedUnit(unit, handle, tables, in_place=True)
-        digest = hashlib.sha1(f"{unit.key}\0{unit.path}".encode()).hexdigest()[:16]
+                return StagedPlate(plate, handle, tables, in_place=True)
+        digest = hashlib.sha1(f"{plate.key}\0{plate.path}".encode()).hexdigest()[:16]
         spill = str(Path(staging_dir) / f"spill-{digest}")
-        in_memory = self.in_memory and self._fits_in_memory(unit)
+        in_memory = self.in_memory and self._fits_in_memory(plate)
         path = str(Path(staging_dir) / f"plate-{digest}.duckdb")
         con = self.connect(MEMORY if in_memory else path, temp_dir=spill)
         try:
@@ -60,8 +60,8 @@ class DuckDBStaging:
             # side, one cursor each, as many at once as this task has threads. Not into a file:
             # a plate too big for memory is one whose wide tables, each buffering row groups
             # while it is written, would together exceed the memory limit.
-            side_by_side = max(1, min(self.threads, len(unit.tables))) if in_memory else 1
-            tables = fmt.stage(self, con, unit, preset, side_by_side)
+            side_by_side = max(1, min(self.threads, len(plate.tables))) if in_memory else 1
+            tables = fmt.stage(self, con, plate, preset, side_by_side)
         except BaseException:
             con.close()
             raise
@@ -72,17 +72,17 @@ class DuckDBStaging:
             con.execute("CHECKPOINT")
             con.close()
             handle = StagedFile(path)
-        log.info("plate_staged", plate=unit.key, rows={t.table: t.rows for t in tables})
-        return StagedUnit(unit, handle, tables)
+        log.info("plate_staged", plate=plate.key, rows={t.table: t.rows for t in tables})
+        return StagedPlate(plate, handle, tables)
 
-    def _fits_in_memory(self, unit: SourceUnit) -> bool:
-        """Whether the unit's tables, held in DuckDB's memory (their files' size times their
+    def _fits_in_memory(self, plate: Plate) -> bool:
+        """Whether the plate's tables, held in DuckDB's memory (their files' size times their
         format's ``memory_factor``), leave a quarter of the memory limit for the chunks' joins."""
         if not self.memory_limit:
             return False
-        files = {loc.path for loc in unit.tables}
+        files = {loc.path for loc in plate.tables}
         size = sum(Path(f).stat().st_size for f in files)
-        return size * reader(unit.format).memory_factor <= self.memory_limit * 3 // 4
+        return size * reader(plate.format).memory_factor <= self.memory_limit * 3 // 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +107,16 @@ CopyTable = Callable[[duckdb.DuckDBPyConnection, TableLocation, str], Copied]
 """``(cursor, table, target)``: copy one source table into ``target``."""
 
 
-def stage_tables(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset,
+def stage_tables(con: duckdb.DuckDBPyConnection, plate: Plate, preset: Preset,
                  parallel: int, copy: CopyTable) -> tuple[StagedTable, ...]:
-    """Copy every table of ``unit`` through ``copy`` (``parallel`` at once, a cursor each) and
+    """Copy every table of ``plate`` through ``copy`` (``parallel`` at once, a cursor each) and
     count its rows per image."""
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        return tuple(pool.map(lambda loc: _stage_table(con.cursor(), unit, loc, preset, copy),
-                              unit.tables))
+        return tuple(pool.map(lambda loc: _stage_table(con.cursor(), plate, loc, preset, copy),
+                              plate.tables))
 
 
-def _stage_table(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLocation,
+def _stage_table(con: duckdb.DuckDBPyConnection, plate: Plate, loc: TableLocation,
                  preset: Preset, copy: CopyTable) -> StagedTable:
     target = ident(loc.table)
     done = copy(con, loc, target)
@@ -127,7 +127,7 @@ def _stage_table(con: duckdb.DuckDBPyConnection, unit: SourceUnit, loc: TableLoc
         nulls = 0
     elif schema.type_of(key) is not DataType.INT64:
         raise SchemaError(
-            f"{reader(unit.format).where(loc)}: column {key} holds {schema.type_of(key).value} "
+            f"{reader(plate.format).where(loc)}: column {key} holds {schema.type_of(key).value} "
             "values, not whole numbers; the image key must be an integer"
         )
     else:

@@ -24,7 +24,7 @@ from celltable.domain.errors import InPlaceReadFailed, SourceReadError
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import StagedTable, StagedUnit, TableLocation
+from celltable.domain.sources import StagedPlate, StagedTable, TableLocation
 
 BATCH_BYTES = 4 * 2**20
 """Bytes per batch a stream reads. A chunk's rows are slices of batches, and a slice keeps its
@@ -32,13 +32,13 @@ whole batch in memory, so batches stay small beside a chunk (measured: as fast a
 a 96-image plate peaked ~150 MB lower)."""
 
 
-def in_place_tables(sqlite: SqliteReader, unit_tables: Sequence[TableLocation],
+def in_place_tables(sqlite: SqliteReader, plate_tables: Sequence[TableLocation],
                     preset: Preset) -> tuple[StagedTable, ...] | None:
     """The tables of a SQLite plate if all can be read in place: integer image keys, none NULL,
     stored in non-decreasing order. None if any cannot."""
     key = preset.image_key
     tables = []
-    for loc in unit_tables:
+    for loc in plate_tables:
         described = sqlite.columns(loc.name_in_source)
         schema = TableSchema(loc.table, tuple(Column(n, data_type(t)) for n, t in described))
         if key not in schema.names or schema.type_of(key) is not DataType.INT64:
@@ -115,7 +115,7 @@ def sniffed_csv(con: duckdb.DuckDBPyConnection, path: str) -> str:
     return with_names(con, source, path)
 
 
-def in_place_csv_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[TableLocation],
+def in_place_csv_tables(con: duckdb.DuckDBPyConnection, plate_tables: Sequence[TableLocation],
                         preset: Preset, workers: int = 1,
                         ) -> tuple[tuple[StagedTable, ...], dict[str, str]] | None:
     """The tables of a CSV plate, and the expression reading each, if all can be read in place:
@@ -129,8 +129,8 @@ def in_place_csv_tables(con: duckdb.DuckDBPyConnection, unit_tables: Sequence[Ta
     the file through the same guarantee. The same pass counts rows per image.
     """
     con.execute("SET preserve_insertion_order = true")
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(unit_tables)))) as pool:
-        found = list(pool.map(lambda loc: _csv_table(con.cursor(), loc, preset), unit_tables))
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(plate_tables)))) as pool:
+        found = list(pool.map(lambda loc: _csv_table(con.cursor(), loc, preset), plate_tables))
     if any(f is None for f in found):
         return None
     return tuple(t for t, _ in found), {t.table: source for t, source in found}
@@ -212,7 +212,7 @@ class _TableStream:
             yield batch
 
 
-def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery], open_rows: OpenRows,
+def chunk_tables(staged: StagedPlate, queries: Sequence[ChunkQuery], open_rows: OpenRows,
                  redo: tuple[type[duckdb.Error], ...] = (), side_by_side: bool = True,
                  ) -> Iterator[dict[str, pa.Table]]:
     """For each query (in key order, possibly with gaps), the rows of every table it reads,
@@ -231,7 +231,7 @@ def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery], open_rows: O
     def read(name: str, key: str, lower: int | None, upper: int | None) -> pa.Table:
         try:
             if name not in streams:
-                loc, table = staged.unit.location(name), staged.table(name)
+                loc, table = staged.plate.location(name), staged.table(name)
                 assert loc is not None and table is not None, name
                 rows = max(1024, BATCH_BYTES // (8 * max(1, len(table.schema.columns))))
                 streams[name] = _TableStream(open_rows(loc, key, rows, lower), key)
@@ -239,12 +239,12 @@ def chunk_tables(staged: StagedUnit, queries: Sequence[ChunkQuery], open_rows: O
                 streams[name].skip(lower)
             return streams[name].below(upper)
         except redo as e:  # the conversion redoes this plate from a copy, which settles them
-            raise InPlaceReadFailed(staged.unit.key, error_summary(e)) from e
+            raise InPlaceReadFailed(staged.plate.key, error_summary(e)) from e
         except duckdb.Error as e:
-            loc = staged.unit.location(name)
+            loc = staged.plate.location(name)
             raise SourceReadError(
                 f"cannot read table {loc.name_in_source if loc else name} of "
-                f"{staged.unit.path}: {error_summary(e)}"
+                f"{staged.plate.path}: {error_summary(e)}"
             ) from e
 
     def names_of(query: ChunkQuery) -> list[str]:

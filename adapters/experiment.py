@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from celltable.adapters.source_formats import reader
-from celltable.domain.sources import SourceUnit
+from celltable.domain.sources import Plate
 
 MAX_VALUE = 1 << 16
 """Characters kept of one value (a pipeline is tens of kB); longer values are cut, and say so."""
@@ -65,8 +65,8 @@ def from_sqlite(path: Path) -> tuple[tuple[str, str], ...]:
 class CellProfilerExperiments:
     """Implements :class:`celltable.domain.ports.ExperimentReader`."""
 
-    def read(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def read(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         try:
-            return reader(unit.format).experiment(unit)
+            return reader(plate.format).experiment(plate)
         except (OSError, sqlite3.Error, csv.Error, UnicodeError):
             return ()  # the run's settings are a courtesy: never a reason to fail

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from celltable.adapters.source_formats import reader
 from celltable.domain.errors import SourceReadError
-from celltable.domain.sources import SkippedFile, SourceUnit
+from celltable.domain.sources import Plate, SkippedFile
 
 TAIL = 1 << 16
 """Bytes read from the end of a CSV file to find its last row."""
@@ -120,17 +120,17 @@ def npz_problem(path: Path) -> str | None:
     return None
 
 
-def unit_problems(units: Iterable[SourceUnit]) -> tuple[SkippedFile, ...]:
-    """Every file of ``units`` that cannot be read, with why, each file once, as its format's
+def plate_problems(plates: Iterable[Plate]) -> tuple[SkippedFile, ...]:
+    """Every file of ``plates`` that cannot be read, with why, each file once, as its format's
     reader tells from a first look (SQLite files are checked as their tables are listed)."""
     seen: set[str] = set()
     bad = []
-    for unit in units:
-        for loc in unit.tables:
+    for plate in plates:
+        for loc in plate.tables:
             if loc.path in seen:
                 continue
             seen.add(loc.path)
-            why = reader(unit.format).problem(loc.path)
+            why = reader(plate.format).problem(loc.path)
             if why:
                 bad.append(SkippedFile(loc.path, why))
     return tuple(bad)

@@ -95,7 +95,7 @@ class ManifestLocator:
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         labels = _label(self._entries)
-        units, skipped, reasons, bad = [], [], [], []
+        plates, skipped, reasons, bad = [], [], [], []
         for entry in self._entries:
             try:
                 layout = self._locator_for(entry).discover(entry, preset)
@@ -104,17 +104,17 @@ class ManifestLocator:
             except SourceNotFoundError as e:
                 raise SourceNotFoundError(f"{e} (listed in {self._where})") from e
             bad.extend(layout.bad)
-            own = len(layout.units) == 1 and layout.units[0].key == _name(entry)
-            for u in layout.units:
+            own = len(layout.plates) == 1 and layout.plates[0].key == _name(entry)
+            for u in layout.plates:
                 key = labels[entry] if own else f"{labels[entry]}/{u.key}"
-                units.append(replace(u, key=key))
+                plates.append(replace(u, key=key))
             for f in layout.skipped_files():
                 skipped.append(f.path)
                 reasons.append(f.reason)
-        keys = [u.key for u in units]
+        keys = [u.key for u in plates]
         if len(set(keys)) != len(keys):
             raise SourceReadError(f"{self._where} lists plates more than once; list each once")
-        return SourceLayout(self._where, tuple(units), tuple(skipped), tuple(reasons),
+        return SourceLayout(self._where, tuple(plates), tuple(skipped), tuple(reasons),
                             roots=self._entries, bad=tuple(bad))
 
 

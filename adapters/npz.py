@@ -48,11 +48,11 @@ from celltable.adapters.npz_site import (
     site_table,
 )
 from celltable.domain.errors import InvalidPresetError, SourceReadError
-from celltable.domain.inspection import TableDescription, UnitDescription
+from celltable.domain.inspection import PlateDescription, TableDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column, DataType, TableSchema, unify_types
-from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit
+from celltable.domain.sources import Plate, StagedPlate, StagedTable
 
 if TYPE_CHECKING:
     pass
@@ -67,11 +67,11 @@ def _check_keys(preset: Preset) -> None:
             f"object number, not {keys[0]} and {keys[1]}")
 
 
-def _files(unit: SourceUnit) -> list[tuple[int, str, str]]:
+def _files(plate: Plate) -> list[tuple[int, str, str]]:
     """``(image number, path, name)`` of each file of a plate, in the locator's order."""
-    root = Path(unit.path)
+    root = Path(plate.path)
     out = []
-    for i, loc in enumerate(unit.tables, start=1):
+    for i, loc in enumerate(plate.tables, start=1):
         path = Path(loc.path)
         name = path.relative_to(root).as_posix() if root.is_dir() and path.is_relative_to(root) \
             else path.name
@@ -79,7 +79,7 @@ def _files(unit: SourceUnit) -> list[tuple[int, str, str]]:
     return out
 
 
-def stage_npz(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset) -> StagedTable:
+def stage_npz(con: duckdb.DuckDBPyConnection, plate: Plate, preset: Preset) -> StagedTable:
     """Stage every file of a plate as one table, named after the preset's base compartment.
 
     Files are read one at a time (memory holds one site); a column a later file adds is added
@@ -92,7 +92,7 @@ def stage_npz(con: duckdb.DuckDBPyConnection, unit: SourceUnit, preset: Preset) 
     target = ident(preset.base)
     types: dict[str, DataType] = {}
     by_image: list[tuple[int, int]] = []
-    for image, path, name in _files(unit):
+    for image, path, name in _files(plate):
         site = read_npz(path)
         table = site_table(site, image_number=image, source=name)
         try:
@@ -167,14 +167,14 @@ def site_cells(path: str) -> int:
     return _site_schema(path)[0]
 
 
-def plate_table(unit: SourceUnit, preset: Preset) -> StagedTable:
+def plate_table(plate: Plate, preset: Preset) -> StagedTable:
     """A plate of NPZ files as one table, from each file's headers and metadata: its columns
     (the union over files, types widened as plates' are), cells and cells per site. Nothing is
     copied: each chunk reads its sites' files (:func:`chunk_rows`)."""
     _check_keys(preset)
     types: dict[str, list[DataType]] = {}
     by_image = []
-    for image, path, _ in _files(unit):
+    for image, path, _ in _files(plate):
         cells, columns = _site_schema(path)
         for c in columns:
             types.setdefault(c.name, []).append(c.type)
@@ -184,12 +184,12 @@ def plate_table(unit: SourceUnit, preset: Preset) -> StagedTable:
     return StagedTable(preset.base, schema, sum(n for _, n in by_image), tuple(by_image))
 
 
-def chunk_rows(staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[dict[str, pa.Table]]:
+def chunk_rows(staged: StagedPlate, queries: Sequence[ChunkQuery]) -> Iterator[dict[str, pa.Table]]:
     """For each query, the rows of the sites in its chunk, every file read once and given the
     plate's columns (a column a file lacks is NULL, a type another file widened is cast)."""
     (table,) = staged.tables
     schema = arrow_schema(table.schema.columns)
-    files = _files(staged.unit)
+    files = _files(staged.plate)
     for query in queries:
         parts = []
         for image, path, name in files:
@@ -221,9 +221,9 @@ def _conform(site: pa.Table, schema: pa.Schema, path: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def describe_npz(unit: SourceUnit, preset: Preset) -> UnitDescription:
+def describe_npz(plate: Plate, preset: Preset) -> PlateDescription:
     """A plate of NPZ files for ``celltable inspect``: its cells and columns, read from each
     file's headers and metadata only (features are not read)."""
-    table = plate_table(unit, preset)
-    files = f"{len(unit.tables)} NPZ file{'s' if len(unit.tables) != 1 else ''}"
-    return UnitDescription(unit, (TableDescription(preset.base, files, table.schema, table.rows),))
+    table = plate_table(plate, preset)
+    files = f"{len(plate.tables)} NPZ file{'s' if len(plate.tables) != 1 else ''}"
+    return PlateDescription(plate, (TableDescription(preset.base, files, table.schema, table.rows),))

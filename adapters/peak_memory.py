@@ -17,9 +17,9 @@ def peak_memory() -> PeakMemory | None:
         import resource
     except ImportError:  # Windows
         return None
-    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return PeakMemory(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit,
-                      max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit,
+    plate = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return PeakMemory(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * plate,
+                      max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * plate,
                           running_children_peak()))
 
 

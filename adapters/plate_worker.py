@@ -21,7 +21,7 @@ from celltable.domain.errors import DestinationError
 from celltable.domain.ports import QueryEngine, TableSink
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column
-from celltable.domain.sources import SourceUnit, StagedUnit
+from celltable.domain.sources import Plate, StagedPlate
 
 
 def _is_cloud(path: str) -> bool:
@@ -98,26 +98,26 @@ class LocalPlateWorker:
                                          no_sign_request=self.recipe.no_sign_request)
         return self._clients
 
-    def plates_of(self, unit: SourceUnit, preset: Preset) -> tuple[SourceUnit, ...]:
-        if not _is_cloud(unit.path):
-            return (unit,)
+    def plates_of(self, plate: Plate, preset: Preset) -> tuple[Plate, ...]:
+        if not _is_cloud(plate.path):
+            return (plate,)
         from celltable.adapters.cloud_plates import fetch_plate
 
-        return fetch_plate(self._cloud(), self.recipe.cache_dir, unit, preset)
+        return fetch_plate(self._cloud(), self.recipe.cache_dir, plate, preset)
 
     def versions(self, paths: Sequence[str]) -> dict[str, str]:
         return file_versions(paths)
 
-    def usable(self, staged: StagedUnit) -> bool:
-        files = {staged.unit.path, *(t.path for t in staged.unit.tables)}
+    def usable(self, staged: StagedPlate) -> bool:
+        files = {staged.plate.path, *(t.path for t in staged.plate.tables)}
         if not all(Path(f).exists() for f in files):
             return False
         return staged.in_place or staged.handle.exists()
 
-    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def experiment(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         from celltable.adapters.experiment import CellProfilerExperiments
 
-        return CellProfilerExperiments().read(unit)
+        return CellProfilerExperiments().read(plate)
 
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         if not _is_cloud(path):

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from celltable.adapters import source_formats
 from celltable.domain.errors import NoTablesFoundError, SourceReadError
-from celltable.domain.inspection import UnitDescription
+from celltable.domain.inspection import PlateDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import (
     FoundPlates,
+    Plate,
     SourceTree,
-    SourceUnit,
+    StagedPlate,
     StagedTable,
-    StagedUnit,
     TableLocation,
 )
 
@@ -61,13 +61,13 @@ class CsvFormat:
     def find(self, tree: SourceTree, preset: Preset, where: Callable[[str], str],
              local: Callable[[str], str]) -> FoundPlates:
         if preset.one_table_per_file:
-            return FoundPlates(tuple(self._file_units(tree, preset, where)))
+            return FoundPlates(tuple(self._file_plates(tree, preset, where)))
         if tree.is_file:
             raise NoTablesFoundError(
                 f"{tree.location} is a file; for CSV presets give the folder holding "
                 f"{', '.join(t + '.csv' for t in preset.tables)}.{self._hint([tree.name], ' It', '.')}"
             )
-        units, skipped = [], []
+        plates, skipped = [], []
         for folder, names in tree.folders:
             tables = []
             for name in names:
@@ -88,15 +88,15 @@ class CsvFormat:
                     )
                 tables.append(TableLocation(table, where(tree.join(folder, name)), stem))
             if tables:
-                units.append(SourceUnit(tree.key(folder), self.format, where(folder), tuple(tables)))
-        return FoundPlates(tuple(units), tuple(skipped))
+                plates.append(Plate(tree.key(folder), self.format, where(folder), tuple(tables)))
+        return FoundPlates(tuple(plates), tuple(skipped))
 
-    def _file_units(self, tree: SourceTree, preset: Preset,
-                    where: Callable[[str], str]) -> list[SourceUnit]:
+    def _file_plates(self, tree: SourceTree, preset: Preset,
+                    where: Callable[[str], str]) -> list[Plate]:
         """Every CSV file a plate of its own holding the base compartment, keyed by its path."""
         files = ([""] if tree.name.lower().endswith(".csv") else []) if tree.is_file else \
             tree.files((".csv",))
-        return [SourceUnit(tree.key(rel), self.format, where(rel),
+        return [Plate(tree.key(rel), self.format, where(rel),
                            (TableLocation(preset.base, where(rel), Path(rel or tree.name).stem),))
                 for rel in files]
 
@@ -115,7 +115,7 @@ class CsvFormat:
     def listed_files(self, tree: SourceTree) -> tuple[str, ...] | None:
         return None  # tables are named by their files
 
-    def plates_of_file(self, key: str, path: str, preset: Preset) -> tuple[SourceUnit, ...]:
+    def plates_of_file(self, key: str, path: str, preset: Preset) -> tuple[Plate, ...]:
         raise NotImplementedError("CSV plates are found from a listing")
 
     def problem(self, path: str) -> str | None:
@@ -123,23 +123,23 @@ class CsvFormat:
 
         return csv_problem(Path(path))
 
-    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def experiment(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         from celltable.adapters.experiment import from_csv
 
-        return from_csv(Path(unit.path)) if Path(unit.path).is_dir() else ()
+        return from_csv(Path(plate.path)) if Path(plate.path).is_dir() else ()
 
     def where(self, loc: TableLocation) -> str:
         return loc.path
 
     # reading -----------------------------------------------------------------------------
 
-    def describe(self, engine: DuckDBEngine, unit: SourceUnit, preset: Preset) -> UnitDescription:
-        from celltable.adapters.duckdb_inspect import describe_unit
+    def describe(self, engine: DuckDBEngine, plate: Plate, preset: Preset) -> PlateDescription:
+        from celltable.adapters.duckdb_inspect import describe_plate
 
         with engine.connect() as con:
-            return describe_unit(con, unit, preset, _KeyTables(con))
+            return describe_plate(con, plate, preset, _KeyTables(con))
 
-    def in_place(self, engine: DuckDBEngine, unit: SourceUnit,
+    def in_place(self, engine: DuckDBEngine, plate: Plate,
                  preset: Preset) -> tuple[tuple[StagedTable, ...], object] | None:
         """Whatever goes wrong here (a damaged or oddly encoded file ...) the copy is left to
         read, or to name."""
@@ -150,7 +150,7 @@ class CsvFormat:
 
         try:
             with engine.connect() as con:
-                found = in_place_csv_tables(con, unit.tables, preset, engine.threads)
+                found = in_place_csv_tables(con, plate.tables, preset, engine.threads)
         except NotWholeKeyError:
             raise
         except (duckdb.Error, OSError, ValueError, CelltableError):
@@ -163,14 +163,14 @@ class CsvFormat:
         # another process) read the files exactly as checked, without sniffing again.
         return found[0], InPlace(tuple(found[1].items()))
 
-    def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, unit: SourceUnit,
+    def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, plate: Plate,
               preset: Preset, parallel: int) -> tuple[StagedTable, ...]:
         from celltable.adapters.duckdb_staging import stage_tables
 
-        return stage_tables(con, unit, preset, parallel,
+        return stage_tables(con, plate, preset, parallel,
                             lambda cur, loc, target: _copy(cur, loc, target, preset))
 
-    def chunks(self, engine: DuckDBEngine, staged: StagedUnit,
+    def chunks(self, engine: DuckDBEngine, staged: StagedPlate,
                queries: Sequence[ChunkQuery]) -> Iterator[dict[str, Any]]:
         import duckdb
 

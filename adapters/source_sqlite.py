@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from celltable.domain.errors import SchemaError, SourceReadError
-from celltable.domain.inspection import UnitDescription
+from celltable.domain.inspection import PlateDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.schema import Column, TableSchema
 from celltable.domain.sources import (
     FoundPlates,
+    Plate,
     SkippedFile,
     SourceTree,
-    SourceUnit,
+    StagedPlate,
     StagedTable,
-    StagedUnit,
     TableLocation,
 )
 
@@ -78,26 +78,26 @@ def sqlite_trouble(path: Path, e: sqlite3.DatabaseError) -> str:
             "(copy it again) or remove it from the source")
 
 
-def runs(unit: SourceUnit, column: str | None) -> list[SourceUnit]:
+def runs(plate: Plate, column: str | None) -> list[Plate]:
     """A file's plates: one per value of the preset's ``table_number`` column (a CellProfiler
     run), keyed ``<file>/<value>``; the file itself when it has no such column."""
     if column is None:
-        return [unit]
+        return [plate]
     values: set[str] = set()
     try:
-        with sqlite3.connect(f"{Path(unit.path).as_uri()}?mode=ro", uri=True) as con:
-            for loc in unit.tables:
+        with sqlite3.connect(f"{Path(plate.path).as_uri()}?mode=ro", uri=True) as con:
+            for loc in plate.tables:
                 names = {r[1] for r in con.execute(f'PRAGMA table_info("{_q(loc.name_in_source)}")')}
                 if column in names:
                     values.update(v for (v,) in con.execute(
                         f'SELECT DISTINCT CAST("{_q(column)}" AS TEXT) FROM "{_q(loc.name_in_source)}"'
                     ) if v is not None)
     except sqlite3.DatabaseError as e:
-        raise SourceReadError(f"cannot read {column} of {unit.path}: {e}") from e
+        raise SourceReadError(f"cannot read {column} of {plate.path}: {e}") from e
     if not values:
-        return [unit]
+        return [plate]
     order = sorted(values, key=lambda v: (len(v), v))  # whole numbers in numeric order
-    return [SourceUnit(f"{unit.key}/{v}", unit.format, unit.path, unit.tables, (column, v))
+    return [Plate(f"{plate.key}/{v}", plate.format, plate.path, plate.tables, (column, v))
             for v in order]
 
 
@@ -124,7 +124,7 @@ class SqliteFormat:
              local: Callable[[str], str]) -> FoundPlates:
         from celltable.adapters.file_checks import sqlite_problem
 
-        units, skipped, bad = [], [], []
+        plates, skipped, bad = [], [], []
         for rel in self.listed_files(tree):
             path = local(rel)
             short = sqlite_problem(Path(path))
@@ -137,11 +137,11 @@ class SqliteFormat:
                 bad.append(SkippedFile(path, str(e).removeprefix(f"{path} ")))
                 continue
             if tables:
-                units.extend(runs(SourceUnit(tree.key(rel), self.format, path, tables),
+                plates.extend(runs(Plate(tree.key(rel), self.format, path, tables),
                                   preset.table_number))
             else:
                 skipped.append((path, f"holds no table of preset {preset.name}"))
-        return FoundPlates(tuple(units), tuple(skipped), tuple(bad))
+        return FoundPlates(tuple(plates), tuple(skipped), tuple(bad))
 
     def nothing_found(self, tree: SourceTree, preset: Preset, skipped: Sequence[str]) -> str:
         from celltable.adapters.source_tree import nothing_found
@@ -155,33 +155,33 @@ class SqliteFormat:
             return () if tree.name.lower().endswith((".npz", ".csv", ".tsv")) else ("",)
         return tuple(tree.files(SQLITE_SUFFIXES))
 
-    def plates_of_file(self, key: str, path: str, preset: Preset) -> tuple[SourceUnit, ...]:
+    def plates_of_file(self, key: str, path: str, preset: Preset) -> tuple[Plate, ...]:
         tables = _tables(path, preset)
         if not tables:
             return ()
-        return tuple(runs(SourceUnit(key, self.format, path, tables), preset.table_number))
+        return tuple(runs(Plate(key, self.format, path, tables), preset.table_number))
 
     def problem(self, path: str) -> str | None:
         return None  # checked as its tables are listed (``find``)
 
-    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def experiment(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         from celltable.adapters.experiment import from_sqlite
 
-        return from_sqlite(Path(unit.path)) if Path(unit.path).is_file() else ()
+        return from_sqlite(Path(plate.path)) if Path(plate.path).is_file() else ()
 
     def where(self, loc: TableLocation) -> str:
         return f"table {loc.name_in_source} of {loc.path}"
 
     # reading -----------------------------------------------------------------------------
 
-    def describe(self, engine: DuckDBEngine, unit: SourceUnit, preset: Preset) -> UnitDescription:
-        from celltable.adapters.duckdb_inspect import describe_unit
+    def describe(self, engine: DuckDBEngine, plate: Plate, preset: Preset) -> PlateDescription:
+        from celltable.adapters.duckdb_inspect import describe_plate
 
         with engine.connect() as con:
-            return describe_unit(con, unit, preset,
-                                 _KeyTables(self, con, _open(engine, con, unit.path), unit))
+            return describe_plate(con, plate, preset,
+                                 _KeyTables(self, con, _open(engine, con, plate.path), plate))
 
-    def in_place(self, engine: DuckDBEngine, unit: SourceUnit,
+    def in_place(self, engine: DuckDBEngine, plate: Plate,
                  preset: Preset) -> tuple[tuple[StagedTable, ...], object] | None:
         import duckdb
 
@@ -190,29 +190,29 @@ class SqliteFormat:
         from celltable.adapters.duckdb_stream import in_place_tables
 
         with engine.connect() as con:
-            sqlite = _open(engine, con, unit.path)
+            sqlite = _open(engine, con, plate.path)
             try:
-                tables = in_place_tables(sqlite, unit.tables, preset)
+                tables = in_place_tables(sqlite, plate.tables, preset)
             except duckdb.TypeMismatchException as e:  # only key columns are read here
                 raise SchemaError(
-                    f"{unit.path}: its image key {preset.image_key} holds a value unlike "
+                    f"{plate.path}: its image key {preset.image_key} holds a value unlike "
                     f"its declared integer type ({error_summary(e)}); keys must be whole "
                     "numbers: fix the database") from e
             except duckdb.Error as e:
-                raise SourceReadError(f"cannot read {unit.path}: {error_summary(e)}") from e
+                raise SourceReadError(f"cannot read {plate.path}: {error_summary(e)}") from e
         return None if tables is None else (tables, InPlace())
 
-    def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, unit: SourceUnit,
+    def stage(self, engine: DuckDBEngine, con: duckdb.DuckDBPyConnection, plate: Plate,
               preset: Preset, parallel: int) -> tuple[StagedTable, ...]:
         from celltable.adapters.duckdb_staging import stage_tables
 
-        sqlite = _open(engine, con, unit.path)
-        tables = stage_tables(con, unit, preset, parallel,
-                              lambda cur, loc, target: self._copy(cur, sqlite, unit, loc, target))
+        sqlite = _open(engine, con, plate.path)
+        tables = stage_tables(con, plate, preset, parallel,
+                              lambda cur, loc, target: self._copy(cur, sqlite, plate, loc, target))
         sqlite.close()
         return tables
 
-    def _copy(self, con: duckdb.DuckDBPyConnection, sqlite: SqliteReader, unit: SourceUnit,
+    def _copy(self, con: duckdb.DuckDBPyConnection, sqlite: SqliteReader, plate: Plate,
               loc: TableLocation, target: str) -> Copied:
         import duckdb
 
@@ -223,10 +223,10 @@ class SqliteFormat:
         named = self.where(loc)
         reconciled: tuple[tuple[tuple[str, int], ...], tuple[str, ...]] = ((), ())
         try:
-            sqlite.copy(con, loc.name_in_source, target, partition=unit.partition)
+            sqlite.copy(con, loc.name_in_source, target, partition=plate.partition)
         except duckdb.TypeMismatchException:  # SQLite values unlike their declaration
             try:
-                reconciled = stage_mixed(con, sqlite, loc.name_in_source, unit.partition,
+                reconciled = stage_mixed(con, sqlite, loc.name_in_source, plate.partition,
                                          target, named)
             except duckdb.Error as e:
                 raise SourceReadError(f"cannot read {named}: {error_summary(e)}") from e
@@ -235,14 +235,14 @@ class SqliteFormat:
         schema, rows = copied(con, target, loc.table)
         return Copied(schema, rows, reconciled[0], reconciled[1])
 
-    def chunks(self, engine: DuckDBEngine, staged: StagedUnit,
+    def chunks(self, engine: DuckDBEngine, staged: StagedPlate,
                queries: Sequence[ChunkQuery]) -> Iterator[dict[str, Any]]:
         from celltable.adapters.duckdb_stream import chunk_tables
 
         # One thread per stream: a SQLite scan gains little from a second, and a parallel scan
         # keeping storage order buffers rows far ahead of the reader.
         with replace(engine, threads=1).connect() as con:
-            sqlite = _open(engine, con, staged.unit.path)
+            sqlite = _open(engine, con, staged.plate.path)
             yield from chunk_tables(staged, queries, lambda loc, key, rows, start: sqlite.batches(
                 loc.name_in_source, rows, start=None if start is None else (key, start)),
                 side_by_side=engine.threads > 1)
@@ -259,8 +259,8 @@ class _KeyTables:
     """A SQLite plate's schemas (its declarations) and key columns, for ``describe``."""
 
     def __init__(self, fmt: SqliteFormat, con: duckdb.DuckDBPyConnection, sqlite: SqliteReader,
-                 unit: SourceUnit) -> None:
-        self._fmt, self._con, self._sqlite, self._unit = fmt, con, sqlite, unit
+                 plate: Plate) -> None:
+        self._fmt, self._con, self._sqlite, self._plate = fmt, con, sqlite, plate
 
     def schema(self, loc: TableLocation) -> TableSchema:
         import duckdb
@@ -282,9 +282,9 @@ class _KeyTables:
         try:
             if keys:
                 self._sqlite.copy(self._con, loc.name_in_source, target, columns=keys,
-                                  partition=self._unit.partition, temp=True)
+                                  partition=self._plate.partition, temp=True)
             else:
-                rows = self._sqlite.count(loc.name_in_source, self._unit.partition)
+                rows = self._sqlite.count(loc.name_in_source, self._plate.partition)
                 self._con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {int(rows)} AS n")
         except duckdb.Error as e:
             raise SourceReadError(f"cannot read {self._fmt.where(loc)}: {error_summary(e)}") from e

@@ -1,5 +1,5 @@
 """The listing of a local source (:func:`_walk`) and the matching of its files to a preset's
-tables (:func:`match_units`, each format's own matching in its module, see
+tables (:func:`match_plates`, each format's own matching in its module, see
 ``adapters/source_formats.py``), shared by the local and the cloud locators
 (``adapters/cloud_locator.py``)."""
 
@@ -37,7 +37,7 @@ def _walk(root: Path) -> SourceTree:
     return SourceTree.of(str(root), root.name, found, passed)
 
 
-def match_units(
+def match_plates(
     tree: SourceTree,
     preset: Preset,
     where: Callable[[str], str],
@@ -49,7 +49,7 @@ def match_units(
     Args:
         tree: The listed source.
         preset: Whose tables to match (by exact name, ignoring case).
-        where: The location of a relative path, as the units should name it.
+        where: The location of a relative path, as the plates should name it.
         local: The local file of a relative path, for formats whose files are read to find
             their tables (SQLite; default: ``where``).
         state: What is odd about the file at a relative path (``"empty file"``), when that is
@@ -63,8 +63,8 @@ def match_units(
     database) are listed in the layout's ``bad``, not raised.
     """
     found = reader(preset.source_format).find(tree, preset, where, local or where)
-    units, skipped, bad = found.units, list(found.skipped), found.bad
-    if not units and not bad:
+    plates, skipped, bad = found.plates, list(found.skipped), found.bad
+    if not plates and not bad:
         raise NoTablesFoundError(reader(preset.source_format).nothing_found(
             tree, preset, [p for p, _ in skipped]))
     skipped = [*skipped, *((where(rel), why) for rel, why in tree.passed)]
@@ -72,7 +72,7 @@ def match_units(
     for path, why in skipped:
         odd = state(_rel(tree, path)) if state is not None else None
         reasons.append(f"{odd}; {why}" if odd else why)
-    return SourceLayout(tree.location, tuple(units), tuple(p for p, _ in skipped),
+    return SourceLayout(tree.location, tuple(plates), tuple(p for p, _ in skipped),
                         tuple(reasons), bad=tuple(bad))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from celltable.adapters.file_checks import unit_problems
+from celltable.adapters.file_checks import plate_problems
 from celltable.adapters.local_destination import (
     OWNER,
     LocalDestination,
@@ -19,7 +19,7 @@ from celltable.adapters.local_destination import (
     hold_lock,
     write_local_text,
 )
-from celltable.adapters.source_tree import _walk, match_units
+from celltable.adapters.source_tree import _walk, match_plates
 from celltable.domain.errors import SourceNotFoundError
 from celltable.domain.presets import Preset
 from celltable.domain.sources import SourceLayout, SourceTree
@@ -54,9 +54,9 @@ class LocalSourceLocator:
         if tree is None:
             tree = self._trees[root] = (SourceTree(str(root), root.name, True) if root.is_file()
                                         else _walk(root))
-        layout = match_units(tree, preset, lambda rel: str(root / rel) if rel else str(root),
+        layout = match_plates(tree, preset, lambda rel: str(root / rel) if rel else str(root),
                              state=lambda rel: file_state(root / rel if rel else root))
-        return replace(layout, bad=layout.bad + unit_problems(layout.units))
+        return replace(layout, bad=layout.bad + plate_problems(layout.plates))
 
 
 HEADER_ONLY = "header only, no rows"

@@ -30,7 +30,7 @@ from celltable.domain.model import ConversionRequest, ConversionResult
 from celltable.domain.output import OutputPlan
 from celltable.domain.ports import ChunkStore
 from celltable.domain.report import TableReport, source_rows
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 
 def convert(request: ConversionRequest, services: Services) -> ConversionResult:
@@ -57,7 +57,7 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
     plan = plan_conversion(request, services)
     paths = prepare_destination(request, services, plan.layout)
     before = source_versions(services, plan.layout)
-    staged: list[StagedUnit] = []
+    staged: list[StagedPlate] = []
     try:
         store = open_store(services, paths)
         # a user's SQL reads every plate from a copy, never in place
@@ -80,7 +80,7 @@ def _convert(request: ConversionRequest, services: Services) -> ConversionResult
     result = ConversionResult(
         dest_path=dest,
         preset=request.preset.name,
-        plates=tuple(u.key for u in layout.units),
+        plates=tuple(u.key for u in layout.plates),
         source_rows=tuple(sorted(rows.items())),
         tables=tuple(r.published_at(dest, paths.output) for r, _ in written),
         duration_s=time.perf_counter() - started,
@@ -94,7 +94,7 @@ Written = tuple[TableReport, OutputPlan | None]
 
 
 def _outputs(request: ConversionRequest, services: Services, plan: ConversionPlan,
-             staged: list[StagedUnit], output: str, store: ChunkStore | None) -> list[Written]:
+             staged: list[StagedPlate], output: str, store: ChunkStore | None) -> list[Written]:
     """Write every output table; a report and a plan each."""
     if plan.custom is not None:
         return [(write_custom_join(request, services, staged, output, plan.custom), None)]

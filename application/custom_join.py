@@ -14,10 +14,10 @@ from celltable.domain.naming import role_by_name
 from celltable.domain.output import plan_output
 from celltable.domain.provenance import provenance
 from celltable.domain.report import TableReport
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 
-def write_custom_join(request: ConversionRequest, services: Services, staged: list[StagedUnit],
+def write_custom_join(request: ConversionRequest, services: Services, staged: list[StagedPlate],
                       path: str, custom: CustomSql) -> TableReport:
     """Write the user's SELECT's rows at ``path``. Tables it reads as CytoTable's files
     (``read_parquet('cells.parquet')``) have their columns named as celltable's ``--no-join``
@@ -25,15 +25,15 @@ def write_custom_join(request: ConversionRequest, services: Services, staged: li
     plans = [(name, plan_output(request.preset, table, (table,), staged, joined=False))
              for name, table in custom.views]
 
-    def views(unit: str) -> tuple[tuple[str, tuple[SelectColumn, ...]], ...]:
-        return tuple((name, tuple(c for c in plan.selects_for(unit) if c.constant is None))
+    def views(plate: str) -> tuple[tuple[str, tuple[SelectColumn, ...]], ...]:
+        return tuple((name, tuple(c for c in plan.selects_for(plate) if c.constant is None))
                      for name, plan in plans)
 
     outputs = list(
         run_ordered(
             services.runner,
             services.engine.read_sql,
-            ((f"join SQL on plate {s.unit.key!r}", (s, custom.sql, s.unit.key, views(s.unit.key)))
+            ((f"join SQL on plate {s.plate.key!r}", (s, custom.sql, s.plate.key, views(s.plate.key)))
              for s in staged),
             window=services.capacity.workers,
         )

@@ -36,10 +36,10 @@ def detect(source_path: str, locator: SourceLocator,
         except NoTablesFoundError:
             continue
         bad.update((b.path, b) for b in layout.bad)
-        if not layout.units:  # only unreadable files: said below if nothing else matches
+        if not layout.plates:  # only unreadable files: said below if nothing else matches
             continue
-        matches.append(PresetMatch(preset.name, len(layout.units),
-                                   sum(len(u.tables) for u in layout.units)))
+        matches.append(PresetMatch(preset.name, len(layout.plates),
+                                   sum(len(u.tables) for u in layout.plates)))
     if not matches and bad:
         raise bad_files_error(list(bad.values()))
     survey = surveyor.survey(source_path) if surveyor is not None and not matches else None

@@ -81,13 +81,13 @@ def convert_by_plate(request: ConversionRequest, services: Services,
     spec = derive_join(preset) if opts.join else None
     # bad files named (or, skipping them, their plates left out) before any data moves
     layout = screened(services.locator.discover(request.source_path, preset), opts.skip_bad_files)
-    log.info("source_listed", source=layout.root, preset=preset.name, plates=len(layout.units))
+    log.info("source_listed", source=layout.root, preset=preset.name, plates=len(layout.plates))
     paths = services.destination.prepare(
         request.dest_path, folder=True, overwrite=opts.overwrite, resume=opts.resume,
         sources=layout.source_paths(), guarded=_guarded(request), shared=not opts.resume,
     )
     # Sizes and times only (a listing's worth): the plates are read by the tasks.
-    files = sorted({p for u in layout.units for p in (u.path, *(t.path for t in u.tables))})
+    files = sorted({p for u in layout.plates for p in (u.path, *(t.path for t in u.tables))})
     before = services.versions(files) if services.versions else {}
     main = recipe.build()  # reads and moves this run's small files (records, resumed plates)
     try:
@@ -109,11 +109,11 @@ def convert_by_plate(request: ConversionRequest, services: Services,
         for t in s.tables:
             source_rows[t.table] += t.rows
     result = ConversionResult(
-        dest_path=dest, preset=preset.name, plates=tuple(s.unit.key for s in staged),
+        dest_path=dest, preset=preset.name, plates=tuple(s.plate.key for s in staged),
         source_rows=tuple(sorted(source_rows.items())), tables=tuple(reports),
         duration_s=time.perf_counter() - started,
     )
-    layout = replace(layout, units=tuple(s.unit for s in staged))
+    layout = replace(layout, plates=tuple(s.plate for s in staged))
     log.info("plates_converted", plates=len(staged), resumed=sum(r.resumed for r in records))
     # the run report, the bad files it lists and the one log line, as on threads
     return finished(request, services, layout, staged, result, [p for _, p in plans])
@@ -123,8 +123,8 @@ def _survey(services: Services, recipe: WorkerRecipe, layout: SourceLayout, pres
             scratch: str, skip_bad_files: bool) -> tuple[list[Surveyed], SourceLayout]:
     """Every plate surveyed, and the layout without the plates whose files could not be read
     (when skipping bad files; else they are all named at once)."""
-    units = layout.units
-    meter = Meter(STAGING, len(units), 0, services.progress, "staging_progress", "plates")
+    plates = layout.plates
+    meter = Meter(STAGING, len(plates), 0, services.progress, "staging_progress", "plates")
     found: list[Surveyed] = []
     unreadable: list[Unreadable] = []
     # Plates of one screen mostly share their schemas: one copy of each kept, not one per plate.
@@ -135,15 +135,15 @@ def _survey(services: Services, recipe: WorkerRecipe, layout: SourceLayout, pres
                        for t in s.staged.tables)
         return replace(s, staged=replace(s.staged, tables=tables))
 
-    for plates in run_ordered(services.runner, survey_plate,
+    for batch in run_ordered(services.runner, survey_plate,
                               ((f"surveying plate {u.key!r}", (recipe, u, preset, scratch))
-                               for u in units), window=2 * max(1, services.runner.workers),
+                               for u in plates), window=2 * max(1, services.runner.workers),
                               settle=True):
-        unreadable.extend(s for s in plates if isinstance(s, Unreadable))
-        plates = tuple(shared(s) for s in plates if isinstance(s, Surveyed))
-        found.extend(plates)
-        meter.advance(sum(t.rows for s in plates for t in s.staged.tables),
-                      plate=",".join(s.staged.unit.key for s in plates))
+        unreadable.extend(s for s in batch if isinstance(s, Unreadable))
+        batch = tuple(shared(s) for s in batch if isinstance(s, Surveyed))
+        found.extend(batch)
+        meter.advance(sum(t.rows for s in batch for t in s.staged.tables),
+                      plate=",".join(s.staged.plate.key for s in batch))
     layout = readable(layout, unreadable, skip_bad_files)
     if not found:
         raise NoTablesFoundError(f"no plate of preset {preset.name} found in the source")
@@ -172,14 +172,14 @@ def _run_plates(request: ConversionRequest, services: Services, recipe: WorkerRe
                 main: PlateWorker, spec: JoinSpec | None, surveyed: list[Surveyed],
                 plans: list[Plan], paths: StagingPaths) -> list[PlateRecord]:
     fmt = services.output_format  # a warehouse's plates: data files to commit, Parquet
-    files = partition_files([s.staged.unit.key for s in surveyed],
+    files = partition_files([s.staged.plate.key for s in surveyed],
                             PARQUET.suffix if fmt.warehouse else fmt.suffix)
     if len(set(files)) != len(surveyed):
         raise SchemaError("two plates of the source have the same name; convert them apart")
     sizes = {name: _chunk_size(request, services, plan) for (name, _, _), plan in plans}
     jobs: list[PlateJob] = []
     for s in surveyed:
-        key = s.staged.unit.key
+        key = s.staged.plate.key
         outputs = tuple(
             PlateOutput(name, tables, base, plan.columns, plan.selects_for(key),
                         _file(paths.output, name, spec, files[key]), sizes[name])

@@ -13,7 +13,7 @@ import structlog
 from celltable.application.detect import detect
 from celltable.domain.detect import Detection, kind_of
 from celltable.domain.errors import NoTablesFoundError, SchemaError, SourceReadError
-from celltable.domain.inspection import Issue, Severity, UnitDescription, find_issues
+from celltable.domain.inspection import Issue, PlateDescription, Severity, find_issues
 from celltable.domain.ports import QueryEngine, SourceLocator, SourceSurveyor
 from celltable.domain.presets import Preset, get_preset
 from celltable.domain.sources import SkippedFile, without_bad
@@ -48,7 +48,7 @@ class Inspection:
     source: str
     detection: Detection
     preset: str | None
-    plates: tuple[UnitDescription, ...]
+    plates: tuple[PlateDescription, ...]
     skipped: tuple[str, ...]
     issues: tuple[Issue, ...]
     read_with: Preset | None = None
@@ -82,14 +82,14 @@ def inspect(source_path: str, services: InspectServices,
     plates = []
     bad = list(layout.bad)
     # the plates (NPZ: the sites) a conversion skipping bad files would read
-    for unit in without_bad(layout, layout.bad).units:
+    for plate in without_bad(layout, layout.bad).plates:
         try:
-            plates.append(services.engine.describe(unit, preset))
+            plates.append(services.engine.describe(plate, preset))
         except (SourceReadError, SchemaError) as e:  # named with the others, as convert does
-            bad.append(SkippedFile(next((t.path for t in unit.tables if t.path in str(e)),
-                                        unit.path), str(e)))
+            bad.append(SkippedFile(next((t.path for t in plate.tables if t.path in str(e)),
+                                        plate.path), str(e)))
             continue
-        log.info("plate_described", plate=unit.key, tables=len(unit.tables))
+        log.info("plate_described", plate=plate.key, tables=len(plate.tables))
     root = layout.root.rstrip("/") + "/"
     skipped = tuple(p[len(root):] if p.startswith(root) else p for p in layout.skipped)
     bad = [SkippedFile(b.path[len(root):] if b.path.startswith(root) else b.path, b.reason)

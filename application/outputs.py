@@ -15,7 +15,7 @@ from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
 from celltable.domain.output import OutputPlan, check_join_columns, plan_output
 from celltable.domain.plan import plan_chunks
 from celltable.domain.presets import IMAGE
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 log = structlog.get_logger("celltable.convert")
 
@@ -34,7 +34,7 @@ class OutputTable:
 
 
 def output_tables(request: ConversionRequest, services: Services, spec: JoinSpec | None,
-                  staged: list[StagedUnit], output: str) -> Iterator[OutputTable]:
+                  staged: list[StagedPlate], output: str) -> Iterator[OutputTable]:
     """Every output table under the staged ``output``, each planned as the one before is
     written: the joined table, or one per source table some plate has."""
     if spec is not None:
@@ -56,10 +56,10 @@ def chunk_size(request: ConversionRequest, services: Services, plan: OutputPlan)
 
 
 def joined_table(request: ConversionRequest, services: Services, spec: JoinSpec,
-                 staged: list[StagedUnit], path: str) -> OutputTable:
+                 staged: list[StagedPlate], path: str) -> OutputTable:
     """The one joined table: each plate's base compartment with its partners and image."""
     preset = request.preset
-    specs = {s.unit.key: check_join_columns(preset, spec, s) for s in staged}
+    specs = {s.plate.key: check_join_columns(preset, spec, s) for s in staged}
     without_image = [key for key, s in specs.items() if not s.with_image and preset.image_table]
     if without_image:
         log.warning("plates_without_image_table", plates=without_image,
@@ -70,16 +70,16 @@ def joined_table(request: ConversionRequest, services: Services, spec: JoinSpec,
     size = chunk_size(request, services, plan)
     order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
     queries = tuple(
-        ChunkQuery(chunk=chunk, columns=plan.selects_for(s.unit.key), table=spec.base,
-                   image_key=preset.image_key, join=specs[s.unit.key], order_by=order)
+        ChunkQuery(chunk=chunk, columns=plan.selects_for(s.plate.key), table=spec.base,
+                   image_key=preset.image_key, join=specs[s.plate.key], order_by=order)
         for s in staged
-        for chunk in plan_chunks(s.unit.key, s.table(spec.base).rows_by_image, size)
+        for chunk in plan_chunks(s.plate.key, s.table(spec.base).rows_by_image, size)
     )
     return OutputTable(plan, queries, path, size)
 
 
 def source_table(request: ConversionRequest, services: Services, table: str,
-                 staged: list[StagedUnit], path: str) -> OutputTable:
+                 staged: list[StagedPlate], path: str) -> OutputTable:
     """One source table, unjoined, its plates stacked (plates without it add no rows)."""
     preset = request.preset
     plan = plan_output(preset, table, (table,), staged, joined=False,
@@ -87,8 +87,8 @@ def source_table(request: ConversionRequest, services: Services, table: str,
     size = chunk_size(request, services, plan)
     order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
     queries = tuple(
-        ChunkQuery(chunk, plan.selects_for(s.unit.key), table, preset.image_key, order_by=order)
+        ChunkQuery(chunk, plan.selects_for(s.plate.key), table, preset.image_key, order_by=order)
         for s in staged if (st := s.table(table)) is not None
-        for chunk in plan_chunks(s.unit.key, st.rows_by_image, size)
+        for chunk in plan_chunks(s.plate.key, st.rows_by_image, size)
     )
     return OutputTable(plan, queries, path, size)

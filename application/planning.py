@@ -46,7 +46,7 @@ def plan_conversion(request: ConversionRequest, services: Services) -> Conversio
     custom = rewrite_cytotable_sql(opts.join_sql, preset) if opts.join_sql else None
     found = services.locator.discover(request.source_path, preset)
     layout = screened(found, opts.skip_bad_files)  # before any data moves
-    log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.units),
+    log.info("source_found", source=layout.root, preset=preset.name, plates=len(layout.plates),
              skipped=len(layout.skipped))
     return ConversionPlan(spec, custom, layout)
 
@@ -84,7 +84,7 @@ def guarded(request: ConversionRequest) -> list[tuple[str, str]]:
 def source_versions(services: Services, layout: SourceLayout) -> dict[str, str]:
     """Each source file's version (size, modification time) as the conversion begins; empty
     when the services cannot tell."""
-    files = sorted({t.path for u in layout.units for t in u.tables})
+    files = sorted({t.path for u in layout.plates for t in u.tables})
     return services.versions(files) if services.versions else {}
 
 

@@ -36,11 +36,11 @@ from celltable.domain.plates import (
 from celltable.domain.ports import PlateWorker, WorkerRecipe
 from celltable.domain.presets import Preset
 from celltable.domain.provenance import provenance
-from celltable.domain.sources import ChunkOutput, SourceUnit, StagedUnit
+from celltable.domain.sources import ChunkOutput, Plate, StagedPlate
 from celltable.domain.validation import CHECKSUM_KEY, COLUMNS_KEY
 
 
-def survey_plate(recipe: WorkerRecipe, unit: SourceUnit, preset: Preset,
+def survey_plate(recipe: WorkerRecipe, listed: Plate, preset: Preset,
                  scratch: str) -> tuple[Surveyed | Unreadable, ...]:
     """Make a plate ready where this task runs (a cloud plate downloaded into this worker's
     cache first) and return what planning needs: schemas, rows, keys, source versions. A plate
@@ -50,11 +50,11 @@ def survey_plate(recipe: WorkerRecipe, unit: SourceUnit, preset: Preset,
     out, as the threads path does)."""
     worker = recipe.build()
     found: list[Surveyed | Unreadable] = []
-    for plate in _named(unit, lambda: worker.plates_of(unit, preset)):
+    for plate in _named(listed, lambda: worker.plates_of(listed, preset)):
         try:
             staged = worker.engine.stage(plate, preset, scratch)
         except (SourceReadError, SchemaError) as e:  # a bad file: named (or skipped) by the plan
-            found.append(Unreadable(unit, _file_of(plate, unit, e), str(e)))
+            found.append(Unreadable(listed, _file_of(plate, listed, e), str(e)))
             continue
         except CelltableError as e:
             raise _failed(plate, e) from e
@@ -62,11 +62,11 @@ def survey_plate(recipe: WorkerRecipe, unit: SourceUnit, preset: Preset,
         staged = replace(staged, experiment=worker.experiment(plate))
         files = sorted({plate.path, *(t.path for t in plate.tables)})
         found.append(Surveyed(staged, tuple(sorted(worker.versions(files).items())),
-                              unit if plate.path != unit.path else None))
+                              listed if plate.path != listed.path else None))
     return tuple(found)
 
 
-def _file_of(plate: SourceUnit, listed: SourceUnit, error: CelltableError) -> str:
+def _file_of(plate: Plate, listed: Plate, error: CelltableError) -> str:
     """The source file an error names (as the main process listed it), else the plate's."""
     text = str(error)
     for local, remote in zip(plate.tables, listed.tables, strict=False):
@@ -84,7 +84,7 @@ def write_plate(recipe: WorkerRecipe, job: PlateJob) -> PlateRecord:
     worker = recipe.build()
     gc.freeze()
     try:
-        return _named(job.surveyed.staged.unit, lambda: _write_plate(worker, job))
+        return _named(job.surveyed.staged.plate, lambda: _write_plate(worker, job))
     finally:
         gc.unfreeze()
 
@@ -96,7 +96,7 @@ def _write_plate(worker: PlateWorker, job: PlateJob) -> PlateRecord:
             tables, files = _write_outputs(worker, job, staged)
         except InPlaceReadFailed:  # rare: a value the stream cannot cast; read a copy instead
             worker.engine.release(staged)
-            staged = _as_surveyed(job, worker.engine.stage(staged.unit, job.preset, job.scratch,
+            staged = _as_surveyed(job, worker.engine.stage(staged.plate, job.preset, job.scratch,
                                                            True))
             tables, files = _write_outputs(worker, job, staged)
     finally:
@@ -108,25 +108,25 @@ def _write_plate(worker: PlateWorker, job: PlateJob) -> PlateRecord:
     return record
 
 
-def _here(worker: PlateWorker, job: PlateJob) -> StagedUnit:
+def _here(worker: PlateWorker, job: PlateJob) -> StagedPlate:
     """The plate as surveyed if it can be read here, else made ready again here (another
     machine than the survey's, or the survey's copy gone)."""
     staged = job.surveyed.staged
     if worker.usable(staged):
         return staged
-    listed = job.surveyed.listed or staged.unit
-    plates = [p for p in worker.plates_of(listed, job.preset) if p.key == staged.unit.key]
+    listed = job.surveyed.listed or staged.plate
+    plates = [p for p in worker.plates_of(listed, job.preset) if p.key == staged.plate.key]
     if not plates:
-        raise InPlaceReadFailed(staged.unit.key, "the plate is gone from its source")
+        raise InPlaceReadFailed(staged.plate.key, "the plate is gone from its source")
     return _as_surveyed(job, worker.engine.stage(plates[0], job.preset, job.scratch))
 
 
-def _as_surveyed(job: PlateJob, staged: StagedUnit) -> StagedUnit:
+def _as_surveyed(job: PlateJob, staged: StagedPlate) -> StagedPlate:
     """A plate staged again here, with what its survey read besides (its Experiment table)."""
     return replace(staged, experiment=job.surveyed.staged.experiment)
 
 
-def _write_outputs(worker: PlateWorker, job: PlateJob, staged: StagedUnit
+def _write_outputs(worker: PlateWorker, job: PlateJob, staged: StagedPlate
                    ) -> tuple[tuple[TableReport, ...], tuple[WrittenFile, ...]]:
     tables, files = [], []
     for output in job.outputs:
@@ -139,7 +139,7 @@ def _write_outputs(worker: PlateWorker, job: PlateJob, staged: StagedUnit
     return tuple(tables), tuple(files)
 
 
-def _queries(job: PlateJob, output: PlateOutput, staged: StagedUnit) -> list[ChunkQuery]:
+def _queries(job: PlateJob, output: PlateOutput, staged: StagedPlate) -> list[ChunkQuery]:
     preset = job.preset
     table = staged.table(output.base)
     if table is None:
@@ -148,10 +148,10 @@ def _queries(job: PlateJob, output: PlateOutput, staged: StagedUnit) -> list[Chu
     order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
     return [ChunkQuery(chunk, output.selects, output.base, preset.image_key, join=join,
                        order_by=order)
-            for chunk in plan_chunks(staged.unit.key, table.rows_by_image, output.chunk_size)]
+            for chunk in plan_chunks(staged.plate.key, table.rows_by_image, output.chunk_size)]
 
 
-def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged: StagedUnit,
+def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged: StagedPlate,
                 queries: list[ChunkQuery]) -> tuple[TableReport, WrittenFile]:
     """One output file: the plate's chunks read and joined in a thread of their own, one chunk
     ahead of the writing here."""
@@ -184,17 +184,17 @@ def _write_file(worker: PlateWorker, job: PlateJob, output: PlateOutput, staged:
                                records.get(COLUMNS_KEY, ""))
 
 
-def _named(unit: SourceUnit, work):  # type: ignore[no-untyped-def]
+def _named(plate: Plate, work):  # type: ignore[no-untyped-def]
     """``work()``, its failures on the plate's own data named after the plate."""
     try:
         return work()
     except (PlateFailedError, MissingExtraError):  # an extra missing where it runs: not the plate
         raise
     except CelltableError as e:
-        raise _failed(unit, e) from e
+        raise _failed(plate, e) from e
 
 
-def _failed(unit: SourceUnit, e: CelltableError) -> PlateFailedError:
-    """``e`` as the named failure of ``unit``'s own data."""
-    return PlateFailedError(unit.key, unit.path, e.reason if isinstance(e, InPlaceReadFailed)
+def _failed(plate: Plate, e: CelltableError) -> PlateFailedError:
+    """``e`` as the named failure of ``plate``'s own data."""
+    return PlateFailedError(plate.key, plate.path, e.reason if isinstance(e, InPlaceReadFailed)
                             else str(e))

@@ -24,9 +24,9 @@ class Meter:
     """
 
     def __init__(self, stage: str, total: int, rows_total: int,
-                 listener: ProgressListener | None, event: str, unit: str) -> None:
+                 listener: ProgressListener | None, event: str, plate: str) -> None:
         self.stage, self.total, self.rows_total = stage, total, rows_total
-        self.listener, self.event, self.unit = listener, event, unit
+        self.listener, self.event, self.plate = listener, event, plate
         # A logger per meter follows the configuration of its time (tests capture logs).
         self.log = structlog.get_logger("celltable.convert")
         self.done = self.rows = 0
@@ -44,7 +44,7 @@ class Meter:
         self.rows += rows
         p = self._progress()
         eta = p.eta_s
-        counts = {f"{self.unit}_done": p.done, f"{self.unit}_total": p.total}
+        counts = {f"{self.plate}_done": p.done, f"{self.plate}_total": p.total}
         self.log.info(self.event, stage=self.stage, **counts, rows_done=p.rows,
                  rows_total=p.rows_total, rows_per_s=round(p.rows_per_s, 1),
                  eta_s=None if eta is None else round(eta, 1), **fields)

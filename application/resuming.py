@@ -15,7 +15,7 @@ from celltable.domain.model import ConversionRequest
 from celltable.domain.output import OutputPlan
 from celltable.domain.ports import ChunkStore, StagingPaths
 from celltable.domain.resume import SavedChunk, chunk_key, run_identity
-from celltable.domain.sources import ChunkOutput, StagedUnit
+from celltable.domain.sources import ChunkOutput, StagedPlate
 
 log = structlog.get_logger("celltable.convert")
 
@@ -46,12 +46,12 @@ class Resumed:
 
     @classmethod
     def check(cls, store: ChunkStore | None, request: ConversionRequest, plan: OutputPlan,
-              staged: Sequence[StagedUnit], queries: Sequence[ChunkQuery]) -> Resumed:
+              staged: Sequence[StagedPlate], queries: Sequence[ChunkQuery]) -> Resumed:
         """The saves of ``queries`` in ``store`` that are still good (the sources, options and
         columns they were made from are unchanged)."""
         if store is None:
             return cls(None, [], [None] * len(queries))
-        files = sorted({p for s in staged for p in (s.unit.path, *(t.path for t in s.unit.tables))})
+        files = sorted({p for s in staged for p in (s.plate.path, *(t.path for t in s.plate.tables))})
         run = run_identity(request, plan.name, plan.columns, store.versions(files))
         keys = [chunk_key(run, q) for q in queries]
         saved = [store.saved(k) for k in keys]

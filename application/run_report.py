@@ -22,7 +22,7 @@ from celltable.domain.report import (
     values_not_cast,
     widened_in_source,
 )
-from celltable.domain.sources import SourceLayout, StagedUnit
+from celltable.domain.sources import SourceLayout, StagedPlate
 
 log = structlog.get_logger("celltable.convert")
 
@@ -36,7 +36,7 @@ def report_path(request: ConversionRequest) -> str:
 
 
 def with_report(request: ConversionRequest, services: Services, layout: SourceLayout,
-                staged: list[StagedUnit], result: ConversionResult,
+                staged: list[StagedPlate], result: ConversionResult,
                 plans: list[OutputPlan]) -> ConversionResult:
     """The result with its run report, written where the options say. Only a published output
     gets one: after a failure the error says what happened, and an old report beside an old
@@ -49,7 +49,7 @@ def with_report(request: ConversionRequest, services: Services, layout: SourceLa
         join=opts.join,
         producer=services.producer,
         version=services.version,
-        used=tuple(sorted({loc.path for u in layout.units for loc in u.tables})),
+        used=tuple(sorted({loc.path for u in layout.plates for loc in u.tables})),
         skipped=layout.skipped_files(),
         read=tables_read(staged),
         tables=result.tables,
@@ -73,7 +73,7 @@ def with_report(request: ConversionRequest, services: Services, layout: SourceLa
 
 
 def finished(request: ConversionRequest, services: Services, layout: SourceLayout,
-             staged: list[StagedUnit], result: ConversionResult,
+             staged: list[StagedPlate], result: ConversionResult,
              plans: list[OutputPlan]) -> ConversionResult:
     """The result with its run report and the bad files it lists; logged."""
     result = with_report(request, services, layout, staged, result, plans)

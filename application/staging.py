@@ -32,10 +32,10 @@ from celltable.domain.ports import ExperimentReader
 from celltable.domain.presets import Preset
 from celltable.domain.report import source_rows
 from celltable.domain.sources import (
+    Plate,
     SkippedFile,
     SourceLayout,
-    SourceUnit,
-    StagedUnit,
+    StagedPlate,
     bad_files_error,
     without_bad,
 )
@@ -43,15 +43,15 @@ from celltable.domain.sources import (
 log = structlog.get_logger("celltable.convert")
 
 
-def with_experiment(experiments: ExperimentReader | None, staged: StagedUnit) -> StagedUnit:
+def with_experiment(experiments: ExperimentReader | None, staged: StagedPlate) -> StagedPlate:
     """``staged`` with the Experiment table of its plate, when there is a reader."""
     if experiments is None:
         return staged
-    return replace(staged, experiment=experiments.read(staged.unit))
+    return replace(staged, experiment=experiments.read(staged.plate))
 
 
 def stage_plates(services: Services, layout: SourceLayout, preset: Preset, scratch: str,
-                 copy: bool, skip_bad_files: bool, staged: list[StagedUnit]) -> SourceLayout:
+                 copy: bool, skip_bad_files: bool, staged: list[StagedPlate]) -> SourceLayout:
     """Stage every plate of ``layout`` into ``staged`` (filled as plates finish, so a caller
     can release them after a failure); the layout without the plates that failed when
     skipping bad files.
@@ -60,22 +60,22 @@ def stage_plates(services: Services, layout: SourceLayout, preset: Preset, scrat
         CelltableError: A plate cannot be read and bad files are not skipped (its own error for
             one plate, ``BadSourceFilesError`` naming each for several), or none can.
     """
-    meter = Meter(STAGING, len(layout.units), 0, services.progress, "staging_progress", "plates")
+    meter = Meter(STAGING, len(layout.plates), 0, services.progress, "staging_progress", "plates")
     capacity = services.capacity
-    share = capacity.engine_share(len(layout.units))
-    failed: list[tuple[SourceUnit, CelltableError]] = []
+    share = capacity.engine_share(len(layout.plates))
+    failed: list[tuple[Plate, CelltableError]] = []
     for s in run_ordered(
         services.runner,
         _stage_or_error,
         ((f"staging plate {u.key!r}", (services.engine.stage, u, preset, scratch, copy, share))
-         for u in layout.units),
+         for u in layout.plates),
         window=capacity.workers,
     ):
         if isinstance(s, tuple):
             failed.append(s)
             continue
         staged.append(with_experiment(services.experiments, s))
-        meter.advance(sum(t.rows for t in s.tables), plate=s.unit.key)
+        meter.advance(sum(t.rows for t in s.tables), plate=s.plate.key)
     layout = _unstaged(layout, failed, skip_bad_files)
     log.info("source_staged", rows=source_rows(staged))
     return layout
@@ -85,7 +85,7 @@ T = TypeVar("T")
 
 
 def copying_on_failure(services: Services, preset: Preset, scratch: str,
-                       staged: list[StagedUnit], write: Callable[[], T]) -> T:
+                       staged: list[StagedPlate], write: Callable[[], T]) -> T:
     """``write()``, done again, each time a plate read in place fails, with that plate copied
     into ``scratch`` (replaced in ``staged``). Rare: CellProfiler writes typed values."""
     while True:
@@ -93,29 +93,29 @@ def copying_on_failure(services: Services, preset: Preset, scratch: str,
             return write()
         except InPlaceReadFailed as e:
             log.warning("plate_copied_after_all", plate=e.plate, reason=e.reason)
-            i = next(i for i, s in enumerate(staged) if s.unit.key == e.plate)
+            i = next(i for i, s in enumerate(staged) if s.plate.key == e.plate)
             services.engine.release(staged[i])
             staged[i] = with_experiment(
                 services.experiments,
-                services.engine.stage(staged[i].unit, preset, scratch, True))
+                services.engine.stage(staged[i].plate, preset, scratch, True))
 
 
-def release(services: Services, staged: list[StagedUnit]) -> None:
+def release(services: Services, staged: list[StagedPlate]) -> None:
     """Let go of every staged plate (its connections, its copy in the staging folder)."""
     for s in staged:
         services.engine.release(s)
 
 
-def _stage_or_error(stage: Callable[..., StagedUnit], unit: SourceUnit, *args: object
-                    ) -> StagedUnit | tuple[SourceUnit, CelltableError]:
+def _stage_or_error(stage: Callable[..., StagedPlate], plate: Plate, *args: object
+                    ) -> StagedPlate | tuple[Plate, CelltableError]:
     """Stage a plate; a plate that cannot be read gives its error instead."""
     try:
-        return stage(unit, *args)
+        return stage(plate, *args)
     except (SourceReadError, SchemaError) as e:
-        return unit, e
+        return plate, e
 
 
-def _unstaged(layout: SourceLayout, failed: list[tuple[SourceUnit, CelltableError]],
+def _unstaged(layout: SourceLayout, failed: list[tuple[Plate, CelltableError]],
               skip: bool) -> SourceLayout:
     if not failed:
         return layout
@@ -128,7 +128,7 @@ def _unstaged(layout: SourceLayout, failed: list[tuple[SourceUnit, CelltableErro
         raise bad_files_error(bad)
     keys = {u.key for u, _ in failed}
     kept = without_bad(layout, bad)
-    kept = replace(kept, units=tuple(u for u in kept.units if u.key not in keys))
-    if not kept.units:
+    kept = replace(kept, plates=tuple(u for u in kept.plates if u.key not in keys))
+    if not kept.plates:
         raise bad_files_error(bad, nothing_left=True)
     return kept

@@ -109,7 +109,7 @@ def convert_to_warehouse(request: WarehouseRequest, services: Services, warehous
     try:
         layout = services.locator.discover(conversion.source_path, conversion.preset)
         there = plates_already_there(warehouse.plates(PROFILES, PROFILES_TABLE),
-                                     [u.key for u in layout.units])
+                                     [u.key for u in layout.plates])
         if there:
             raise WarehouseError(
                 f"the warehouse already holds plate(s) {', '.join(there)}; appending them again "

@@ -22,21 +22,21 @@ from celltable.domain.output import partition_files
 from celltable.domain.ports import ChunkStore, TableSink
 from celltable.domain.provenance import provenance
 from celltable.domain.report import PlateRows, TableReport
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 log = structlog.get_logger("celltable.convert")
 
 
 def write_table(request: ConversionRequest, services: Services, table: OutputTable,
-                staged: list[StagedUnit], store: ChunkStore | None) -> TableReport:
+                staged: list[StagedPlate], store: ChunkStore | None) -> TableReport:
     """Write ``table``: one file at its path, or with ``partition_by="plate"`` a folder with a
     file per plate; with a ``store``, every chunk is saved as it is written, and chunks an
     earlier run saved are reused instead of converted."""
     plan, queries = table.plan, table.queries
-    by_key = {s.unit.key: s for s in staged}
+    by_key = {s.plate.key: s for s in staged}
     resumed = Resumed.check(store, request, plan, staged, queries)
     files = _Files(request, services, table, staged, by_key)
-    plates = {unit: PlateRows(unit, 0, 0) for unit in dict.fromkeys(q.chunk.unit for q in queries)}
+    plates = {plate: PlateRows(plate, 0, 0) for plate in dict.fromkeys(q.chunk.plate for q in queries)}
     log.info("table_started", table=plan.name, chunks=len(queries), chunk_size=table.chunk_size,
              columns=len(plan.columns))
     # Chunks are read (``_jobs``) in a thread of their own while the one before is written.
@@ -47,12 +47,12 @@ def write_table(request: ConversionRequest, services: Services, table: OutputTab
         meter = Meter(plan.name, len(queries), sum(q.chunk.rows for q in queries),
                       services.progress, "chunk_written", "chunks")
         for i, query in enumerate(queries):
-            file = files.for_plate(query.chunk.unit)
+            file = files.for_plate(query.chunk.plate)
             out = resumed.output(i, query, computed)
             file.sink.write(out.data)
             file.report = file.report.plus(out)
-            plates[out.chunk.unit] = plates[out.chunk.unit].plus(out)
-            meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.unit,
+            plates[out.chunk.plate] = plates[out.chunk.plate].plus(out)
+            meter.advance(out.chunk.rows, table=plan.name, plate=out.chunk.plate,
                           chunk=out.chunk.index, rows=out.rows_out)
             del out
             if services.after_chunk is not None:
@@ -75,7 +75,7 @@ class _File:
 
     sink: TableSink
     report: TableReport
-    staged: Sequence[StagedUnit]
+    staged: Sequence[StagedPlate]
     """The plates whose rows it holds, for its provenance."""
 
 
@@ -85,7 +85,7 @@ class _Files:
     the table's."""
 
     def __init__(self, request: ConversionRequest, services: Services, table: OutputTable,
-                 staged: list[StagedUnit], by_key: dict[str, StagedUnit]) -> None:
+                 staged: list[StagedPlate], by_key: dict[str, StagedPlate]) -> None:
         self.request, self.services, self.table = request, services, table
         self.staged, self.by_key = staged, by_key
         self.partitioned = request.options.partition_by == "plate"
@@ -104,7 +104,7 @@ class _Files:
             self._close(self.file)
         queries, columns = self.table.queries, self.table.plan.columns
         path = f"{self.table.path}/{self.names[plate]}" if self.partitioned else self.table.path
-        rows = sum(q.chunk.rows for q in queries if not self.partitioned or q.chunk.unit == plate)
+        rows = sum(q.chunk.rows for q in queries if not self.partitioned or q.chunk.plate == plate)
         self.plate = plate
         self.file = _File(self.services.writer.create(path, columns, rows),
                           TableReport(self.table.plan.name, path, 0, 0, len(columns)),
@@ -133,12 +133,12 @@ class _Files:
         self.total = self.total.plus(report)
 
 
-def _jobs(services: Services, by_key: dict[str, StagedUnit],
+def _jobs(services: Services, by_key: dict[str, StagedPlate],
           queries: list[ChunkQuery]) -> Iterator[tuple[str, tuple[object, ChunkQuery]]]:
     """One task per query, plate by plate; what a task reads is produced only as it is submitted,
     so memory holds no more chunks than the tasks in flight."""
-    for unit, group in groupby(queries, key=lambda q: q.chunk.unit):
+    for plate, group in groupby(queries, key=lambda q: q.chunk.plate):
         plate_queries = list(group)
-        sources = services.engine.chunk_sources(by_key[unit], plate_queries)
+        sources = services.engine.chunk_sources(by_key[plate], plate_queries)
         for query, source in zip(plate_queries, sources, strict=True):
             yield query.chunk.describe(), (source, query)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import celltable
-from celltable.adapters.file_checks import _csv_problem, unit_problems
+from celltable.adapters.file_checks import _csv_problem, plate_problems
 from celltable.adapters.storage import LocalSourceLocator
 from celltable.domain.presets import get_preset
 
@@ -30,12 +30,12 @@ def main(sites: int) -> None:
         layout = LocalSourceLocator().discover(str(src), get_preset("cellprofiler_csv"))
         _csv_problem.cache_clear()
         started = time.perf_counter()
-        bad = unit_problems(layout.units)
+        bad = plate_problems(layout.plates)
         survey = time.perf_counter() - started
         started = time.perf_counter()
         result = celltable.convert(src, Path(tmp) / "o.parquet", preset="cellprofiler_csv")
         convert = time.perf_counter() - started
-    files = sum(len(u.tables) for u in layout.units)
+    files = sum(len(u.tables) for u in layout.plates)
     print(f"{sites} sites, {files} files, {len(bad)} bad: survey {survey:.3f} s, convert "
           f"{convert:.2f} s ({result.rows_out} rows); survey / convert = {survey / convert:.4f}")
 

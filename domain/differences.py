@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from celltable.domain.output import OutputPlan
 from celltable.domain.schema import DataType, unify_types
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class ColumnDifferences:
     cast: tuple[ColumnCast, ...] = ()
 
 
-def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> ColumnDifferences:
+def column_differences(plan: OutputPlan, staged: Sequence[StagedPlate]) -> ColumnDifferences:
     """What the union of columns in ``plan`` filled in and cast, plate by plate.
 
     A column a plate lacks is NULL in its rows (``missing``); a column typed differently in some
@@ -63,7 +63,7 @@ def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> Column
     celltable (``added``: ``Metadata_TableNumber``). Tables without rows cast no values and are
     not counted as cast.
     """
-    units = {s.unit.key: s for s in staged}
+    staged_by_key = {s.plate.key: s for s in staged}
     origin: dict[str, str] = {}
     for _, selects in plan.selects:
         for c in selects:
@@ -73,7 +73,7 @@ def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> Column
     missing: list[MissingColumns] = []
     found: dict[str, list[tuple[str, DataType, int]]] = {}  # column -> (plate, type, rows)
     for plate, selects in plan.selects:
-        unit = units.get(plate)
+        staged_plate = staged_by_key.get(plate)
         lacking: dict[str, list[str]] = {}
         for c in selects:
             if c.constant is not None:
@@ -81,12 +81,12 @@ def column_differences(plan: OutputPlan, staged: Sequence[StagedUnit]) -> Column
             if c.table is None:
                 lacking.setdefault(origin.get(c.output, "?"), []).append(c.output)
                 continue
-            st = unit.table(c.table) if unit is not None else None
+            st = staged_plate.table(c.table) if staged_plate is not None else None
             if st is not None and c.source is not None:
                 found.setdefault(c.output, []).append(
                     (plate, st.schema.type_of(c.source), st.rows))
         for table, columns in lacking.items():
-            loc = unit.unit.location(table) if unit is not None else None
+            loc = staged_plate.plate.location(table) if staged_plate is not None else None
             missing.append(MissingColumns(plan.name, plate, table, loc.path if loc else None,
                                           tuple(columns)))
     cast = []

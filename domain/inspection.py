@@ -14,7 +14,7 @@ from enum import Enum
 from celltable.domain.join import JoinStep, derive_join
 from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import DataType, TableSchema
-from celltable.domain.sources import SkippedFile, SourceUnit
+from celltable.domain.sources import Plate, SkippedFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +42,11 @@ class TableDescription:
 
 
 @dataclass(frozen=True, slots=True)
-class UnitDescription:
+class PlateDescription:
     """One plate: its tables, and per relationship the base rows whose partner is missing
     (``Cytoplasm.Parent_Cells -> Cells``: the rows a joined conversion drops)."""
 
-    unit: SourceUnit
+    plate: Plate
     tables: tuple[TableDescription, ...]
     orphans: tuple[tuple[str, int], ...] = ()
 
@@ -128,7 +128,7 @@ def _some(names: Sequence[str]) -> str:
 
 
 def find_issues(
-    preset: Preset, units: Sequence[UnitDescription], skipped: Sequence[str] = (),
+    preset: Preset, plates: Sequence[PlateDescription], skipped: Sequence[str] = (),
     bad: Sequence[SkippedFile] = (),
 ) -> tuple[Issue, ...]:
     """Everything suspicious in the described plates, errors first.
@@ -145,9 +145,9 @@ def find_issues(
         Issue(Severity.ERROR, None, f"{b.path} cannot be read: {b.reason}; convert fails "
                                     "naming it (--skip-bad-files leaves its plate out)")
         for b in bad]
-    for u in units:
+    for u in plates:
         issues.extend(_plate_issues(preset, u))
-    issues.extend(_mixed_types(units))
+    issues.extend(_mixed_types(plates))
     if skipped:
         issues.append(Issue(Severity.INFO, None, f"not read (no table of preset {preset.name} "
                                                  f"has that name): {_some(list(skipped))}"))
@@ -155,8 +155,8 @@ def find_issues(
     return tuple(sorted(issues, key=lambda i: order.index(i.severity)))
 
 
-def _plate_issues(preset: Preset, u: UnitDescription) -> list[Issue]:
-    plate = u.unit.key
+def _plate_issues(preset: Preset, u: PlateDescription) -> list[Issue]:
+    plate = u.plate.key
     found: list[Issue] = []
 
     def add(severity: Severity, message: str) -> None:
@@ -225,10 +225,10 @@ def _plate_issues(preset: Preset, u: UnitDescription) -> list[Issue]:
     return found
 
 
-def _mixed_types(units: Sequence[UnitDescription]) -> list[Issue]:
+def _mixed_types(plates: Sequence[PlateDescription]) -> list[Issue]:
     """Columns holding numbers in one plate and text in another: they become text."""
     types: dict[tuple[str, str], set[DataType]] = {}
-    for u in units:
+    for u in plates:
         for t in u.tables:
             if not t.rows:  # typed as text for want of values, not text
                 continue

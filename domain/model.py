@@ -131,7 +131,7 @@ class ConversionResult:
     Attributes:
         dest_path: The published destination (a Parquet file, or a folder with ``join=False``).
         preset: The preset used.
-        plates: The source units (plates) converted, as ``Metadata_TableNumber`` names them.
+        plates: The plates converted, as ``Metadata_TableNumber`` names them.
         source_rows: Rows read per source table, summed over plates.
         tables: One report per output table.
         duration_s: Wall time of the conversion in seconds.

@@ -3,7 +3,7 @@
 One naming rule for every preset, so the same plate exported as CSV or as SQLite gives the same
 columns, and pycytominer infers features from prefixes:
 
-* ``Metadata_TableNumber`` (the plate or source unit), ``Metadata_ImageNumber`` and
+* ``Metadata_TableNumber`` (the plate), ``Metadata_ImageNumber`` and
   ``Metadata_ObjectNumber`` (of the base compartment) identify a row;
 * image metadata keeps its name without any ``Image_`` prefix: ``Metadata_Well``, ``Metadata_Plate``;
 * other image columns (file and path names, counts) become ``Image_*``;

@@ -23,7 +23,7 @@ from celltable.domain.naming import (
 )
 from celltable.domain.presets import IMAGE, Preset
 from celltable.domain.schema import Column, DataType, Role, unify_types
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +34,8 @@ class OutputPlan:
     columns: tuple[Column, ...]
     selects: tuple[tuple[str, tuple[SelectColumn, ...]], ...]
 
-    def selects_for(self, unit: str) -> tuple[SelectColumn, ...]:
-        return dict(self.selects)[unit]
+    def selects_for(self, plate: str) -> tuple[SelectColumn, ...]:
+        return dict(self.selects)[plate]
 
 
 def _named(preset: Preset, table: str, columns: Sequence[str], joined: bool) -> tuple[NamedColumn, ...]:
@@ -45,18 +45,18 @@ def _named(preset: Preset, table: str, columns: Sequence[str], joined: bool) -> 
 
 
 def plan_output(
-    preset: Preset, name: str, tables: Sequence[str], units: Sequence[StagedUnit], *,
+    preset: Preset, name: str, tables: Sequence[str], plates: Sequence[StagedPlate], *,
     joined: bool, float32: bool = False,
 ) -> OutputPlan:
-    """The output table ``name`` made of ``tables`` (a join, or one table) over ``units``.
+    """The output table ``name`` made of ``tables`` (a join, or one table) over ``plates``.
 
     With ``float32``, feature columns that would be float64 are float32 (half the size, about 7
     significant digits); keys and metadata keep their type.
     """
-    per_unit: dict[str, dict[str, tuple[str, str, DataType]]] = {}
+    per_plate_count: dict[str, dict[str, tuple[str, str, DataType]]] = {}
     types: dict[str, list[DataType]] = {}
     roles: dict[str, tuple[Role, str]] = {}
-    for staged in units:
+    for staged in plates:
         chosen: dict[str, tuple[str, str, DataType]] = {}
         for table in tables:
             st = staged.table(table)
@@ -71,7 +71,7 @@ def plan_output(
                 chosen[out] = (table, col.source, st.schema.type_of(col.source))
                 roles.setdefault(out, (col.role, col.compartment))
                 types.setdefault(out, []).append(chosen[out][2])
-        per_unit[staged.unit.key] = chosen
+        per_plate_count[staged.plate.key] = chosen
     if TABLE_NUMBER in types:
         raise SchemaError(
             f"a source column is named {TABLE_NUMBER!r}, which celltable uses for the plate; "
@@ -87,8 +87,8 @@ def plan_output(
     )
     selects = []
     made: dict[SelectColumn, SelectColumn] = {}  # one object per distinct select, not per plate
-    for unit, chosen in per_unit.items():
-        row = [SelectColumn(TABLE_NUMBER, DataType.STRING, constant=unit)]
+    for plate, chosen in per_plate_count.items():
+        row = [SelectColumn(TABLE_NUMBER, DataType.STRING, constant=plate)]
         for col in columns[1:]:
             if col.name in chosen:
                 table, source, _ = chosen[col.name]
@@ -96,7 +96,7 @@ def plan_output(
             else:
                 select = SelectColumn(col.name, col.type)
             row.append(made.setdefault(select, select))
-        selects.append((unit, tuple(row)))
+        selects.append((plate, tuple(row)))
     return OutputPlan(name, columns, tuple(selects))
 
 
@@ -104,7 +104,7 @@ def _stored(kind: DataType, as_float32: bool) -> DataType:
     return DataType.FLOAT32 if as_float32 and kind is DataType.FLOAT64 else kind
 
 
-def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> JoinSpec:
+def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedPlate) -> JoinSpec:
     """The join for one plate, after checking it has every table and key column the join needs.
 
     A plate without an image table still joins (its image columns are NULL).
@@ -112,7 +112,7 @@ def check_join_columns(preset: Preset, spec: JoinSpec, staged: StagedUnit) -> Jo
     Raises:
         SchemaError: A compartment table or a key column is missing; the message names the plate.
     """
-    where = f"plate {staged.unit.key!r} ({staged.unit.path})"
+    where = f"plate {staged.plate.key!r} ({staged.plate.path})"
     needed: dict[str, set[str]] = {}
     for table in spec.tables:
         needed.setdefault(table, set()).add(preset.compartment(table).object_number)

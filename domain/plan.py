@@ -1,6 +1,6 @@
 """Chunk plans: which images each task converts.
 
-Chunks are ranges of the image key within one plate (source unit), so every object of an image,
+Chunks are ranges of the image key within one plate, so every object of an image,
 in every compartment, lands in the same chunk and joins never cross chunks. Ranges are half-open
 and the first and last are unbounded, so every possible key falls in exactly one chunk.
 """
@@ -16,9 +16,9 @@ MAX_CHUNK_ROWS = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Images ``lower <= key < upper`` of one source unit (``None``: unbounded)."""
+    """Images ``lower <= key < upper`` of one plate (``None``: unbounded)."""
 
-    unit: str
+    plate: str
     index: int
     lower: int | None
     upper: int | None
@@ -30,14 +30,14 @@ class Chunk:
     def describe(self) -> str:
         lo = "" if self.lower is None else str(self.lower)
         hi = "" if self.upper is None else str(self.upper - 1)
-        return f"plate {self.unit!r} chunk {self.index} (images {lo or 'first'}..{hi or 'last'})"
+        return f"plate {self.plate!r} chunk {self.index} (images {lo or 'first'}..{hi or 'last'})"
 
 
-def plan_chunks(unit: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: int) -> tuple[Chunk, ...]:
+def plan_chunks(plate: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: int) -> tuple[Chunk, ...]:
     """Group images into chunks of about ``chunk_size`` rows, never splitting an image.
 
     Args:
-        unit: The source unit (plate) the keys belong to.
+        plate: The plate the keys belong to.
         rows_by_key: ``(image key, rows)`` pairs; a key may repeat (its rows add up).
         chunk_size: Rows per chunk to aim for; an image larger than this gets a chunk of its own.
 
@@ -58,7 +58,7 @@ def plan_chunks(unit: str, rows_by_key: Iterable[tuple[int, int]], chunk_size: i
         is_last = i == len(keys) - 1
         if acc >= chunk_size or is_last:
             upper = None if is_last else keys[i + 1]
-            chunks.append(Chunk(unit, len(chunks), lower, upper, acc))
+            chunks.append(Chunk(plate, len(chunks), lower, upper, acc))
             lower, acc = upper, 0
     return tuple(chunks)
 

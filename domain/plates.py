@@ -18,10 +18,10 @@ from celltable.domain.model import ConversionRequest, PlateRows, TableReport
 from celltable.domain.presets import Preset
 from celltable.domain.schema import Column
 from celltable.domain.sources import (
+    Plate,
     SkippedFile,
     SourceLayout,
-    SourceUnit,
-    StagedUnit,
+    StagedPlate,
     bad_files_error,
     without_bad,
 )
@@ -49,9 +49,9 @@ class Surveyed:
     """A plate made ready where a worker runs: its staged tables (schemas, rows, keys) and the
     version (size and modification time) of each source file it was read from."""
 
-    staged: StagedUnit
+    staged: StagedPlate
     versions: tuple[tuple[str, str], ...]
-    listed: SourceUnit | None = None
+    listed: Plate | None = None
     """The plate as the main process listed it, when that differs (a cloud plate: its objects,
     not a worker's downloaded copies); a worker elsewhere fetches it again from there."""
 
@@ -62,7 +62,7 @@ class Unreadable:
     the plate as listed, the file named and why. The main process names every such plate at
     once, or with ``skip_bad_files`` leaves them out, as the threads path does."""
 
-    unit: SourceUnit
+    plate: Plate
     path: str
     reason: str
 
@@ -83,7 +83,7 @@ class PlateJob:
 
     @property
     def plate(self) -> str:
-        return self.surveyed.staged.unit.key
+        return self.surveyed.staged.plate.key
 
     @property
     def preset(self) -> Preset:
@@ -126,12 +126,12 @@ def readable(layout: SourceLayout, unreadable: list[Unreadable], skip: bool) -> 
     if not skip:
         if len(unreadable) == 1:
             u = unreadable[0]
-            raise PlateFailedError(u.unit.key, u.path, u.reason)
+            raise PlateFailedError(u.plate.key, u.path, u.reason)
         raise bad_files_error(bad)
-    keys = {u.unit.key for u in unreadable}
+    keys = {u.plate.key for u in unreadable}
     kept = without_bad(layout, bad)
-    kept = replace(kept, units=tuple(u for u in kept.units if u.key not in keys))
-    if not kept.units:
+    kept = replace(kept, plates=tuple(u for u in kept.plates if u.key not in keys))
+    if not kept.plates:
         raise bad_files_error(bad, nothing_left=True)
     return kept
 
@@ -148,7 +148,7 @@ def plate_identity(request: ConversionRequest, surveyed: Surveyed,
         "join": opts.join,
         "float32": opts.float32,
         "chunk_sizes": [o.chunk_size for o in outputs],
-        "plate": surveyed.staged.unit.key,
+        "plate": surveyed.staged.plate.key,
         "outputs": [[o.name, [[c.name, c.type.value] for c in o.columns], repr(o.selects)]
                     for o in outputs],
         # the files' names, not where they are: their suffix is the format (Parquet, h5ad ...)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from celltable.domain.detect import SourceSurvey
-from celltable.domain.inspection import UnitDescription
+from celltable.domain.inspection import PlateDescription
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.model import Progress
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column
 from celltable.domain.source_port import SourceFormatReader as SourceFormatReader
-from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedUnit
+from celltable.domain.sources import ChunkOutput, Plate, SourceLayout, StagedPlate
 from celltable.domain.validation import OutputScan
 from celltable.domain.warehouse import (
     Channel,
@@ -34,7 +34,7 @@ class SourceLocator(Protocol):
     """Finds the plates and tables of a source."""
 
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
-        """The units under ``source_path`` holding tables of ``preset``.
+        """The plates under ``source_path`` holding tables of ``preset``.
 
         Raises:
             SourceNotFoundError: Nothing exists at ``source_path``.
@@ -50,15 +50,15 @@ class SourceLocator(Protocol):
 class QueryEngine(Protocol):
     """Stages source tables and reads chunks of joins from them."""
 
-    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
-              copy: bool = False, share: int = 1) -> StagedUnit:
-        """Prepare the unit's tables for chunk queries: read them in place when their storage
+    def stage(self, plate: Plate, preset: Preset, staging_dir: str,
+              copy: bool = False, share: int = 1) -> StagedPlate:
+        """Prepare the plate's tables for chunk queries: read them in place when their storage
         allows, else copy them once into a form chunk queries read fast (always with ``copy``).
         ``share``: how many tasks' worth of threads this staging may use (more than one when
         fewer plates are staged than tasks can run at once)."""
         ...
 
-    def chunk_sources(self, staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[object]:
+    def chunk_sources(self, staged: StagedPlate, queries: Sequence[ChunkQuery]) -> Iterator[object]:
         """In the caller's process, lazily and in order: what each query's task reads."""
         ...
 
@@ -67,19 +67,19 @@ class QueryEngine(Protocol):
         the report needs. Runs as a task."""
         ...
 
-    def read_sql(self, staged: StagedUnit, sql: str, table_number: str,
+    def read_sql(self, staged: StagedPlate, sql: str, plate_key: str,
                  views: Sequence[tuple[str, Sequence[SelectColumn]]] = ()) -> ChunkOutput:
-        """The rows of a user's SELECT over the staged tables of one unit; ``views``: names the
+        """The rows of a user's SELECT over the staged tables of one plate; ``views``: names the
         SELECT may read besides the tables, each the given columns of one table (CTEs)."""
         ...
 
-    def release(self, staged: StagedUnit) -> None:
-        """End what the unit's handle holds: its connection, a copy's file or memory (a unit
+    def release(self, staged: StagedPlate) -> None:
+        """End what the plate's handle holds: its connection, a copy's file or memory (a plate
         read in place is the user's source, never touched)."""
         ...
 
-    def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
-        """Schemas, row counts, key counts and orphans of a unit's tables, read straight from
+    def describe(self, plate: Plate, preset: Preset) -> PlateDescription:
+        """Schemas, row counts, key counts and orphans of a plate's tables, read straight from
         the source: nothing is staged, and only key columns are scanned.
 
         Raises:
@@ -104,7 +104,7 @@ class SourceSurveyor(Protocol):
 class ExperimentReader(Protocol):
     """Reads the settings of the run that measured a plate (CellProfiler's Experiment table)."""
 
-    def read(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def read(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         """``(key, value)`` pairs (``CellProfiler_Version``, ``Run_Timestamp``,
         ``Pipeline_Pipeline`` ...); empty when the plate has none or it cannot be read."""
         ...
@@ -287,8 +287,8 @@ class PlateWorker(Protocol):
         has more than one core)."""
         ...
 
-    def plates_of(self, unit: SourceUnit, preset: Preset) -> tuple[SourceUnit, ...]:
-        """The plate(s) of ``unit`` with files readable here: a cloud plate downloaded into this
+    def plates_of(self, plate: Plate, preset: Preset) -> tuple[Plate, ...]:
+        """The plate(s) of ``plate`` with files readable here: a cloud plate downloaded into this
         worker's cache (a cloud SQLite file listed without its tables gets them, one plate per
         run of a multi-run file); a local plate as it is."""
         ...
@@ -297,11 +297,11 @@ class PlateWorker(Protocol):
         """Each local file's version (size and modification time)."""
         ...
 
-    def usable(self, staged: StagedUnit) -> bool:
+    def usable(self, staged: StagedPlate) -> bool:
         """Whether a plate staged elsewhere (or earlier) can be read here as it is."""
         ...
 
-    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def experiment(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         """A plate's Experiment table, read here (see :class:`ExperimentReader`)."""
 
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:

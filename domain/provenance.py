@@ -15,7 +15,7 @@ from celltable.domain.model import ConversionRequest
 from celltable.domain.naming import OBJECT_NUMBER, image_number
 from celltable.domain.report import TableReport, experiments_of
 from celltable.domain.schema import Column
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 
 PROVENANCE_KEY = "celltable.provenance"
 PRODUCER_KEY = "data-producer"
@@ -29,7 +29,7 @@ def provenance(
     request: ConversionRequest,
     producer: str,
     version: str,
-    staged: Sequence[StagedUnit],
+    staged: Sequence[StagedPlate],
     report: TableReport,
     chunk_size: int,
     columns: Sequence[Column],
@@ -37,7 +37,7 @@ def provenance(
     """The key/value metadata an output file carries: who wrote it, and (as JSON under
     :data:`PROVENANCE_KEY`) the plates it holds, the options, its counts and its schema."""
     sources = [
-        {"plate": s.unit.key, "path": s.unit.path,
+        {"plate": s.plate.key, "path": s.plate.path,
          "tables": {t.table: {"rows": t.rows, "columns": len(t.schema.columns)} for t in s.tables}}
         for s in staged
     ]

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from celltable.domain.differences import ColumnCast, ColumnDifferences, MissingColumns
 from celltable.domain.differences import column_differences as column_differences
 from celltable.domain.schema import DataType
-from celltable.domain.sources import BAD_FILE, SkippedFile, StagedUnit
+from celltable.domain.sources import BAD_FILE, SkippedFile, StagedPlate
 
 REPORT_VERSION = 1
 """Bumped when a key of :func:`report_json` changes meaning or disappears (new keys do not)."""
@@ -213,17 +213,17 @@ class RunReport:
         return tuple(f for f in self.skipped if f.reason.startswith(BAD_FILE))
 
 
-def experiments_of(staged: Sequence[StagedUnit]) -> tuple[dict[str, Any], ...]:
+def experiments_of(staged: Sequence[StagedPlate]) -> tuple[dict[str, Any], ...]:
     """The distinct Experiment tables of the plates (CellProfiler version, run time, pipeline
     ...), each once with the plates it describes: ``{"plates": [...], "values": {...}}``."""
     groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
     for s in staged:
         if s.experiment:
-            groups.setdefault(s.experiment, []).append(s.unit.key)
+            groups.setdefault(s.experiment, []).append(s.plate.key)
     return tuple({"plates": plates, "values": dict(pairs)} for pairs, plates in groups.items())
 
 
-def source_rows(staged: Iterable[StagedUnit]) -> dict[str, int]:
+def source_rows(staged: Iterable[StagedPlate]) -> dict[str, int]:
     """Rows staged per source table, summed over the plates."""
     rows: Counter[str] = Counter()
     for s in staged:
@@ -232,28 +232,28 @@ def source_rows(staged: Iterable[StagedUnit]) -> dict[str, int]:
     return dict(rows)
 
 
-def tables_read(staged: Iterable[StagedUnit]) -> tuple[TableRead, ...]:
+def tables_read(staged: Iterable[StagedPlate]) -> tuple[TableRead, ...]:
     """Every staged table of every plate, with the file it came from."""
     out = []
     for s in staged:
         for t in s.tables:
-            loc = s.unit.location(t.table)
-            out.append(TableRead(s.unit.key, t.table, loc.path if loc else s.unit.path, t.rows,
+            loc = s.plate.location(t.table)
+            out.append(TableRead(s.plate.key, t.table, loc.path if loc else s.plate.path, t.rows,
                                  len(t.schema.columns)))
     return tuple(out)
 
 
-def values_not_cast(staged: Iterable[StagedUnit]) -> tuple[ValuesNotCast, ...]:
+def values_not_cast(staged: Iterable[StagedPlate]) -> tuple[ValuesNotCast, ...]:
     """The values each plate's tables read as NULL because they did not cast."""
     return tuple(
-        ValuesNotCast(s.unit.key, t.table, column, t.schema.type_of(column), n)
+        ValuesNotCast(s.plate.key, t.table, column, t.schema.type_of(column), n)
         for s in staged for t in s.tables for column, n in t.not_cast
     )
 
 
-def widened_in_source(staged: Iterable[StagedUnit]) -> tuple[tuple[str, str, str], ...]:
+def widened_in_source(staged: Iterable[StagedPlate]) -> tuple[tuple[str, str, str], ...]:
     """``(plate, table, column)`` for columns declared integer but read as float64."""
-    return tuple((s.unit.key, t.table, c) for s in staged for t in s.tables for c in t.widened)
+    return tuple((s.plate.key, t.table, c) for s in staged for t in s.tables for c in t.widened)
 
 
 def report_json(report: RunReport) -> dict[str, Any]:

@@ -70,5 +70,5 @@ def run_identity(request: ConversionRequest, table: str, columns: Sequence[Colum
 def chunk_key(run: str, query: ChunkQuery) -> str:
     """The identity of one chunk of a run: its plate, images and the query that reads them."""
     c = query.chunk
-    text = json.dumps([run, c.unit, c.index, c.lower, c.upper, c.rows, repr(query)], default=str)
+    text = json.dumps([run, c.plate, c.index, c.lower, c.upper, c.rows, repr(query)], default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from celltable.domain.inspection import UnitDescription
+from celltable.domain.inspection import PlateDescription
 from celltable.domain.join import ChunkQuery
 from celltable.domain.presets import Preset, SourceFormat
 from celltable.domain.sources import (
     FoundPlates,
+    Plate,
     SourceTree,
-    SourceUnit,
+    StagedPlate,
     StagedTable,
-    StagedUnit,
     TableLocation,
 )
 
@@ -44,7 +44,7 @@ class SourceFormatReader(Protocol):
     def find(self, tree: SourceTree, preset: Preset, where: Callable[[str], str],
              local: Callable[[str], str]) -> FoundPlates:
         """The plates of ``tree`` holding tables of ``preset`` (matched by exact name, ignoring
-        case); ``where`` gives a relative path's location as units name it, ``local`` its local
+        case); ``where`` gives a relative path's location as plates name it, ``local`` its local
         file (for formats whose files are read to find their tables).
 
         Raises:
@@ -65,7 +65,7 @@ class SourceFormatReader(Protocol):
         the worker converting each (:meth:`plates_of_file`); None when a listing is enough."""
         ...
 
-    def plates_of_file(self, key: str, path: str, preset: Preset) -> tuple[SourceUnit, ...]:
+    def plates_of_file(self, key: str, path: str, preset: Preset) -> tuple[Plate, ...]:
         """The plates of one local file of :meth:`listed_files` (none when it holds no table of
         ``preset``); ``key``: the plate key of the file."""
         ...
@@ -75,7 +75,7 @@ class SourceFormatReader(Protocol):
         array headers), or None."""
         ...
 
-    def experiment(self, unit: SourceUnit) -> tuple[tuple[str, str], ...]:
+    def experiment(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         """The plate's Experiment settings (``(key, value)`` pairs), empty when it has none.
 
         Raises:
@@ -89,7 +89,7 @@ class SourceFormatReader(Protocol):
 
     # reading -----------------------------------------------------------------------------
 
-    def describe(self, engine: Any, unit: SourceUnit, preset: Preset) -> UnitDescription:
+    def describe(self, engine: Any, plate: Plate, preset: Preset) -> PlateDescription:
         """Schemas, row counts, key counts and orphans of the plate's tables, nothing staged.
 
         Raises:
@@ -97,14 +97,14 @@ class SourceFormatReader(Protocol):
         """
         ...
 
-    def in_place(self, engine: Any, unit: SourceUnit,
+    def in_place(self, engine: Any, plate: Plate,
                  preset: Preset) -> tuple[tuple[StagedTable, ...], object] | None:
         """The plate's tables and the engine's handle on them if every table can be read in
         place, in storage order (image keys integer, none missing, non-decreasing); else None.
         """
         ...
 
-    def stage(self, engine: Any, con: Any, unit: SourceUnit, preset: Preset,
+    def stage(self, engine: Any, con: Any, plate: Plate, preset: Preset,
               parallel: int) -> tuple[StagedTable, ...]:
         """Copy the plate's tables into the engine's database ``con`` (up to ``parallel``
         tables at once).
@@ -115,7 +115,7 @@ class SourceFormatReader(Protocol):
         """
         ...
 
-    def chunks(self, engine: Any, staged: StagedUnit,
+    def chunks(self, engine: Any, staged: StagedPlate,
                queries: Sequence[ChunkQuery]) -> Iterator[dict[str, Any]]:
         """For a plate read in place, lazily and in order: each query's rows of every table it
         reads (Arrow tables by table name), each table read once.

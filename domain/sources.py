@@ -1,4 +1,4 @@
-"""What a source holds: plates (source units) and their tables, found by a source locator."""
+"""What a source holds: plates and their tables, found by a source locator."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ class TableLocation:
 
 
 @dataclass(frozen=True, slots=True)
-class SourceUnit:
+class Plate:
     """One plate: a folder of CSVs or one SQLite file. Image keys are unique within it.
 
-    ``key`` becomes ``Metadata_TableNumber``: the unit's path relative to the source root, or the
-    source's own name when the source is the unit.
+    ``key`` becomes ``Metadata_TableNumber``: the plate's path relative to the source root, or the
+    source's own name when the source is the plate.
     """
 
     key: str
@@ -34,7 +34,7 @@ class SourceUnit:
     path: str
     tables: tuple[TableLocation, ...]
     partition: tuple[str, str] | None = None
-    """``(column, value)``: the unit is the rows of its file whose ``column`` (as text) equals
+    """``(column, value)``: the plate is the rows of its file whose ``column`` (as text) equals
     ``value``: one CellProfiler run (``TableNumber``) of a cytominer-database file."""
 
     def location(self, table: str) -> TableLocation | None:
@@ -74,7 +74,7 @@ class SourceTree:
         return cls(location, name, False, tuple(folders), tuple(passed))
 
     def key(self, rel: str) -> str:
-        """The plate key (``Metadata_TableNumber``) of the unit at ``rel``."""
+        """The plate key (``Metadata_TableNumber``) of the plate at ``rel``."""
         return rel or self.name
 
     @staticmethod
@@ -94,7 +94,7 @@ class FoundPlates:
     """What one source format found in a listed source: its plates, the files passed over
     (``(path, why)``), and the files that cannot be read."""
 
-    units: tuple[SourceUnit, ...] = ()
+    plates: tuple[Plate, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
     bad: tuple[SkippedFile, ...] = ()
 
@@ -115,7 +115,7 @@ class SourceLayout:
     (same order)."""
 
     root: str
-    units: tuple[SourceUnit, ...]
+    plates: tuple[Plate, ...]
     skipped: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     roots: tuple[str, ...] = ()
@@ -123,7 +123,7 @@ class SourceLayout:
     source."""
     bad: tuple[SkippedFile, ...] = ()
     """Files of the preset's tables that cannot be read (empty, cut short, corrupt), found by a
-    cheap look at every file before any data moves; their units are still in ``units``."""
+    cheap look at every file before any data moves; their plates are still in ``plates``."""
 
     def __post_init__(self) -> None:
         if self.reasons and len(self.reasons) != len(self.skipped):
@@ -133,7 +133,7 @@ class SourceLayout:
         """Every path read as a source: the source given (a manifest too), each source it
         lists, and each plate's folder or file and table files, as the locator found them."""
         found = [self.root, *self.roots]
-        for u in self.units:
+        for u in self.plates:
             found.append(u.path)
             found.extend(t.path for t in u.tables)
         return tuple(dict.fromkeys(found))
@@ -192,7 +192,7 @@ def screened(layout: SourceLayout, skip_bad_files: bool) -> SourceLayout:
     if not skip_bad_files:
         raise bad_files_error(layout.bad)
     kept = without_bad(layout, layout.bad)
-    if not kept.units:
+    if not kept.plates:
         raise bad_files_error(layout.bad, nothing_left=True)
     return kept
 
@@ -204,15 +204,15 @@ def without_bad(layout: SourceLayout, bad: tuple[SkippedFile, ...]) -> SourceLay
     if not bad:
         return layout
     why = {b.path: b.reason for b in bad}
-    units, skipped, reasons = [], list(layout.skipped), list(layout.skipped_files_reasons())
-    for u in layout.units:
+    plates, skipped, reasons = [], list(layout.skipped), list(layout.skipped_files_reasons())
+    for u in layout.plates:
         broken = [t for t in u.tables if t.path in why]
         if not broken:
-            units.append(u)
+            plates.append(u)
             continue
         kept = tuple(t for t in u.tables if t.path not in why)
         if len({t.table for t in u.tables}) == 1 and len(u.tables) > 1 and kept:
-            units.append(replace(u, tables=kept))  # sites of one table: keep the good ones
+            plates.append(replace(u, tables=kept))  # sites of one table: keep the good ones
         else:
             named = broken[0].path
             for t in kept:
@@ -227,12 +227,12 @@ def without_bad(layout: SourceLayout, bad: tuple[SkippedFile, ...]) -> SourceLay
             seen.add(b.path)
         else:
             reasons[skipped.index(b.path)] = BAD_FILE + b.reason
-    return replace(layout, units=tuple(units), skipped=tuple(skipped), reasons=tuple(reasons))
+    return replace(layout, plates=tuple(plates), skipped=tuple(skipped), reasons=tuple(reasons))
 
 
 @dataclass(frozen=True, slots=True)
 class StagedTable:
-    """A table of a unit made ready for chunked queries."""
+    """A table of a plate made ready for chunked queries."""
 
     table: str
     schema: TableSchema
@@ -259,10 +259,10 @@ class StagedHandle(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class StagedUnit:
-    """A unit whose tables are staged; ``handle`` is the query engine's handle on them."""
+class StagedPlate:
+    """A plate whose tables are staged; ``handle`` is the query engine's handle on them."""
 
-    unit: SourceUnit
+    plate: Plate
     handle: StagedHandle
     tables: tuple[StagedTable, ...]
     in_place: bool = False

@@ -29,8 +29,8 @@ class _Steps(ProgressColumn):
     """``3/10 chunks`` (or plates while staging, files while downloading)."""
 
     def render(self, task: Task) -> Text:
-        unit = {STAGING: "plates", DOWNLOADING: "files"}.get(task.fields.get("stage"), "chunks")
-        return Text(f"{task.fields.get('done', 0):,}/{task.fields.get('steps', 0):,} {unit}",
+        plate = {STAGING: "plates", DOWNLOADING: "files"}.get(task.fields.get("stage"), "chunks")
+        return Text(f"{task.fields.get('done', 0):,}/{task.fields.get('steps', 0):,} {plate}",
                     style="progress.download")
 
 

@@ -41,7 +41,7 @@ def inspection_json(report: Inspection) -> dict[str, Any]:
                 "parent_references": list(keys.parents) if keys else [],
                 "rows_without_image_key": t.null_keys, "repeated_keys": t.duplicate_keys,
             })
-        plates.append({"plate": u.unit.key, "path": u.unit.path, "format": u.unit.format.value,
+        plates.append({"plate": u.plate.key, "path": u.plate.path, "format": u.plate.format.value,
                        "tables": tables, "orphans": dict(u.orphans)})
     return {
         "source": report.source,
@@ -99,7 +99,7 @@ def inspection_view(report: Inspection) -> Group:
                    _key(keys.image if keys else None),
                    _key(keys.object if keys else None, t.table == "Image"),
                    ", ".join(keys.parents) if keys and keys.parents else "–"]
-            table.add_row(*([u.unit.key] if many else []), *row)
+            table.add_row(*([u.plate.key] if many else []), *row)
     if report.plates:
         parts.append(table)
     parts.append(_issues(report))

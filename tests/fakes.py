@@ -17,7 +17,7 @@ from celltable.domain.errors import (
     SourceNotFoundError,
     WarehouseError,
 )
-from celltable.domain.inspection import TableDescription, UnitDescription, orphan_checks
+from celltable.domain.inspection import PlateDescription, TableDescription, orphan_checks
 from celltable.domain.join import ChunkQuery
 from celltable.domain.naming import OBJECT_NUMBER
 from celltable.domain.paths import WrittenPath, check_paths, within
@@ -25,7 +25,7 @@ from celltable.domain.ports import StagingPaths
 from celltable.domain.presets import Preset
 from celltable.domain.resume import SavedChunk
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import ChunkOutput, SourceLayout, SourceUnit, StagedTable, StagedUnit
+from celltable.domain.sources import ChunkOutput, Plate, SourceLayout, StagedPlate, StagedTable
 from celltable.domain.validation import OutputScan, file_fingerprint, manifest_json
 from celltable.domain.warehouse import CropOutput, FileIndex, ImageRows, TableState
 
@@ -41,11 +41,11 @@ class FakeSource:
     def discover(self, source_path: str, preset: Preset) -> SourceLayout:
         if not self.plates:
             raise NoTablesFoundError(f"nothing in {source_path}")
-        units = tuple(
-            SourceUnit(key, preset.source_format, f"{source_path}/{key}", ())
+        plates = tuple(
+            Plate(key, preset.source_format, f"{source_path}/{key}", ())
             for key in self.plates
         )
-        return SourceLayout(source_path, units)
+        return SourceLayout(source_path, plates)
 
 
 def _type(values: list[Any]) -> DataType:
@@ -76,10 +76,10 @@ class FakeEngine:
     source: FakeSource
     fail_on_chunk: int | None = None
 
-    def stage(self, unit: SourceUnit, preset: Preset, staging_dir: str,
-              copy: bool = False, share: int = 1) -> StagedUnit:
+    def stage(self, plate: Plate, preset: Preset, staging_dir: str,
+              copy: bool = False, share: int = 1) -> StagedPlate:
         tables = []
-        for name, rows in self.source.plates[unit.key].items():
+        for name, rows in self.source.plates[plate.key].items():
             schema = _schema(name, rows)
             if preset.image_key not in schema.names:  # one image of every row (IN Carta)
                 tables.append(StagedTable(name, schema, len(rows), ((0, len(rows)),) if rows else ()))
@@ -89,18 +89,18 @@ class FakeEngine:
             counted = sorted(by_image.items())
             counted = [(counted[0][0] if counted else 0, nulls), *counted] if nulls else counted
             tables.append(StagedTable(name, schema, len(rows), tuple(counted), null_keys=nulls))
-        return StagedUnit(unit, unit.key, tuple(tables))
+        return StagedPlate(plate, plate.key, tuple(tables))
 
-    def chunk_sources(self, staged: StagedUnit, queries: Sequence[ChunkQuery]) -> Iterator[StagedUnit]:
+    def chunk_sources(self, staged: StagedPlate, queries: Sequence[ChunkQuery]) -> Iterator[StagedPlate]:
         return iter([staged] * len(queries))
 
-    def read_chunk(self, staged: StagedUnit, query: ChunkQuery) -> ChunkOutput:
+    def read_chunk(self, staged: StagedPlate, query: ChunkQuery) -> ChunkOutput:
         """As the DuckDB engine reads a chunk: a base row missing a partner is dropped and
         counted under each step whose child it has (every step listed, zeros too); values
         cast to their column's type; rows in ``order_by`` order, NULLs first."""
         if self.fail_on_chunk == query.chunk.index:
             raise RuntimeError("disk on fire")
-        plate = self.source.plates[staged.unit.key]
+        plate = self.source.plates[staged.plate.key]
         key = query.image_key
         first = query.chunk.lower is None  # rows without an image number go with the first chunk
         base = [r for r in plate[query.table]
@@ -130,17 +130,17 @@ class FakeEngine:
         return ChunkOutput(query.chunk, out, len(out), len(base), dropped, tuple(missing.items()),
                            null_objects=nulls)
 
-    def read_sql(self, staged: StagedUnit, sql: str, table_number: str, views=()) -> ChunkOutput:
+    def read_sql(self, staged: StagedPlate, sql: str, plate_key: str, views=()) -> ChunkOutput:
         raise NotImplementedError
 
-    def release(self, staged: StagedUnit) -> None:
+    def release(self, staged: StagedPlate) -> None:
         pass
 
-    def describe(self, unit: SourceUnit, preset: Preset) -> UnitDescription:
-        plate = self.source.plates[unit.key]
+    def describe(self, plate: Plate, preset: Preset) -> PlateDescription:
+        rows_by_table = self.source.plates[plate.key]
         key = preset.image_key
         tables = []
-        for name, rows in plate.items():
+        for name, rows in rows_by_table.items():
             schema = _schema(name, rows)
             ident = [key] if name == "Image" else [key, preset.compartment(name).object_number]
             if key not in schema.names:  # rows told apart by their identifiers, if at all
@@ -156,10 +156,10 @@ class FakeEngine:
         schemas = {t.table: t.schema for t in tables}
         orphans = []
         for step in orphan_checks(preset, schemas):
-            parents = {(r[key], r[step.parent_object_number]) for r in plate[step.parent]}
+            parents = {(r[key], r[step.parent_object_number]) for r in rows_by_table[step.parent]}
             orphans.append((step.describe(), sum(
-                1 for r in plate[step.child] if (r[key], r[step.column]) not in parents)))
-        return UnitDescription(unit, tuple(tables), tuple(orphans))
+                1 for r in rows_by_table[step.child] if (r[key], r[step.column]) not in parents)))
+        return PlateDescription(plate, tuple(tables), tuple(orphans))
 
 
 @dataclass

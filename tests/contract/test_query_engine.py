@@ -129,10 +129,10 @@ def _convert(engine: QueryEngine, layout: SourceLayout, preset: Preset, scratch:
              joined: bool, chunk_size: int, copy: bool) -> dict[str, Any]:
     """Every output table's chunk outcomes, and what staging found of each table."""
     order = (TABLE_NUMBER, image_number(preset), OBJECT_NUMBER)
-    staged = [engine.stage(u, preset, scratch, copy=copy) for u in layout.units]
+    staged = [engine.stage(u, preset, scratch, copy=copy) for u in layout.plates]
     try:
         tables: dict[str, Any] = {
-            f"{s.unit.key}/{t}": (s.table(t).schema, s.table(t).rows, s.table(t).rows_by_image,
+            f"{s.plate.key}/{t}": (s.table(t).schema, s.table(t).rows, s.table(t).rows_by_image,
                                   s.table(t).null_keys)
             for s in staged for t in preset.tables if s.table(t) is not None}
         spec = derive_join(preset)
@@ -143,9 +143,9 @@ def _convert(engine: QueryEngine, layout: SourceLayout, preset: Preset, scratch:
             tables[name] = [(c.name, c.type) for c in plan.columns]
             for s in (s for s in staged if s.table(base) is not None):
                 join = check_join_columns(preset, spec, s) if joined else None
-                queries = [ChunkQuery(chunk, plan.selects_for(s.unit.key), base, preset.image_key,
+                queries = [ChunkQuery(chunk, plan.selects_for(s.plate.key), base, preset.image_key,
                                       join=join, order_by=order)
-                           for chunk in plan_chunks(s.unit.key, s.table(base).rows_by_image,
+                           for chunk in plan_chunks(s.plate.key, s.table(base).rows_by_image,
                                                     chunk_size)]
                 for source, query in zip(engine.chunk_sources(s, queries), queries, strict=True):
                     tables.setdefault(f"{name} chunks", []).append(
@@ -202,10 +202,10 @@ def test_duckdb_and_the_fake_give_the_same_chunks_of_plates_without_image_number
     if joined:  # and described alike (an object exported twice is a repeated key)
         plate = plates["day1"]["Objects"]
         _write_csv(tmp_path / "day1.csv", [*plate, plate[0]])
-        (unit,) = LocalSourceLocator().discover(str(tmp_path / "day1.csv"), preset).units
-        real = DuckDBEngine().describe(unit, preset)
-        fake = FakeEngine(FakeSource({unit.key: {"Objects": [*plate, plate[0]]}})).describe(
-            unit, preset)
+        (listed,) = LocalSourceLocator().discover(str(tmp_path / "day1.csv"), preset).plates
+        real = DuckDBEngine().describe(listed, preset)
+        fake = FakeEngine(FakeSource({listed.key: {"Objects": [*plate, plate[0]]}})).describe(
+            listed, preset)
         assert [(t.table, t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in fake.tables] \
             == [(t.table, t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in real.tables] \
             == [("Objects", real.tables[0].schema, 4, 0, 1)]
@@ -220,7 +220,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def _compare(plates: dict[str, Plate], tmp_path: Path, preset: Preset, **how: Any) -> None:
     layout = LocalSourceLocator().discover(str(tmp_path / "src"), preset)
-    by_key = {u.key: plates[Path(u.path).stem] for u in layout.units}
+    by_key = {u.key: plates[Path(u.path).stem] for u in layout.plates}
     assert len(by_key) == len(plates)
     real = _convert(DuckDBEngine(), layout, preset, str(tmp_path), **how)
     fake = _convert(FakeEngine(FakeSource(by_key)), layout, preset, str(tmp_path), **how)
@@ -260,9 +260,9 @@ def test_a_plate_is_described_alike_without_staging(tmp_path, sqlite):
         _write_sqlite(tmp_path / "p1", plate)
     else:
         _write_plate(tmp_path / "p1", plate)
-    (unit,) = LocalSourceLocator().discover(str(tmp_path / "p1"), preset).units
-    real = DuckDBEngine().describe(unit, preset)
-    fake = FakeEngine(FakeSource({unit.key: plate})).describe(unit, preset)
+    (listed,) = LocalSourceLocator().discover(str(tmp_path / "p1"), preset).plates
+    real = DuckDBEngine().describe(listed, preset)
+    fake = FakeEngine(FakeSource({listed.key: plate})).describe(listed, preset)
     assert {t.table: (t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in fake.tables} \
         == {t.table: (t.schema, t.rows, t.null_keys, t.duplicate_keys) for t in real.tables}
     assert sorted(n for _, n in fake.orphans) == sorted(n for _, n in real.orphans) == [2, 2]
@@ -274,11 +274,11 @@ def test_release_leaves_the_scratch_folder_as_it_was_and_the_source_untouched(tm
     plate = _orphans()
     _write_plate(tmp_path / "p1", plate)
     files = {p: p.read_bytes() for p in (tmp_path / "p1").iterdir()}
-    (unit,) = LocalSourceLocator().discover(str(tmp_path / "p1"), PRESET).units
+    (listed,) = LocalSourceLocator().discover(str(tmp_path / "p1"), PRESET).plates
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    for engine in (DuckDBEngine(), FakeEngine(FakeSource({unit.key: plate}))):
-        staged = engine.stage(unit, PRESET, str(scratch), copy=copy)
+    for engine in (DuckDBEngine(), FakeEngine(FakeSource({listed.key: plate}))):
+        staged = engine.stage(listed, PRESET, str(scratch), copy=copy)
         engine.release(staged)
         assert list(scratch.iterdir()) == []
         assert {p: p.read_bytes() for p in (tmp_path / "p1").iterdir()} == files

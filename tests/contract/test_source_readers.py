@@ -29,7 +29,7 @@ from celltable.domain.naming import OBJECT_NUMBER, TABLE_NUMBER, image_number
 from celltable.domain.output import check_join_columns, plan_output
 from celltable.domain.plan import plan_chunks
 from celltable.domain.presets import IMAGE, Preset, get_preset
-from celltable.domain.sources import StagedUnit
+from celltable.domain.sources import StagedPlate
 from tests.fakes import FakeEngine, FakeSource
 
 CELLS = (3, 0, 2, 4)
@@ -149,19 +149,19 @@ def test_every_registered_format_has_a_case_here():
     assert {get_preset(c.preset).source_format for c in CASES.values()} == set(REGISTRY)
 
 
-def _queries(preset: Preset, staged: StagedUnit, chunk_size: int) -> list[ChunkQuery]:
+def _queries(preset: Preset, staged: StagedPlate, chunk_size: int) -> list[ChunkQuery]:
     spec = derive_join(preset)
     join = check_join_columns(preset, spec, staged)
     tables = (IMAGE, *spec.tables) if preset.image_table else spec.tables
     plan = plan_output(preset, "joined", tables, [staged], joined=True)
     base = staged.table(spec.base)
     assert base is not None
-    return [ChunkQuery(c, plan.selects_for(staged.unit.key), spec.base, preset.image_key,
+    return [ChunkQuery(c, plan.selects_for(staged.plate.key), spec.base, preset.image_key,
                        join=join, order_by=(TABLE_NUMBER, image_number(preset), OBJECT_NUMBER))
-            for c in plan_chunks(staged.unit.key, base.rows_by_image, chunk_size)]
+            for c in plan_chunks(staged.plate.key, base.rows_by_image, chunk_size)]
 
 
-def _read(engine, staged: StagedUnit, preset: Preset, chunk_size: int):
+def _read(engine, staged: StagedPlate, preset: Preset, chunk_size: int):
     """Each chunk's query and output rows (as dicts), and the rows dropped and missing."""
     queries = _queries(preset, staged, chunk_size)
     chunks, dropped, missing = [], 0, 0
@@ -180,15 +180,15 @@ def _staged(case: Case, tmp_path: Path, shuffled: bool = False, copy: bool = Fal
     source = case.write(tmp_path / "src", preset, shuffled)
     layout = LocalSourceLocator().discover(str(source), preset)
     engine = DuckDBEngine()
-    return engine, [engine.stage(u, preset, str(tmp_path), copy=copy) for u in layout.units]
+    return engine, [engine.stage(u, preset, str(tmp_path), copy=copy) for u in layout.plates]
 
 
 def _fake(shuffled: bool = False):
     preset = get_preset("cellprofiler_csv")
     source = FakeSource({"p": _rows(preset, shuffled)})
     engine = FakeEngine(source)
-    unit = source.discover("src", preset).units[0]
-    return engine, [engine.stage(unit, preset, "")], unit
+    plate = source.discover("src", preset).plates[0]
+    return engine, [engine.stage(plate, preset, "")], plate
 
 
 def _keys(rows, preset: Preset) -> list[tuple[int, int]]:
@@ -205,20 +205,20 @@ def test_each_formats_tables_are_found_plate_by_plate(tmp_path, name):
     preset = get_preset(case.preset)
     layout = LocalSourceLocator().discover(str(case.write(tmp_path / "src", preset, False)),
                                            preset)
-    assert len(layout.units) == case.plates and not layout.bad
-    assert sorted(t.table for t in layout.units[0].tables) == sorted(case.tables)
-    assert all(Path(t.path).exists() for u in layout.units for t in u.tables)
+    assert len(layout.plates) == case.plates and not layout.bad
+    assert sorted(t.table for t in layout.plates[0].tables) == sorted(case.tables)
+    assert all(Path(t.path).exists() for u in layout.plates for t in u.tables)
 
 
 @pytest.mark.parametrize("name", [*MODEL, "fake"])
 def test_orphans_are_counted_by_describe_and_dropped_by_the_join(tmp_path, name):
     preset = get_preset("cellprofiler_csv" if name == "fake" else CASES[name].preset)
     if name == "fake":
-        engine, (staged,), unit = _fake()
+        engine, (staged,), plate = _fake()
     else:
         engine, (staged,) = _staged(CASES[name], tmp_path)
-        unit = staged.unit
-    described = engine.describe(unit, preset)
+        plate = staged.plate
+    described = engine.describe(plate, preset)
     assert sum(n for _, n in described.orphans) == 1
     chunks, dropped, missing = _read(engine, staged, preset, 1000)
     assert _keys([r for _, rows in chunks for r in rows], preset) == EXPECTED

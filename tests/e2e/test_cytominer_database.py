@@ -90,8 +90,8 @@ def test_a_plate_with_mixed_types_is_redone_from_a_copy(tmp_path, nf1_sqlite):
     assert result.rows_out == _joined_rows(SQLITE, by_table_number=False)
     assert celltable.validate(result.dest_path).ok
     nf1 = get_preset("cellprofiler_sqlite")
-    unit = LocalSourceLocator().discover(str(nf1_sqlite), nf1).units[0]
-    assert DuckDBEngine().stage(unit, nf1, str(tmp_path)).in_place
+    plate = LocalSourceLocator().discover(str(nf1_sqlite), nf1).plates[0]
+    assert DuckDBEngine().stage(plate, nf1, str(tmp_path)).in_place
 
 
 def test_junk_in_a_numeric_column_is_counted_and_the_column_kept(tmp_path):

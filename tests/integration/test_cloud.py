@@ -170,11 +170,11 @@ def test_the_cloud_locator_finds_the_same_plates_as_the_local_one(s3, tmp_path, 
     local = LocalSourceLocator().discover(str(three_example_plates), preset)
     cache = tmp_path / "cache"
     cloud = CloudSourceLocator(CloudClients(str(cache)), str(cache)).discover(f"s3://{SRC}/plates", preset)
-    assert [u.key for u in cloud.units] == [u.key for u in local.units] == [
+    assert [u.key for u in cloud.plates] == [u.key for u in local.plates] == [
         "batch_2/plate_d", "plate_a", "plate_b"]
     assert [len(s) for s in (cloud.skipped, local.skipped)] == [1, 1]
-    for unit in cloud.units:  # the plates point at local copies, so the engine reads files
-        for table in unit.tables:
+    for plate in cloud.plates:  # the plates point at local copies, so the engine reads files
+        for table in plate.tables:
             assert Path(table.path).is_file() and Path(table.path).is_relative_to(cache)
 
 

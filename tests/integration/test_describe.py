@@ -23,8 +23,8 @@ SQLITE = get_preset("cellprofiler_sqlite")
 
 
 def _describe(path, preset):
-    unit = LocalSourceLocator().discover(str(path), preset).units[0]
-    return DuckDBEngine(threads=2).describe(unit, preset)
+    plate = LocalSourceLocator().discover(str(path), preset).plates[0]
+    return DuckDBEngine(threads=2).describe(plate, preset)
 
 
 def test_nf1_is_described_without_staging_anything(nf1_sqlite):
@@ -62,9 +62,9 @@ def test_duckdb_and_the_fake_engine_describe_a_plate_alike(tmp_path):
     plate["Nuclei"].append(dict(plate["Nuclei"][0]))  # a repeated (image, object) key
     plate["Cells"].append({**plate["Cells"][0], "ImageNumber": None, "ObjectNumber": 50})
     _write_plate(tmp_path / "p", plate)
-    unit = LocalSourceLocator().discover(str(tmp_path / "p"), CSV).units[0]
-    real = DuckDBEngine().describe(unit, CSV)
-    fake = FakeEngine(FakeSource({"p": plate})).describe(unit, CSV)
+    listed = LocalSourceLocator().discover(str(tmp_path / "p"), CSV).plates[0]
+    real = DuckDBEngine().describe(listed, CSV)
+    fake = FakeEngine(FakeSource({"p": plate})).describe(listed, CSV)
 
     def counts(d):
         return ({t.table: (t.rows, t.schema.names, t.null_keys, t.duplicate_keys) for t in d.tables},

@@ -17,8 +17,8 @@ SQLITE = get_preset("cellprofiler_sqlite")
 
 
 def test_staging_counts_rows_per_image_and_maps_types(tmp_path, nf1_sqlite):
-    unit = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).units[0]
-    staged = DuckDBEngine().stage(unit, SQLITE, str(tmp_path))
+    plate = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).plates[0]
+    staged = DuckDBEngine().stage(plate, SQLITE, str(tmp_path))
     cyto = staged.table("Cytoplasm")
     assert cyto.rows == 242 == sum(n for _, n in cyto.rows_by_image)
     assert len(cyto.rows_by_image) == 32
@@ -49,16 +49,16 @@ def test_a_text_image_key_is_a_named_error(tmp_path, example_human):
     text = (src / "Cells.csv").read_text().splitlines()
     text[1] = "x" + text[1][1:]  # ImageNumber "x" instead of 1
     (src / "Cells.csv").write_text("\n".join(text) + "\n")
-    unit = LocalSourceLocator().discover(str(src), CSV).units[0]
+    plate = LocalSourceLocator().discover(str(src), CSV).plates[0]
     with pytest.raises(SchemaError, match="ImageNumber"):
-        DuckDBEngine().stage(unit, CSV, str(tmp_path))
+        DuckDBEngine().stage(plate, CSV, str(tmp_path))
 
 
 def test_a_sqlite_file_that_is_not_a_database_is_a_bad_file_of_the_layout(tmp_path):
     bad = tmp_path / "plate.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
     layout = LocalSourceLocator().discover(str(bad), SQLITE)
-    assert layout.units == ()
+    assert layout.plates == ()
     ((path, reason),) = [(b.path, b.reason) for b in layout.bad]
     assert path == str(bad) and "not a readable SQLite database" in reason
 
@@ -87,10 +87,10 @@ def _two_image_plate(folder, example_human, *, reversed_table: str | None = None
 
 
 def test_a_csv_plate_in_image_order_is_read_in_place_as_the_copy_reads_it(tmp_path, example_human):
-    unit = LocalSourceLocator().discover(str(example_human), CSV).units[0]
+    plate = LocalSourceLocator().discover(str(example_human), CSV).plates[0]
     engine = DuckDBEngine()
-    in_place = engine.stage(unit, CSV, str(tmp_path))
-    copied = engine.stage(unit, CSV, str(tmp_path), copy=True)
+    in_place = engine.stage(plate, CSV, str(tmp_path))
+    copied = engine.stage(plate, CSV, str(tmp_path), copy=True)
     try:
         assert in_place.in_place and not copied.in_place
         assert in_place.tables == copied.tables  # same types, rows and rows per image
@@ -105,9 +105,9 @@ def test_an_out_of_order_csv_plate_is_copied_and_converts_as_an_ordered_one(tmp_
     ordered = _two_image_plate(tmp_path / "ordered", example_human)
     shuffled = _two_image_plate(tmp_path / "shuffled", example_human, reversed_table="Cells")
     engine = DuckDBEngine()
-    assert engine.stage(LocalSourceLocator().discover(str(ordered), CSV).units[0], CSV,
+    assert engine.stage(LocalSourceLocator().discover(str(ordered), CSV).plates[0], CSV,
                         str(tmp_path)).in_place
-    staged = engine.stage(LocalSourceLocator().discover(str(shuffled), CSV).units[0], CSV,
+    staged = engine.stage(LocalSourceLocator().discover(str(shuffled), CSV).plates[0], CSV,
                           str(tmp_path))
     engine.release(staged)
     assert not staged.in_place
@@ -135,7 +135,7 @@ def test_a_value_past_the_sniffed_sample_that_breaks_its_type_redoes_the_plate_f
         convert(plate, tmp_path / "in_place", join=False, chunk_size=5_000)
     events = [e["event"] for e in logs]
     assert "plate_read_in_place" in events and "plate_copied_after_all" in events
-    monkeypatch.setattr(CsvFormat, "in_place", lambda self, engine, unit, preset: None)
+    monkeypatch.setattr(CsvFormat, "in_place", lambda self, engine, listed, preset: None)
     convert(plate, tmp_path / "copied", join=False, chunk_size=5_000)
     a = pq.read_table(tmp_path / "in_place" / "cells.parquet")
     b = pq.read_table(tmp_path / "copied" / "cells.parquet")
@@ -168,11 +168,11 @@ def test_a_sqlite_plate_is_read_in_place_only_when_stored_in_image_order(
 
     plate = tmp_path / "plate.sqlite"
     _rewritten(nf1_sqlite, plate, "Per_Cells", order)
-    unit = LocalSourceLocator().discover(str(plate), SQLITE).units[0]
-    staged = DuckDBEngine().stage(unit, SQLITE, str(tmp_path))
+    listed = LocalSourceLocator().discover(str(plate), SQLITE).plates[0]
+    staged = DuckDBEngine().stage(listed, SQLITE, str(tmp_path))
     assert staged.in_place is in_place
     assert dict(staged.table("Cells").rows_by_image) == dict(
-        DuckDBEngine().stage(unit, SQLITE, str(tmp_path), copy=True).table("Cells").rows_by_image)
+        DuckDBEngine().stage(listed, SQLITE, str(tmp_path), copy=True).table("Cells").rows_by_image)
     convert(plate, tmp_path / "out.parquet", preset="cellprofiler_sqlite")
     convert(nf1_sqlite, tmp_path / "ordered.parquet", preset="cellprofiler_sqlite")
     got, expected = (pq.read_table(tmp_path / f"{n}.parquet") for n in ("out", "ordered"))

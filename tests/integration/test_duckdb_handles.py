@@ -17,14 +17,14 @@ SQLITE = get_preset("cellprofiler_sqlite")
 
 def _count(engine, staged) -> int:
     sql = 'SELECT count(*) AS n FROM "Cells"'
-    return engine.read_sql(staged, sql, staged.unit.key).data.column("n")[0].as_py()
+    return engine.read_sql(staged, sql, staged.plate.key).data.column("n")[0].as_py()
 
 
 def test_a_plate_staged_in_a_file_is_read_in_another_process_and_released_with_its_file(
         tmp_path, nf1_sqlite):
-    unit = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).units[0]
+    plate = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).plates[0]
     engine = DuckDBEngine()
-    staged = engine.stage(unit, SQLITE, str(tmp_path), copy=True)
+    staged = engine.stage(plate, SQLITE, str(tmp_path), copy=True)
     path = Path(staged.handle.path)
     assert path.exists() and staged.handle.exists()
     assert _count(engine, staged) == staged.table("Cells").rows
@@ -36,9 +36,9 @@ def test_a_plate_staged_in_a_file_is_read_in_another_process_and_released_with_i
 
 
 def test_a_plate_staged_in_memory_is_readable_here_only_and_until_released(tmp_path, nf1_sqlite):
-    unit = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).units[0]
+    plate = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).plates[0]
     engine = DuckDBEngine(memory_limit=2**30, in_memory=True)
-    staged = engine.stage(unit, SQLITE, str(tmp_path), copy=True)
+    staged = engine.stage(plate, SQLITE, str(tmp_path), copy=True)
     assert not list(tmp_path.glob("*.duckdb"))  # nothing on disk
     assert _count(engine, staged) == staged.table("Cells").rows
     elsewhere = pickle.loads(pickle.dumps(staged))
@@ -51,10 +51,10 @@ def test_a_plate_staged_in_memory_is_readable_here_only_and_until_released(tmp_p
 
 
 def test_a_plate_read_in_place_is_never_touched_by_release(tmp_path, nf1_sqlite):
-    unit = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).units[0]
+    plate = LocalSourceLocator().discover(str(nf1_sqlite), SQLITE).plates[0]
     engine = DuckDBEngine()
-    staged = engine.stage(unit, SQLITE, str(tmp_path))
+    staged = engine.stage(plate, SQLITE, str(tmp_path))
     assert staged.in_place and pickle.loads(pickle.dumps(staged)).handle == staged.handle
-    before = Path(unit.path).stat()
+    before = Path(plate.path).stat()
     engine.release(staged)
-    assert Path(unit.path).stat().st_mtime_ns == before.st_mtime_ns
+    assert Path(plate.path).stat().st_mtime_ns == before.st_mtime_ns

@@ -59,7 +59,7 @@ def _plate(path, *, late: dict[str, object] | None = None, shuffled: bool = Fals
 
 
 def _unit(path):
-    return LocalSourceLocator().discover(str(path), SQLITE).units[0]
+    return LocalSourceLocator().discover(str(path), SQLITE).plates[0]
 
 
 @pytest.mark.parametrize("copy", [False, True])

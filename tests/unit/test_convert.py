@@ -108,7 +108,7 @@ def test_the_destination_is_told_the_sources_before_anything_is_staged():
     services = _services({"p": _plate()})
     convert(ConversionRequest("src", "out.parquet", PRESET), services)
     layout = services.locator.discover("src", PRESET)
-    paths = {u.path for u in layout.units} | {t.path for u in layout.units for t in u.tables}
+    paths = {u.path for u in layout.plates} | {t.path for u in layout.plates for t in u.tables}
     assert services.destination.sources[0] == "src"
     assert set(services.destination.sources) == {"src", *paths}
 
@@ -140,17 +140,17 @@ class _InPlaceFails(FakeEngine):
 
     released: list = field(default_factory=list)
 
-    def stage(self, unit, preset, staging_dir, copy=False, share=1):
-        staged = super().stage(unit, preset, staging_dir, copy, share)
+    def stage(self, plate, preset, staging_dir, copy=False, share=1):
+        staged = super().stage(plate, preset, staging_dir, copy, share)
         return replace(staged, handle="copy" if copy else "in place")
 
     def read_chunk(self, staged, query):
-        if staged.unit.key == "b" and staged.handle == "in place":
+        if staged.plate.key == "b" and staged.handle == "in place":
             raise InPlaceReadFailed("b", "a value past the sniffer's sample")
         return super().read_chunk(staged, query)
 
     def release(self, staged):
-        self.released.append((staged.unit.key, staged.handle))
+        self.released.append((staged.plate.key, staged.handle))
 
 
 def test_a_plate_that_cannot_be_read_in_place_is_copied_and_the_output_written_again():

@@ -14,7 +14,7 @@ from celltable.domain.detect import (
 )
 from celltable.domain.errors import NoTablesFoundError, UnsupportedSourceError
 from celltable.domain.presets import PRESETS
-from celltable.domain.sources import SourceLayout, SourceUnit, TableLocation
+from celltable.domain.sources import Plate, SourceLayout, TableLocation
 from tests.fakes import FakeSurveyor
 
 
@@ -80,15 +80,15 @@ class _Locator:
         self.plates = plates
 
     def discover(self, source_path, preset):
-        units = []
+        plates = []
         for key, names in self.plates.items():
             tables = tuple(TableLocation(t, key, n) for n in names
                            if (t := preset.match_table(n)) is not None)
             if tables:
-                units.append(SourceUnit(key, preset.source_format, key, tables))
-        if not units:
+                plates.append(Plate(key, preset.source_format, key, tables))
+        if not plates:
             raise NoTablesFoundError("none")
-        return SourceLayout(source_path, tuple(units))
+        return SourceLayout(source_path, tuple(plates))
 
 
 def test_detection_tries_every_preset_on_the_source():

@@ -43,8 +43,8 @@ def test_partition_files_take_the_formats_suffix():
 
 
 def test_the_plan_gives_every_column_its_role_and_compartment():
-    unit = _unit("a", [("AreaShape_Area", DataType.FLOAT64), ("Parent_Nuclei", DataType.INT64)])
-    plan = plan_output(PRESET, "joined", (IMAGE, *derive_join(PRESET).tables), [unit],
+    plate = _unit("a", [("AreaShape_Area", DataType.FLOAT64), ("Parent_Nuclei", DataType.INT64)])
+    plan = plan_output(PRESET, "joined", (IMAGE, *derive_join(PRESET).tables), [plate],
                        joined=True)
     roles = {c.name: (c.role, c.compartment) for c in plan.columns}
     assert roles["Metadata_TableNumber"] == (Role.KEY, "")

@@ -9,16 +9,16 @@ from celltable.domain import detect as detect_module
 from celltable.domain.detect import SourceKind, SourceSurvey
 from celltable.domain.errors import NoTablesFoundError
 from celltable.domain.inspection import (
+    PlateDescription,
     Severity,
     TableDescription,
-    UnitDescription,
     find_issues,
     key_columns,
     orphan_checks,
 )
 from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import SourceLayout, SourceUnit
+from celltable.domain.sources import Plate, SourceLayout
 from tests.fakes import FakeEngine, FakeSource, FakeSurveyor
 from tests.unit.test_convert import _plate
 
@@ -48,7 +48,7 @@ def _plate_tables(**overrides):
 
 
 def _unit(key="p", orphans=(), **overrides):
-    return UnitDescription(SourceUnit(key, SourceFormat.CSV, key, ()), _plate_tables(**overrides),
+    return PlateDescription(Plate(key, SourceFormat.CSV, key, ()), _plate_tables(**overrides),
                            orphans)
 
 
@@ -138,7 +138,7 @@ class _Locator:
     def discover(self, source_path, preset):
         if preset.name != "cellprofiler_csv":
             raise NoTablesFoundError("no")
-        return SourceLayout(source_path, self.source.discover(source_path, preset).units,
+        return SourceLayout(source_path, self.source.discover(source_path, preset).plates,
                             (f"{source_path}/PH3.csv",))
 
 
@@ -151,7 +151,7 @@ def _services(plates, survey=None):
 def test_inspect_detects_the_preset_and_describes_every_plate():
     report = inspect("src", _services({"a": _plate(images=2), "b": _plate(images=3)}))
     assert report.preset == "cellprofiler_csv" and report.detection.preset == "cellprofiler_csv"
-    assert [u.unit.key for u in report.plates] == ["a", "b"]
+    assert [u.plate.key for u in report.plates] == ["a", "b"]
     assert report.plates[1].table("Cytoplasm").rows == 9
     assert dict(report.plates[0].orphans) == {"Cytoplasm.Parent_Cells -> Cells": 0,
                                               "Cytoplasm.Parent_Nuclei -> Nuclei": 0}

@@ -16,7 +16,7 @@ from celltable.adapters.npz_checks import MetadataUnpickler, load_metadata
 from celltable.adapters.npz_site import read_npz, site_table
 from celltable.domain.errors import SourceReadError, UnsafePickleError
 from celltable.domain.presets import SourceFormat, get_preset
-from celltable.domain.sources import SourceUnit, TableLocation
+from celltable.domain.sources import Plate, TableLocation
 from tests.conftest import REAL_DATA
 
 DP = get_preset("deepprofiler")
@@ -124,9 +124,9 @@ def test_a_crafted_npz_whose_pickle_runs_a_command_fails_naming_the_file_and_run
     with pytest.raises(UnsafePickleError, match=r"A01_1\.npz") as e:
         read_npz(bad)
     assert isinstance(e.value, SourceReadError)
-    unit = SourceUnit("p", SourceFormat.NPZ, str(tmp_path), (TableLocation("Cells", bad, "A01_1"),))
+    plate = Plate("p", SourceFormat.NPZ, str(tmp_path), (TableLocation("Cells", bad, "A01_1"),))
     with pytest.raises(UnsafePickleError):
-        describe_npz(unit, DP)
+        describe_npz(plate, DP)
     assert not marker.exists()
     # the file is live: numpy's own loader, allowed to unpickle, runs the command
     with np.load(bad, allow_pickle=True) as npz:
@@ -183,10 +183,10 @@ def test_features_and_locations_must_agree_in_cells(tmp_path):
     path = _site(tmp_path / "mismatch.npz", cells=4, locations=np.zeros((3, 2)))
     with pytest.raises(SourceReadError, match=r"mismatch.npz: locations.npy has shape \(3, 2\)"):
         read_npz(path)
-    unit = SourceUnit("p", SourceFormat.NPZ, str(tmp_path),
+    plate = Plate("p", SourceFormat.NPZ, str(tmp_path),
                       (TableLocation("Cells", path, "mismatch"),))
     with pytest.raises(SourceReadError, match=r"mismatch\.npz"):
-        describe_npz(unit, DP)
+        describe_npz(plate, DP)
 
 
 def test_an_array_whose_header_promises_more_bytes_than_it_holds_is_refused(tmp_path):

@@ -4,7 +4,7 @@ from celltable.domain.join import derive_join
 from celltable.domain.output import plan_output
 from celltable.domain.presets import IMAGE, SourceFormat, get_preset
 from celltable.domain.schema import Column, DataType, TableSchema, unify_types
-from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit
+from celltable.domain.sources import Plate, StagedPlate, StagedTable
 
 PRESET = get_preset("cellprofiler_csv")
 
@@ -13,7 +13,7 @@ def _unit(key, cells_cols):
     def table(name, cols):
         return StagedTable(name, TableSchema(name, tuple(Column(c, t) for c, t in cols)), 0, ())
     keys = [("ImageNumber", DataType.INT64), ("ObjectNumber", DataType.INT64)]
-    return StagedUnit(SourceUnit(key, SourceFormat.CSV, key, ()), key, (
+    return StagedPlate(Plate(key, SourceFormat.CSV, key, ()), key, (
         table(IMAGE, [("ImageNumber", DataType.INT64)]),
         table("Cytoplasm", [*keys, ("Parent_Cells", DataType.INT64), ("Parent_Nuclei", DataType.INT64)]),
         table("Cells", keys + cells_cols),
@@ -50,11 +50,11 @@ def test_float32_widens_beside_integers_and_float64_and_stays_beside_bool():
 
 
 def test_float32_option_stores_float64_features_as_float32_and_leaves_keys_and_metadata():
-    unit = _unit("a", [("AreaShape_Area", DataType.FLOAT64), ("Count", DataType.INT64),
+    plate = _unit("a", [("AreaShape_Area", DataType.FLOAT64), ("Count", DataType.INT64),
                        ("Metadata_Dose", DataType.FLOAT64), ("Parent_Nuclei", DataType.FLOAT64)])
     tables = (IMAGE, *derive_join(PRESET).tables)
-    wide = {c.name: c.type for c in plan_output(PRESET, "j", tables, [unit], joined=True).columns}
-    plan = plan_output(PRESET, "j", tables, [unit], joined=True, float32=True)
+    wide = {c.name: c.type for c in plan_output(PRESET, "j", tables, [plate], joined=True).columns}
+    plan = plan_output(PRESET, "j", tables, [plate], joined=True, float32=True)
     narrow = {c.name: c.type for c in plan.columns}
     assert wide["Cells_AreaShape_Area"] is DataType.FLOAT64
     assert narrow["Cells_AreaShape_Area"] is DataType.FLOAT32

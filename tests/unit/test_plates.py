@@ -23,15 +23,15 @@ from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.schema import Column, DataType
 from celltable.domain.sources import (
     BAD_FILE,
+    Plate,
     SourceLayout,
-    SourceUnit,
-    StagedUnit,
+    StagedPlate,
     TableLocation,
 )
 
 REQUEST = ConversionRequest("src", "dest", get_preset("cellprofiler_sqlite"),
                             ConversionOptions(partition_by="plate"))
-SURVEYED = Surveyed(StagedUnit(SourceUnit("p1", SourceFormat.SQLITE, "p1.sqlite", ()), "h", ()),
+SURVEYED = Surveyed(StagedPlate(Plate("p1", SourceFormat.SQLITE, "p1.sqlite", ()), "h", ()),
                     (("p1.sqlite", "10:20"),))
 OUTPUTS = (PlateOutput("joined", ("Image",), "Cytoplasm", (Column("a", DataType.INT64),), (),
                        "out/p1.parquet", 100),)
@@ -66,8 +66,8 @@ def test_the_identity_changes_with_the_sources_the_columns_and_the_options():
     assert plate_identity(REQUEST, SURVEYED, moved) == identity
 
 
-def _csv_plate(key: str) -> SourceUnit:
-    return SourceUnit(key, SourceFormat.CSV, f"src/{key}",
+def _csv_plate(key: str) -> Plate:
+    return Plate(key, SourceFormat.CSV, f"src/{key}",
                       tuple(TableLocation(t, f"src/{key}/{t}.csv", t) for t in ("Image", "Cells")))
 
 
@@ -84,10 +84,10 @@ def test_plates_surveys_could_not_read_are_named_together_or_left_out_with_their
     with pytest.raises(PlateFailedError, match=r"'a'.*cannot read it"):
         readable(LAYOUT, bad[:1], skip=False)
     kept = readable(LAYOUT, bad, skip=True)
-    assert [u.key for u in kept.units] == ["b"]
+    assert [u.key for u in kept.plates] == ["b"]
     why = dict(zip(kept.skipped, kept.reasons, strict=True))
     assert why["src/a/Image.csv"] == BAD_FILE + "cannot read it"
     assert why["src/c"] == BAD_FILE + "cannot read the plate"
     assert "is bad" in why["src/a/Cells.csv"]  # the rest of the plate, left out with it
     with pytest.raises(BadSourceFilesError, match="nothing is left"):
-        readable(replace(LAYOUT, units=LAYOUT.units[::2]), bad, skip=True)
+        readable(replace(LAYOUT, plates=LAYOUT.plates[::2]), bad, skip=True)

@@ -23,11 +23,11 @@ from celltable.domain.report import (
 )
 from celltable.domain.schema import Column, DataType, TableSchema
 from celltable.domain.sources import (
+    Plate,
     SkippedFile,
     SourceLayout,
-    SourceUnit,
+    StagedPlate,
     StagedTable,
-    StagedUnit,
     TableLocation,
 )
 from tests.fakes import FakeDestination, FakeEngine, FakeSource, FakeWriter, SyncRunner
@@ -51,11 +51,11 @@ def _unit(key, cells, *, rows=5, image=True, not_cast=(), widened=()):
         tables.insert(0, table(IMAGE, [("ImageNumber", INT), ("Metadata_Well", TEXT)], 1))
     where = f"/src/{key}"
     locations = tuple(TableLocation(t.table, f"{where}/{t.table}.csv", t.table) for t in tables)
-    return StagedUnit(SourceUnit(key, SourceFormat.CSV, where, locations), key, tuple(tables))
+    return StagedPlate(Plate(key, SourceFormat.CSV, where, locations), key, tuple(tables))
 
 
-def _plan(*units):
-    return plan_output(PRESET, "joined", (IMAGE, *derive_join(PRESET).tables), units, joined=True)
+def _plan(*plates):
+    return plan_output(PRESET, "joined", (IMAGE, *derive_join(PRESET).tables), plates, joined=True)
 
 
 def test_a_plate_lacking_columns_is_named_with_its_file_and_the_columns():

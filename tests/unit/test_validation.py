@@ -8,7 +8,7 @@ from celltable.domain.presets import SourceFormat, get_preset
 from celltable.domain.provenance import PROVENANCE_KEY, provenance
 from celltable.domain.report import TableReport
 from celltable.domain.schema import Column, DataType, TableSchema
-from celltable.domain.sources import SourceUnit, StagedTable, StagedUnit, TableLocation
+from celltable.domain.sources import Plate, StagedPlate, StagedTable, TableLocation
 from celltable.domain.validation import (
     FORMAT,
     Checksum,
@@ -132,9 +132,9 @@ def test_a_folders_files_are_checked_against_its_manifest():
 
 def test_the_provenance_a_file_is_written_with_is_what_validation_reads_back():
     schema = TableSchema("Cells", (Column("ImageNumber", DataType.INT64),))
-    unit = SourceUnit("p", SourceFormat.CSV, "/src/p",
+    plate = Plate("p", SourceFormat.CSV, "/src/p",
                       (TableLocation("Cells", "/src/p/Cells.csv", "Cells"),))
-    staged = StagedUnit(unit, "p", (StagedTable("Cells", schema, 6, ()),))
+    staged = StagedPlate(plate, "p", (StagedTable("Cells", schema, 6, ()),))
     request = ConversionRequest("/src", "/out", get_preset("cellprofiler_csv"),
                                 ConversionOptions(join=False))
     report = TableReport("Cells", "/out/cells.parquet", 6, 5, len(COLUMNS), dropped=1,

@@ -37,7 +37,7 @@ from celltable.domain.sources import (
     SourceLayout,
     StagedPlate,
     bad_files_error,
-    without_bad,
+    without_failed,
 )
 
 log = structlog.get_logger("celltable.convert")
@@ -126,9 +126,4 @@ def _unstaged(layout: SourceLayout, failed: list[tuple[Plate, CelltableError]],
         if len(failed) == 1:
             raise failed[0][1]
         raise bad_files_error(bad)
-    keys = {u.key for u, _ in failed}
-    kept = without_bad(layout, bad)
-    kept = replace(kept, plates=tuple(u for u in kept.plates if u.key not in keys))
-    if not kept.plates:
-        raise bad_files_error(bad, nothing_left=True)
-    return kept
+    return without_failed(layout, bad, (u.key for u, _ in failed))

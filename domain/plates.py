@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from celltable.domain.errors import PlateFailedError
 from celltable.domain.join import JoinSpec, SelectColumn
@@ -23,7 +23,7 @@ from celltable.domain.sources import (
     SourceLayout,
     StagedPlate,
     bad_files_error,
-    without_bad,
+    without_failed,
 )
 
 RECORD_FORMAT = 1
@@ -128,12 +128,7 @@ def readable(layout: SourceLayout, unreadable: list[Unreadable], skip: bool) -> 
             u = unreadable[0]
             raise PlateFailedError(u.plate.key, u.path, u.reason)
         raise bad_files_error(bad)
-    keys = {u.plate.key for u in unreadable}
-    kept = without_bad(layout, bad)
-    kept = replace(kept, plates=tuple(u for u in kept.plates if u.key not in keys))
-    if not kept.plates:
-        raise bad_files_error(bad, nothing_left=True)
-    return kept
+    return without_failed(layout, bad, (u.plate.key for u in unreadable))
 
 
 def plate_identity(request: ConversionRequest, surveyed: Surveyed,

@@ -197,6 +197,22 @@ def screened(layout: SourceLayout, skip_bad_files: bool) -> SourceLayout:
     return kept
 
 
+def without_failed(layout: SourceLayout, bad: tuple[SkippedFile, ...],
+                   keys: Iterable[str]) -> SourceLayout:
+    """``layout`` without its bad files (:func:`without_bad`) and without the plates ``keys``
+    that failed on reading them.
+
+    Raises:
+        BadSourceFilesError: No plate is left.
+    """
+    failed = set(keys)
+    kept = without_bad(layout, bad)
+    kept = replace(kept, plates=tuple(u for u in kept.plates if u.key not in failed))
+    if not kept.plates:
+        raise bad_files_error(bad, nothing_left=True)
+    return kept
+
+
 def without_bad(layout: SourceLayout, bad: tuple[SkippedFile, ...]) -> SourceLayout:
     """``layout`` without the plates holding a bad file (a file of a plate's own table: the
     plate cannot be joined without it), or, for plates of many sites of one table (NPZ), without

@@ -57,14 +57,14 @@ def retry_cost(error: Exception, task_record: Any) -> float:
     return float("inf") if isinstance(error, CelltableError) else 1.0
 
 
-def _lean(module: str) -> list[str]:
+def _lean(module: str, *options: str) -> list[str]:
     """The command running Parsl's script ``module`` through ``parsl_lean.py``: without the
     optional libraries Parsl would import for nothing there (see that module)."""
     import importlib.util
 
     spec = importlib.util.find_spec(module)
     assert spec is not None and spec.origin, module
-    return [sys.executable, str(Path(__file__).with_name("parsl_lean.py")), spec.origin]
+    return [sys.executable, str(Path(__file__).with_name("parsl_lean.py")), *options, spec.origin]
 
 
 def htex_config(workers: int, run_dir: str) -> Config:
@@ -88,10 +88,11 @@ def htex_config(workers: int, run_dir: str) -> Config:
                 poll_period=100,
                 provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
                 # Parsl's own processes, started without the libraries they never use here:
-                # measured 25 MB and 0.35 s of CPU less in each (parsl_lean.py).
+                # measured 25 MB and 0.35 s of CPU less in each; the pool's workers forked
+                # from a server that imported Parsl once (parsl_lean.py).
                 interchange_launch_cmd=_lean("parsl.executors.high_throughput.interchange"),
                 launch_cmd=" ".join(shlex.quote(a) for a in _lean(
-                    "parsl.executors.high_throughput.process_worker_pool")).replace(
+                    "parsl.executors.high_throughput.process_worker_pool", "--forkserver")).replace(
                     "{", "{{").replace("}", "}}")
                 + DEFAULT_LAUNCH_CMD.removeprefix("process_worker_pool.py"),
                 worker_logdir_root=run_dir,

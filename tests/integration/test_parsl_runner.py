@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,11 @@ def _optional_imports() -> tuple[list[str], str]:
     return before, boto3.__name__
 
 
+def _parent() -> str:
+    """The command line of the process that started this worker."""
+    return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
 def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worker_died(
         tmp_path, monkeypatch):
     from celltable.domain.errors import SourceReadError
@@ -94,6 +100,8 @@ def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worke
         # Parsl's processes start without the optional libraries Parsl would import for
         # nothing (boto3, SQLAlchemy: installed here by the test extras); a task imports them
         assert runner.submit(_optional_imports).result() == ([], "boto3")
+        if sys.platform == "linux":  # forked from one server that imported Parsl once
+            assert "multiprocessing.forkserver" in runner.submit(_parent).result()
         assert runner.submit(_die_once, str(tmp_path / "died")).result() != os.getpid()
         with pytest.raises(SourceReadError, match="on purpose"):
             runner.submit(_fail_named, str(tmp_path / "tries")).result()

@@ -70,10 +70,13 @@ def _reap(timeout: float = 20.0) -> None:
 
 def _record(path: str) -> None:
     import resource
+    import time
 
     # read first: the descendants reaped below would add their I/O to this process's
     io_text = Path("/proc/self/io").read_text()
+    started = time.perf_counter()
     _reap()
+    reap_s = time.perf_counter() - started
     me, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     io = dict(line.split(": ") for line in io_text.splitlines())
     status = Path("/proc/self/status").read_text().splitlines()
@@ -84,6 +87,9 @@ def _record(path: str) -> None:
         "cpu_tree_s": round(me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime, 2),
         "cpu_main_s": round(me.ru_utime + me.ru_stime, 2),
         "requests": dict(requests),
+        # how long this probe waited, after the command had finished, for Parsl's processes
+        # to end (the command's own process would have exited already)
+        "reap_s": round(reap_s, 3),
     }, indent=1))
 
 
@@ -91,7 +97,8 @@ def main() -> None:
     out = sys.argv[1]
     atexit.register(_record, out)
     _adopt_orphans()
-    _count_s3_requests()
+    if any(a.startswith("s3://") for a in sys.argv):  # botocore's import is not the command's
+        _count_s3_requests()
     sys.argv = ["celltable", *sys.argv[2:]]
     from celltable.cli import main as cli
 

@@ -16,6 +16,12 @@ Peak memory is measured two ways:
 
 ``peak_rss_bytes`` is the larger of the two, which is the number the harness reports.
 
+``pss_at_peak_tree_bytes``: at the poll of ``peak_rss_tree_bytes``, the same processes' PSS
+summed (proportional set size: a page shared by k processes counts 1/k in each), so pages
+shared between processes (libraries, forked workers) count once: the tree's real footprint at
+that moment. Read only when the RSS sum reaches a new peak 1% above the last peak it was read
+at (it is slower to read), so it may come from a poll just before the RSS peak.
+
 Only the standard library and psutil are needed to measure; pyarrow is needed to count rows.
 """
 
@@ -49,6 +55,7 @@ class Measurement:
     max_rss_single_bytes: int
     peak_processes: int
     samples: int
+    pss_at_peak_tree_bytes: int = 0
     timed_out: bool = False
     output_path: str | None = None
     output_bytes: int | None = None
@@ -77,12 +84,12 @@ class Measurement:
         return d
 
 
-def _tree_rss(root: int) -> tuple[int, int]:
+def _tree_rss(root: int) -> tuple[int, int, list[psutil.Process]]:
     """Sum the RSS of process ``root``, its live descendants and the rest of its session.
 
     The command runs in a session of its own (its session id is ``root``), so processes that
     were reparented away from the tree (e.g. worker pools started through a shell that
-    exited) are still counted. Returns (bytes, number of processes).
+    exited) are still counted. Returns (bytes, number of processes, the processes).
     """
     procs: dict[int, psutil.Process] = {}
     children: dict[int, list[int]] = {}
@@ -104,17 +111,25 @@ def _tree_rss(root: int) -> tuple[int, int]:
                 members.add(c)
                 stack.append(c)
     total = 0
-    count = 0
+    counted = []
     for pid in members:
         p = procs.get(pid)
         if p is None:
             continue
         try:
             total += p.memory_info().rss
-            count += 1
+            counted.append(p)
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
-    return total, count
+    return total, len(counted), counted
+
+
+def _tree_pss(procs: list[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += getattr(p.memory_full_info(), "pss", 0)
+    return total
 
 
 def _dir_size(path: Path) -> int:
@@ -194,6 +209,7 @@ def run_measured(
     peak_tree = 0
     peak_procs = 0
     samples = 0
+    pss_at_peak = pss_read_at = 0
     max_single = 0
     returncode: int | None = None
     t0 = time.perf_counter()
@@ -229,9 +245,11 @@ def run_measured(
     waiter.start()
     deadline = None if timeout is None else t0 + timeout
     while waiter.is_alive():
-        rss, n = _tree_rss(pid)
+        rss, n, procs = _tree_rss(pid)
         samples += 1
         if rss > peak_tree:
+            if rss > pss_read_at * 1.01:  # PSS is slow to read: again once the peak grew 1%
+                pss_at_peak, pss_read_at = _tree_pss(procs), rss
             peak_tree = rss
         peak_procs = max(peak_procs, n)
         if deadline is not None and time.perf_counter() > deadline:
@@ -267,6 +285,7 @@ def run_measured(
         max_rss_single_bytes=max_single,
         peak_processes=peak_procs,
         samples=samples,
+        pss_at_peak_tree_bytes=pss_at_peak,
         timed_out=timed_out,
         output_path=str(output) if output is not None else None,
         error=error,

@@ -1,6 +1,7 @@
 """Scale-out benchmark: plates as tasks on Parsl's HighThroughputExecutor against local threads.
 
     .venv/bin/python benchmarks/scale_out.py [--only four,s3,many] [--many 25,50,100,200]
+                                             [--rounds 3]
 
 Every run is one fresh ``celltable convert`` process (``benchmarks/io_probe.py`` wraps the CLI
 to record the main process's own I/O, peak memory and object-store requests); the harness of
@@ -13,8 +14,11 @@ can be told apart. Results go to ``benchmarks/out/scale_out.json``.
 Cases:
 * ``four``: four generated 24-image SQLite plates (``plategen``), ``--partition-by plate``:
   threads; HTEX with 2 workers; the same HTEX command on a one-image plate (the main process's
-  fixed I/O); HTEX ``--workers 2 --threads 2`` against ``--workers 1 --threads 1``. Outputs are
-  compared table by table with the threads run.
+  fixed I/O); HTEX ``--workers 2 --threads 2`` against ``--workers 1 --threads 1``. The four
+  commands run back to back in each of ``--rounds`` rounds; each ratio is the median of the
+  rounds' ratios (all are kept). Outputs are compared table by table with the threads run.
+  Memory is the RSS summed over the tree (shared pages once per process) and, at that peak,
+  the PSS sum (shared pages once in all).
 * ``s3``: the same plates in a bucket of a local S3 server (moto, 127.0.0.1), DEST in the bucket
   too: threads and HTEX 2 workers, each with an empty cache; the main process's ``GetObject``
   requests show whether it downloaded a plate.
@@ -29,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -59,8 +64,9 @@ def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | N
     if not m.ok:
         raise SystemExit(f"{name} failed ({m.error}); see {work / f'{name}.log'}")
     io = json.loads(probe.read_text())
-    run = {"wall_s": round(m.wall_s, 2), "load_before": load,
+    run = {"wall_s": round(m.wall_s, 2), "load_before": load, "reap_s": io["reap_s"],
            "peak_tree_mib": round(m.peak_rss_bytes / MiB),
+           "pss_at_peak_tree_mib": round(m.pss_at_peak_tree_bytes / MiB),
            "cpu_tree_s": io["cpu_tree_s"], "cpu_main_s": io["cpu_main_s"],
            "main_peak_mib": round(io["peak_rss_bytes"] / MiB),
            "main_rchar_mib": round(io["io"]["rchar"] / MiB, 1),
@@ -68,10 +74,11 @@ def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | N
            "main_read_bytes_mib": round(io["io"]["read_bytes"] / MiB, 1),
            "main_write_bytes_mib": round(io["io"]["write_bytes"] / MiB, 1),
            "main_requests": io["requests"]}
-    print(f"  {name:<24} {run['wall_s']:>7.2f} s  tree {run['peak_tree_mib']:>5} MiB  "
+    print(f"  {name:<24} {run['wall_s']:>7.2f} s  tree {run['peak_tree_mib']:>5} MiB "
+          f"(PSS {run['pss_at_peak_tree_mib']:>4})  "
           f"main {run['main_peak_mib']:>4} MiB  main rchar+wchar "
           f"{run['main_rchar_mib'] + run['main_wchar_mib']:>7.1f} MiB  CPU {run['cpu_tree_s']:>5.1f} s "
-          f"(main {run['cpu_main_s']:.1f})  (load {load})", flush=True)
+          f"(main {run['cpu_main_s']:.1f})  reap {run['reap_s']:.2f} s  (load {load})", flush=True)
     return run
 
 
@@ -82,32 +89,43 @@ def same_tables(a: Path, b: Path) -> bool:
         pq.read_table(a / f).equals(pq.read_table(b / f)) for f in files)
 
 
-def case_four(work: Path, plates: Path, one: Path) -> dict:
-    print("four 24-image SQLite plates, --partition-by plate", flush=True)
-    # the pairs a ratio compares, each back to back
-    r = {
-        "htex2_one_image": convert("htex2_one_image", str(one), str(work / "one-out"), "--executor",
-                                   "htex", "--workers", "2", work=work),
-        "threads": convert("threads", str(plates), str(work / "threads"), work=work),
-        "htex2": convert("htex2", str(plates), str(work / "htex2"), "--executor", "htex",
-                         "--workers", "2", work=work),
-        "htex_w2t2": convert("htex_w2t2", str(plates), str(work / "w2t2"), "--executor", "htex",
-                             "--workers", "2", "--threads", "2", work=work),
-        "htex_w1t1": convert("htex_w1t1", str(plates), str(work / "w1t1"), "--executor", "htex",
-                             "--workers", "1", "--threads", "1", work=work),
+def case_four(work: Path, plates: Path, one: Path, rounds: int) -> dict:
+    print(f"four 24-image SQLite plates, --partition-by plate, {rounds} round(s)", flush=True)
+    r: dict = {"htex2_one_image": convert("htex2_one_image", str(one), str(work / "one-out"),
+                                          "--executor", "htex", "--workers", "2", work=work)}
+    commands = {
+        "threads": (),
+        "htex2": ("--executor", "htex", "--workers", "2"),
+        "htex_w2t2": ("--executor", "htex", "--workers", "2", "--threads", "2"),
+        "htex_w1t1": ("--executor", "htex", "--workers", "1", "--threads", "1"),
     }
+    # Each round runs the four commands back to back; a ratio is taken within a round, and the
+    # median of the rounds' ratios is reported (this machine's run-to-run noise is about 10%).
+    runs: dict[str, list[dict]] = {name: [] for name in commands}
+    for i in range(rounds):
+        for name, extra in commands.items():
+            runs[name].append(convert(f"{name}_{i}", str(plates), str(work / name), *extra,
+                                      work=work))
+    r["rounds"] = runs
     io = lambda run: run["main_rchar_mib"] + run["main_wchar_mib"]  # noqa: E731
+
+    def ratio(a: str, b: str, key: str) -> dict:
+        each = [round(x[key] / y[key], 2) for x, y in zip(runs[a], runs[b], strict=True)]
+        return {"median": statistics.median(each), "rounds": each}
+
     r["ratios"] = {
-        "main_io_over_one_image_mib (rchar+wchar)": round(io(r["htex2"]) - io(r["htex2_one_image"]), 1),
-        "htex2_time_over_threads": round(r["htex2"]["wall_s"] / r["threads"]["wall_s"], 2),
-        "htex2_tree_peak_over_threads": round(r["htex2"]["peak_tree_mib"] / r["threads"]["peak_tree_mib"], 2),
-        "w1t1_time_over_w2t2": round(r["htex_w1t1"]["wall_s"] / r["htex_w2t2"]["wall_s"], 2),
+        "main_io_over_one_image_mib (rchar+wchar)":
+            round(max(io(x) for x in runs["htex2"]) - io(r["htex2_one_image"]), 1),
+        "htex2_time_over_threads": ratio("htex2", "threads", "wall_s"),
+        "htex2_tree_peak_over_threads": ratio("htex2", "threads", "peak_tree_mib"),
+        "htex2_tree_pss_over_threads": ratio("htex2", "threads", "pss_at_peak_tree_mib"),
+        "w1t1_time_over_w2t2": ratio("htex_w1t1", "htex_w2t2", "wall_s"),
         # the CPU seconds of the process trees: what a shared machine's ratios follow
-        "htex2_cpu_over_threads": round(r["htex2"]["cpu_tree_s"] / r["threads"]["cpu_tree_s"], 2),
+        "htex2_cpu_over_threads": ratio("htex2", "threads", "cpu_tree_s"),
         "htex2_one_image_cpu_s": r["htex2_one_image"]["cpu_tree_s"],
-        "w1t1_cpu_over_w2t2": round(r["htex_w1t1"]["cpu_tree_s"] / r["htex_w2t2"]["cpu_tree_s"], 2),
+        "w1t1_cpu_over_w2t2": ratio("htex_w1t1", "htex_w2t2", "cpu_tree_s"),
         "htex2_tables_equal_threads": same_tables(work / "threads", work / "htex2"),
-        "w2t2_tables_equal_threads": same_tables(work / "threads", work / "w2t2"),
+        "w2t2_tables_equal_threads": same_tables(work / "threads", work / "htex_w2t2"),
     }
     print(json.dumps(r["ratios"], indent=1), flush=True)
     return r
@@ -179,6 +197,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="four,s3,many")
     ap.add_argument("--many", default="25,50,100,200")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the four-plate runs")
     args = ap.parse_args()
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     OUT.mkdir(exist_ok=True)
@@ -190,7 +209,7 @@ def main() -> None:
         generate_plates(plates, "sqlite", plates=4, images=24)
         generate_plates(one, "sqlite", plates=1, images=1)
     if "four" in cases:
-        results["four"] = case_four(work, plates, one)
+        results["four"] = case_four(work, plates, one, args.rounds)
     if "s3" in cases:
         results["s3"] = case_s3(work, plates)
     if "many" in cases:

@@ -541,6 +541,28 @@ def test_an_s3_dest_holding_the_source_is_refused_and_nothing_deleted(s3, tmp_pa
     assert _keys(s3, SRC) == before
 
 
+def test_a_download_cache_inside_a_local_dest_is_refused_before_any_download(  # noqa: F811
+        s3, tmp_path, monkeypatch):
+    """The cloud plates' download cache, set by CELLTABLE_LOCAL_CACHE_DIR as by
+    --local-cache-dir, inside the DEST that --overwrite replaces: refused before a byte is
+    downloaded into it (plates are downloaded as they are listed, before DEST is prepared)."""
+    from tests.integration.test_cloud import SRC, _put_folder
+
+    _put_folder(s3, EXAMPLE_HUMAN, SRC, "proj/p1")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "kept.txt").write_text("an earlier output")
+    monkeypatch.setenv("CELLTABLE_LOCAL_CACHE_DIR", str(dest / "cache"))
+    options = celltable.ConversionOptions(overwrite=True, partition_by="plate")
+    with pytest.raises(DestinationError, match="CELLTABLE_LOCAL_CACHE_DIR.*inside the destination"):
+        celltable.convert(f"s3://{SRC}/proj/p1", dest, preset="cellprofiler_csv", options=options)
+    result = _convert(f"s3://{SRC}/proj/p1", dest, "--overwrite", "--partition-by", "plate")
+    assert result.exit_code == 1 and "CELLTABLE_LOCAL_CACHE_DIR" in result.output
+    assert _tree(dest) == {"kept.txt": b"an earlier output"}  # nothing downloaded, DEST kept
+    # set for cloud work, the variable is not in the way of a local conversion
+    celltable.convert(EXAMPLE_HUMAN, dest, preset="cellprofiler_csv", options=options)
+
+
 def test_an_s3_dest_appearing_meanwhile_is_kept(s3, tmp_path):  # noqa: F811
     from tests.integration.test_cloud import OUT
 

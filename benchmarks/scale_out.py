@@ -15,8 +15,10 @@ Cases:
 * ``four``: four generated 24-image SQLite plates (``plategen``), ``--partition-by plate``:
   threads; HTEX with 2 workers; the same HTEX command on a one-image plate (the main process's
   fixed I/O); HTEX ``--workers 2 --threads 2`` against ``--workers 1 --threads 1``. The four
-  commands run back to back in each of ``--rounds`` rounds; each ratio is the median of the
-  rounds' ratios (all are kept). Outputs are compared table by table with the threads run.
+  commands run back to back in each of ``--rounds`` rounds, timed without the memory sampler
+  (it takes about 5% of a core, which a run keeping both cores busy loses and a one-core run
+  does not), then threads and HTEX 2 workers again with it for the memory ratio; each ratio is
+  the median of the rounds' ratios (all are kept). Outputs are compared table by table with the threads run.
   Memory is the RSS summed over the tree (shared pages once per process) and, at that peak,
   the PSS sum (shared pages once in all).
 * ``s3``: the same plates in a bucket of a local S3 server (moto, 127.0.0.1), DEST in the bucket
@@ -53,19 +55,26 @@ MiB = 2**20
 
 
 def convert(name: str, src: str, dest: str, *extra: str, env: dict[str, str] | None = None,
-            work: Path) -> dict:
+            work: Path, sampled: bool = True) -> dict:
+    """One measured run. ``sampled``: the process tree's memory is read every 50 ms (about 5%
+    of a core, which a run keeping both cores busy loses and a one-core run does not); else
+    only at the start, for a run timed undisturbed (its memory figures are then the main
+    process's own)."""
     probe = work / f"{name}.io.json"
     load = round(os.getloadavg()[0], 1)
     cmd = [PY, str(HERE / "io_probe.py"), str(probe), "convert", src, dest, "--preset",
            "cellprofiler_sqlite", "--partition-by", "plate", "--overwrite", "--report", "-",
            *extra]
     m = run_measured(name, cmd, env={**os.environ, **(env or {})}, log_path=work / f"{name}.log",
-                     timeout=1800)
+                     timeout=1800, poll_interval=0.05 if sampled else 3600)
     if not m.ok:
         raise SystemExit(f"{name} failed ({m.error}); see {work / f'{name}.log'}")
     io = json.loads(probe.read_text())
     run = {"wall_s": round(m.wall_s, 2), "load_before": load, "reap_s": io["reap_s"],
-           "peak_tree_mib": round(m.peak_rss_bytes / MiB),
+           # the sum over the tree (polled) or the main process's own high-water mark: not the
+           # kernel's largest-process figure, which counts this harness's own memory in (a
+           # process started by fork and exec keeps its parent's size as its first peak)
+           "peak_tree_mib": round(max(m.peak_rss_tree_bytes, io["peak_rss_bytes"]) / MiB),
            "pss_at_peak_tree_mib": round(m.pss_at_peak_tree_bytes / MiB),
            "cpu_tree_s": io["cpu_tree_s"], "cpu_main_s": io["cpu_main_s"],
            "main_peak_mib": round(io["peak_rss_bytes"] / MiB),
@@ -99,26 +108,34 @@ def case_four(work: Path, plates: Path, one: Path, rounds: int) -> dict:
         "htex_w2t2": ("--executor", "htex", "--workers", "2", "--threads", "2"),
         "htex_w1t1": ("--executor", "htex", "--workers", "1", "--threads", "1"),
     }
-    # Each round runs the four commands back to back; a ratio is taken within a round, and the
-    # median of the rounds' ratios is reported (this machine's run-to-run noise is about 10%).
+    # Each round runs the four commands back to back, timed without the memory sampler, then
+    # threads and HTEX 2 workers again with it (the memory ratio); a ratio is taken within a
+    # round, and the median of the rounds' ratios is reported (this machine's run-to-run noise
+    # is about 10%).
     runs: dict[str, list[dict]] = {name: [] for name in commands}
+    memory: dict[str, list[dict]] = {"threads": [], "htex2": []}
     for i in range(rounds):
         for name, extra in commands.items():
             runs[name].append(convert(f"{name}_{i}", str(plates), str(work / name), *extra,
-                                      work=work))
+                                      work=work, sampled=False))
+        for name in memory:
+            memory[name].append(convert(f"{name}_{i}_memory", str(plates),
+                                        str(work / f"{name}-memory"), *commands[name],
+                                        work=work))
     r["rounds"] = runs
+    r["memory_rounds"] = memory
     io = lambda run: run["main_rchar_mib"] + run["main_wchar_mib"]  # noqa: E731
 
-    def ratio(a: str, b: str, key: str) -> dict:
-        each = [round(x[key] / y[key], 2) for x, y in zip(runs[a], runs[b], strict=True)]
+    def ratio(a: str, b: str, key: str, of: dict[str, list[dict]] = runs) -> dict:
+        each = [round(x[key] / y[key], 2) for x, y in zip(of[a], of[b], strict=True)]
         return {"median": statistics.median(each), "rounds": each}
 
     r["ratios"] = {
         "main_io_over_one_image_mib (rchar+wchar)":
             round(max(io(x) for x in runs["htex2"]) - io(r["htex2_one_image"]), 1),
         "htex2_time_over_threads": ratio("htex2", "threads", "wall_s"),
-        "htex2_tree_peak_over_threads": ratio("htex2", "threads", "peak_tree_mib"),
-        "htex2_tree_pss_over_threads": ratio("htex2", "threads", "pss_at_peak_tree_mib"),
+        "htex2_tree_peak_over_threads": ratio("htex2", "threads", "peak_tree_mib", memory),
+        "htex2_tree_pss_over_threads": ratio("htex2", "threads", "pss_at_peak_tree_mib", memory),
         "w1t1_time_over_w2t2": ratio("htex_w1t1", "htex_w2t2", "wall_s"),
         # the CPU seconds of the process trees: what a shared machine's ratios follow
         "htex2_cpu_over_threads": ratio("htex2", "threads", "cpu_tree_s"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from celltable.domain.errors import SchemaError
@@ -23,6 +24,46 @@ ARROW_TYPES: dict[DataType, pa.DataType] = {
     DataType.NULL: pa.string(),  # a column of NULLs only is written as text
 }
 """The Arrow type each of celltable's types is written as."""
+
+
+# Arrow values are built here from their bytes, never from Python values: ``pa.array``,
+# ``pa.scalar`` and a compute function given a Python value first ask pandas whether the value
+# is one of its objects, which imports pandas (about 0.25 s of CPU and 40 MB in every process,
+# worker processes included, measured), and a conversion to Parquet needs nothing of it.
+
+
+def scalar(value: bool | int | float | str, type_: pa.DataType) -> pa.Scalar:
+    """``value`` as an Arrow scalar of ``type_``: a boolean, a fixed-width number, or text."""
+    if pa.types.is_boolean(type_):
+        buffers = [None, pa.py_buffer(b"\x01" if value else b"\x00")]
+    elif pa.types.is_string(type_) or pa.types.is_large_string(type_) \
+            or pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
+        data = value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+        width = np.int64 if pa.types.is_large_string(type_) or pa.types.is_large_binary(type_) \
+            else np.int32
+        buffers = [None, pa.py_buffer(np.array([0, len(data)], width)), pa.py_buffer(data)]
+    else:
+        dtype = np.dtype(type_.to_pandas_dtype())
+        if dtype.kind not in "iufmM":  # not a fixed-width number (no such column here)
+            return pa.scalar(value, type_)
+        buffers = [None, pa.py_buffer(np.array([value], dtype))]
+    return pa.Array.from_buffers(type_, 1, buffers)[0]
+
+
+def positions(n: int) -> pa.Array:
+    """``0 .. n-1`` as int64."""
+    return pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(np.arange(n, dtype=np.int64))])
+
+
+def is_positions(array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether ``array`` holds ``0 .. len-1`` in order, without NULLs."""
+    if array.null_count:
+        return False
+    if len(array) == 0:
+        return True
+    import pyarrow.compute as pc
+
+    return bool(pc.all(pc.equal(array, positions(len(array)).cast(array.type))).as_py())
 
 
 def arrow_schema(columns: Sequence[Column]) -> pa.Schema:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from celltable.adapters.arrow_types import scalar
 from celltable.domain.validation import ColumnDigests
 
 ALGORITHM = "celltable-columns-crc32-v1"
@@ -43,13 +44,14 @@ class _Column:
         if pa.types.is_dictionary(arr.type):
             arr = arr.dictionary_decode()
         if arr.null_count:
-            where = pc.add(pc.indices_nonzero(arr.is_null()), start).cast(pa.int64())
+            where = pc.indices_nonzero(arr.is_null())
+            where = pc.add(where, scalar(start, where.type)).cast(pa.int64())
             self.nulls = zlib.crc32(_buffer(where, 8), self.nulls)
         t = arr.type
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
                 or pa.types.is_large_binary(t):
             arr = arr.cast(pa.large_binary()) if not pa.types.is_large_binary(t) else arr
-            lengths = pc.fill_null(pc.binary_length(arr), 0).cast(pa.int64())
+            lengths = pc.fill_null(pc.binary_length(arr), scalar(0, pa.int64())).cast(pa.int64())
             self.lengths = zlib.crc32(_buffer(lengths, 8), self.lengths)
             if len(arr):
                 _, offsets, data = arr.buffers()
@@ -59,11 +61,11 @@ class _Column:
                     self.values = zlib.crc32(memoryview(data)[lo:hi], self.values)
             return
         if pa.types.is_boolean(t):
-            arr = pc.fill_null(arr, False).cast(pa.uint8())
+            arr = pc.fill_null(arr, scalar(False, pa.bool_())).cast(pa.uint8())
         elif pa.types.is_null(t):
             return
         elif arr.null_count:
-            arr = pc.fill_null(arr, pa.scalar(0, type=t))
+            arr = pc.fill_null(arr, scalar(0, t))
         self.values = zlib.crc32(_buffer(arr, arr.type.bit_width // 8), self.values)
 
     def digest(self) -> bytes:

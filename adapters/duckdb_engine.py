@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from celltable.adapters.arrow_types import is_positions
 from celltable.adapters.duckdb_gather import gather_chunk
 from celltable.adapters.duckdb_sql import (
     error_summary,
@@ -59,7 +60,7 @@ def _sorted(table: pa.Table, keys: tuple[str, ...]) -> pa.Table:
         return table
     order = pc.sort_indices(table.select(list(keys)),
                             [(k, "ascending", "at_start") for k in keys])
-    if pc.all(pc.equal(order, pa.array(range(table.num_rows), order.type))).as_py():
+    if is_positions(order):
         return table
     return table.take(order)
 

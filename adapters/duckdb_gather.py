@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from functools import reduce
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from celltable.adapters.arrow_types import ARROW_TYPES
+from celltable.adapters.arrow_types import ARROW_TYPES, is_positions, positions, scalar
 from celltable.adapters.duckdb_sql import render_rows
 from celltable.domain.join import ChunkQuery, SelectColumn
 from celltable.domain.presets import IMAGE
@@ -47,7 +46,7 @@ def gather_chunk(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table],
     for name, columns in _keys(query, order).items():
         table = tables[name]
         con.register(name, pa.table(
-            [*(table.column(c) for c in columns), pa.array(np.arange(table.num_rows))],
+            [*(table.column(c) for c in columns), positions(table.num_rows)],
             names=[*columns, row]))
     rows = con.sql(sql).to_arrow_table()
     rows = rows.rename_columns(list(order_tables))
@@ -63,7 +62,7 @@ def gather_chunk(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table],
     for c in query.columns:
         target = ARROW_TYPES[c.type]
         if c.constant is not None:
-            columns.append(pa.repeat(pa.scalar(c.constant, target), n))
+            columns.append(pa.repeat(scalar(c.constant, target), n))
         elif c.table is None or c.source is None:
             columns.append(pa.nulls(n, target))
         else:
@@ -110,10 +109,8 @@ def _gather(table: pa.Table, rows: pa.ChunkedArray, columns: list[str]) -> pa.Ta
     """``columns`` of ``table`` at ``rows``; the columns themselves when ``rows`` are all of
     them in order."""
     selected = table.select(list(dict.fromkeys(columns)))
-    if rows.null_count == 0 and len(rows) == table.num_rows:
-        numbers = rows.to_numpy()
-        if np.array_equal(numbers, np.arange(len(numbers))):
-            return selected
+    if len(rows) == table.num_rows and is_positions(rows):
+        return selected
     return selected.take(rows)
 
 

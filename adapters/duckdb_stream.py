@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from celltable.adapters.arrow_types import scalar
 from celltable.adapters.csv_header import with_names
 from celltable.adapters.csv_keys import not_whole, not_whole_error, with_double_keys
 from celltable.adapters.duckdb_sql import arrow_reader, data_type, error_summary, ident, literal
@@ -204,7 +205,8 @@ class _TableStream:
                 except StopIteration:
                     return
             if upper is not None:
-                n = pc.sum(pc.less(batch.column(self._key), upper)).as_py() or 0
+                key = batch.column(self._key)
+                n = pc.sum(pc.less(key, scalar(upper, key.type))).as_py() or 0
                 if n < batch.num_rows:  # keys are sorted: the first n rows are below
                     self._rest = batch.slice(n)
                     yield batch.slice(0, n)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from celltable.adapters.arrow_types import arrow_schema, domain_columns
+from celltable.adapters.arrow_types import arrow_schema, domain_columns, scalar
 from celltable.adapters.column_digest import ColumnDigester
 from celltable.adapters.parquet import ParquetWriter
 from celltable.domain.errors import DestinationError, SourceNotFoundError, SourceReadError
@@ -37,7 +37,9 @@ from celltable.domain.validation import (
     manifest_json,
 )
 
-_NULL_INT = -(2**63)
+_NULL_INT = scalar(-(2**63), pa.int64())
+_NO_LENGTH = scalar(-1, pa.int64())
+_EMPTY = scalar("", pa.large_string())
 BATCH_BYTES = 64 * 2**20  # values decoded at once when reading back
 
 
@@ -73,8 +75,8 @@ class _ColumnDigest:
 
     def _text(self, arr: pa.Array) -> None:
         arr = arr.cast(pa.large_string())
-        _hash_int64(pc.fill_null(pc.binary_length(arr), -1).cast(pa.int64()), self.lengths)
-        arr = pc.fill_null(arr, "")
+        _hash_int64(pc.fill_null(pc.binary_length(arr), _NO_LENGTH).cast(pa.int64()), self.lengths)
+        arr = pc.fill_null(arr, _EMPTY)
         if not len(arr):
             return
         _, offsets, data = arr.buffers()

@@ -541,8 +541,8 @@ def test_an_s3_dest_holding_the_source_is_refused_and_nothing_deleted(s3, tmp_pa
     assert _keys(s3, SRC) == before
 
 
-def test_a_download_cache_inside_a_local_dest_is_refused_before_any_download(  # noqa: F811
-        s3, tmp_path, monkeypatch):
+def test_a_download_cache_inside_a_local_dest_is_refused_before_any_download(
+        s3, tmp_path, monkeypatch):  # noqa: F811
     """The cloud plates' download cache, set by CELLTABLE_LOCAL_CACHE_DIR as by
     --local-cache-dir, inside the DEST that --overwrite replaces: refused before a byte is
     downloaded into it (plates are downloaded as they are listed, before DEST is prepared)."""
@@ -554,7 +554,7 @@ def test_a_download_cache_inside_a_local_dest_is_refused_before_any_download(  #
     (dest / "kept.txt").write_text("an earlier output")
     monkeypatch.setenv("CELLTABLE_LOCAL_CACHE_DIR", str(dest / "cache"))
     options = celltable.ConversionOptions(overwrite=True, partition_by="plate")
-    with pytest.raises(DestinationError, match="CELLTABLE_LOCAL_CACHE_DIR.*inside the destination"):
+    with pytest.raises(DestinationError, match=r"CELLTABLE_LOCAL_CACHE_DIR.*inside the destination"):
         celltable.convert(f"s3://{SRC}/proj/p1", dest, preset="cellprofiler_csv", options=options)
     result = _convert(f"s3://{SRC}/proj/p1", dest, "--overwrite", "--partition-by", "plate")
     assert result.exit_code == 1 and "CELLTABLE_LOCAL_CACHE_DIR" in result.output

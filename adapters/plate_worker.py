@@ -119,6 +119,9 @@ class LocalPlateWorker:
 
         return CellProfilerExperiments().read(plate)
 
+    def check_writer(self) -> None:
+        self._writer_here()
+
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         if not _is_cloud(path):
             return self._writer_here().create(path, columns, rows)

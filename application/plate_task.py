@@ -49,6 +49,7 @@ def survey_plate(recipe: WorkerRecipe, listed: Plate, preset: Preset,
     read gives an :class:`Unreadable` (the plan names it, or with ``skip_bad_files`` leaves it
     out, as the threads path does)."""
     worker = recipe.build()
+    worker.check_writer()  # an extra missing on this worker: said now, not after the surveys
     found: list[Surveyed | Unreadable] = []
     for plate in _named(listed, lambda: worker.plates_of(listed, preset)):
         try:

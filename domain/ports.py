@@ -304,6 +304,15 @@ class PlateWorker(Protocol):
     def experiment(self, plate: Plate) -> tuple[tuple[str, str], ...]:
         """A plate's Experiment table, read here (see :class:`ExperimentReader`)."""
 
+    def check_writer(self) -> None:
+        """Build the output format's writer here now: a worker without the format's optional
+        libraries fails its first survey task, before any plate is written.
+
+        Raises:
+            MissingExtraError: The format's extra is not installed where this runs.
+        """
+        ...
+
     def open_sink(self, path: str, columns: Sequence[Column], rows: int = 0) -> TableSink:
         """A new output file at ``path`` (local, or an object store's URI): the one place a
         plate task creates its writer."""

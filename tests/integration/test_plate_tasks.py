@@ -19,7 +19,7 @@ from celltable.adapters.plate_worker import PlateRecipe
 from celltable.application.convert import convert
 from celltable.application.plate_task import write_plate
 from celltable.bootstrap import Adapters, bootstrap
-from celltable.domain.errors import ConfigurationError, PlateFailedError
+from celltable.domain.errors import ConfigurationError, MissingExtraError, PlateFailedError
 from celltable.domain.model import ConversionOptions, ConversionRequest
 from celltable.domain.presets import get_preset
 from tests.fakes import SyncRunner
@@ -108,6 +108,22 @@ def test_one_output_file_is_refused_with_the_option_to_use_and_nothing_is_writte
     with pytest.raises(ConfigurationError, match="--partition-by plate"):
         by_plate(two_nf1_plates, tmp_path / "one.parquet", partition_by=None)
     assert [p.name for p in tmp_path.iterdir()] == ["sqlite_plates"]
+
+
+def test_a_worker_without_the_formats_extra_fails_its_first_survey_before_any_plate_task(
+        tmp_path, two_nf1_plates, monkeypatch):
+    import celltable.adapters.formats as formats
+
+    def missing(name, settings=None):
+        raise MissingExtraError(f"the {name} format needs its extra here")
+
+    monkeypatch.setattr(formats, "writer", missing)  # as on a worker without the extra
+    runner = PicklingRunner()
+    with pytest.raises(MissingExtraError, match="needs its extra"):  # the plate not blamed
+        by_plate(two_nf1_plates, tmp_path / "out", runner=runner)
+    assert runner.plates == []
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.celltable-*"))
 
 
 def test_a_plate_failing_on_its_own_data_is_named_and_nothing_is_published(tmp_path,

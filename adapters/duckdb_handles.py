@@ -21,13 +21,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from celltable.domain.errors import ExecutionError
 
-Connect = Callable[..., duckdb.DuckDBPyConnection]
+if TYPE_CHECKING:  # the main process of a run by plate tasks unpickles handles without DuckDB
+    import duckdb
+
+Connect = Callable[..., "duckdb.DuckDBPyConnection"]
 """The engine's ``connect(database, read_only=...)``."""
 
 

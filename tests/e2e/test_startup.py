@@ -36,8 +36,8 @@ def test_a_local_conversion_does_not_import_the_cloud_libraries(tmp_path):
 _CONVERT_VALIDATE_THEN_LIST_MODULES = """
 import sys
 from celltable.cli import main
-source, dest, *extra = sys.argv[1:]
-for argv in (["convert", source, dest, "--quiet", *extra], ["validate", dest]):
+validate, source, dest, *extra = sys.argv[1:]
+for argv in (["convert", source, dest, "--quiet", *extra], *([["validate", dest]] * (validate == "1"))):
     sys.argv = ["celltable", *argv]
     try:
         main()
@@ -57,7 +57,7 @@ def test_a_conversion_to_parquet_and_its_validation_never_import_pandas(tmp_path
     40 MB in every process, every worker's too), and ADBC's DB-API module imports pandas and
     polars."""
     done = subprocess.run(
-        [sys.executable, "-c", _CONVERT_VALIDATE_THEN_LIST_MODULES, str(source),
+        [sys.executable, "-c", _CONVERT_VALIDATE_THEN_LIST_MODULES, "1", str(source),
          str(tmp_path / "out"), *extra],
         capture_output=True, text=True, timeout=300, check=False,
     )
@@ -65,3 +65,18 @@ def test_a_conversion_to_parquet_and_its_validation_never_import_pandas(tmp_path
     loaded = set(done.stdout.splitlines()[-1].split())
     assert {"duckdb", "pyarrow"} <= loaded
     assert not loaded & {"pandas", "polars"}
+
+
+def test_the_main_process_of_a_run_by_plate_tasks_loads_neither_duckdb_nor_arrow(tmp_path):
+    """Under worker processes the main process plans and commits: it unpickles the surveys'
+    staged handles, which must not bring DuckDB in (nor Arrow, nor pandas)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CONVERT_VALIDATE_THEN_LIST_MODULES, "0", str(NF1_SQLITE),
+         str(tmp_path / "out"), "--executor", "htex", "--workers", "1", "--partition-by", "plate"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "all_cellprofiler.sqlite.parquet").exists()
+    loaded = set(done.stdout.splitlines()[-1].split())
+    assert "parsl" in loaded
+    assert not loaded & {"duckdb", "pyarrow", "numpy", "pandas"}

@@ -51,8 +51,9 @@ def _run(script: str, name: str, forkserver: bool = False) -> None:
 
 def _fork_from_server() -> None:
     """Parsl's spawn context, as the script will import it, made a forkserver context whose
-    server imports this module (so the script's code) once. Left as it is if Parsl has no such
-    name (a later Parsl): then its processes spawn as before."""
+    server imports this module (so the script's code) once. Left as it is where the system has
+    no forkserver, or Parsl no such name (a later Parsl): then its processes spawn as before
+    (and the server, if started, idles until the pool ends)."""
     import multiprocessing
     import multiprocessing.forkserver
 

@@ -135,17 +135,23 @@ def _rows(uri: str, sql: str, batch_rows: int | None = None) -> Iterator[pa.Reco
         import adbc_driver_sqlite
     except ImportError as e:  # pragma: no cover - a broken install
         raise SourceReadError("the package adbc-driver-sqlite is missing; reinstall celltable") from e
-    with adbc_driver_sqlite.connect(uri) as db, adbc.AdbcConnection(db) as conn, \
-            adbc.AdbcStatement(conn) as stmt:
+    handles = [adbc_driver_sqlite.connect(uri)]  # database, connection, statement, stream
+    try:
+        handles.append(adbc.AdbcConnection(handles[0]))
+        statement = adbc.AdbcStatement(handles[1])
+        handles.append(statement)
         if batch_rows is not None:
-            stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
-        stmt.set_sql_query(sql)
-        stream, _ = stmt.execute_query()
-        reader = pa.RecordBatchReader.from_stream(stream)
-        try:
-            yield reader
-        finally:
-            reader.close()  # before its statement
+            statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
+        statement.set_sql_query(sql)
+        stream, _ = statement.execute_query()
+        reader = pa.RecordBatchReader.from_stream(stream) \
+            if hasattr(stream, "__arrow_c_stream__") \
+            else pa.RecordBatchReader._import_from_c(stream.address)  # an ADBC without the stream protocol
+        handles.append(reader)
+        yield reader
+    finally:
+        for handle in reversed(handles):  # each before what it came from
+            handle.close()
 
 
 def _query(uri: str, sql: str) -> list[tuple[object, ...]]:

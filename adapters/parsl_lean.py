@@ -66,23 +66,42 @@ def _fork_from_server() -> None:
     # this process does the same (two cores), rather than when the script first needs it.
     context.set_forkserver_preload([Path(__file__).stem])
     before = os.environ.get("PYTHONPATH")
+    os.environ[PYTHONPATH_VARIABLE] = before or ""  # put back in the server (its workers inherit)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *filter(None, [before])])
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
+        del os.environ[PYTHONPATH_VARIABLE]
         if before is None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = before
-    import parsl.multiprocessing
-
+    try:
+        import parsl.multiprocessing
+    except ImportError:  # pragma: no cover - a later Parsl
+        return
     if hasattr(parsl.multiprocessing, "SpawnContext"):
         parsl.multiprocessing.SpawnContext = context  # type: ignore[assignment]
+
+
+def _preload() -> None:
+    """In the fork server: the environment and path its processes would have had (not this
+    folder on ``PYTHONPATH``, not the working folder first on ``sys.path``), then the script's
+    imports."""
+    before = os.environ.pop(PYTHONPATH_VARIABLE, "")
+    if before:
+        os.environ["PYTHONPATH"] = before
+    else:
+        os.environ.pop("PYTHONPATH", None)
+    sys.path[:] = [p for p in sys.path if p not in ("", str(Path(__file__).parent))]
+    _run(os.environ[SCRIPT_VARIABLE], "__parsl_lean_preload__")
 
 
 # The processes the script starts inherit the environment; Python runs this module again in
 # them with its own path as ``sys.argv[0]``, so the script's path travels here.
 SCRIPT_VARIABLE = "CELLTABLE_PARSL_SCRIPT"
+PYTHONPATH_VARIABLE = "CELLTABLE_PARSL_PYTHONPATH"
+""":func:`_fork_from_server`'s ``PYTHONPATH`` before it put this folder on it for the server."""
 
 if __name__ == "__main__":
     fork = sys.argv[1] == "--forkserver"
@@ -95,4 +114,4 @@ elif __name__ == "__mp_main__" and SCRIPT_VARIABLE in os.environ:
 elif __name__ == Path(__file__).stem and SCRIPT_VARIABLE in os.environ:
     # the forkserver's preload: the script's imports, once, for every process forked from it
     # (each still runs the script's definitions as ``__mp_main__``, in milliseconds)
-    _run(os.environ[SCRIPT_VARIABLE], "__parsl_lean_preload__")
+    _preload()

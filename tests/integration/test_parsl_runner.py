@@ -81,9 +81,13 @@ def _optional_imports() -> tuple[list[str], str]:
     return before, boto3.__name__
 
 
-def _parent() -> str:
-    """The command line of the process that started this worker."""
-    return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+def _parent() -> tuple[str, bool, str | None]:
+    """The command line of the process that started this worker, whether that process had
+    imported Parsl's worker pool through parsl_lean (so this one has it), and PYTHONPATH here."""
+    import sys
+
+    command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return command, "parsl_lean" in sys.modules, os.environ.get("PYTHONPATH")
 
 
 def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worker_died(
@@ -101,7 +105,9 @@ def test_htex_runs_tasks_in_worker_processes_and_retries_only_a_task_whose_worke
         # nothing (boto3, SQLAlchemy: installed here by the test extras); a task imports them
         assert runner.submit(_optional_imports).result() == ([], "boto3")
         if sys.platform == "linux":  # forked from one server that imported Parsl once
-            assert "multiprocessing.forkserver" in runner.submit(_parent).result()
+            command, preloaded, pythonpath = runner.submit(_parent).result()
+            assert "multiprocessing.forkserver" in command and preloaded
+            assert pythonpath == os.environ["PYTHONPATH"]  # the server's own path not leaked
         assert runner.submit(_die_once, str(tmp_path / "died")).result() != os.getpid()
         with pytest.raises(SourceReadError, match="on purpose"):
             runner.submit(_fail_named, str(tmp_path / "tries")).result()

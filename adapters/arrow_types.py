@@ -33,21 +33,41 @@ ARROW_TYPES: dict[DataType, pa.DataType] = {
 
 
 def scalar(value: bool | int | float | str, type_: pa.DataType) -> pa.Scalar:
-    """``value`` as an Arrow scalar of ``type_``: a boolean, a fixed-width number, or text."""
+    """``value`` as an Arrow scalar of ``type_``: a boolean, an integer or float, or text.
+
+    Raises:
+        TypeError: ``value`` is not of that kind, or ``type_`` none of these.
+        OverflowError: An integer out of ``type_``'s range.
+    """
+    def wrong() -> TypeError:
+        return TypeError(f"{value!r} is not a value of Arrow type {type_}")
+
     if pa.types.is_boolean(type_):
+        if not isinstance(value, bool):
+            raise wrong()
         buffers = [None, pa.py_buffer(b"\x01" if value else b"\x00")]
-    elif pa.types.is_string(type_) or pa.types.is_large_string(type_) \
-            or pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-        data = value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
-        width = np.int64 if pa.types.is_large_string(type_) or pa.types.is_large_binary(type_) \
-            else np.int32
+    elif pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        if not isinstance(value, str):
+            raise wrong()
+        data = value.encode()
+        width = np.int64 if pa.types.is_large_string(type_) else np.int32
         buffers = [None, pa.py_buffer(np.array([0, len(data)], width)), pa.py_buffer(data)]
-    else:
+    elif pa.types.is_integer(type_) or pa.types.is_floating(type_):
         dtype = np.dtype(type_.to_pandas_dtype())
-        if dtype.kind not in "iufmM":  # not a fixed-width number (no such column here)
-            return pa.scalar(value, type_)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or (dtype.kind in "iu" and not isinstance(value, int)):
+            raise wrong()
+        if dtype.kind in "iu" and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+            raise OverflowError(f"{value} is out of the range of Arrow type {type_}")
         buffers = [None, pa.py_buffer(np.array([value], dtype))]
+    else:
+        raise wrong()
     return pa.Array.from_buffers(type_, 1, buffers)[0]
+
+
+def zero(type_: pa.DataType) -> pa.Scalar:
+    """The value of a fixed-width type whose bytes are all zero: 0, 0.0, the epoch."""
+    return pa.Array.from_buffers(type_, 1, [None, pa.py_buffer(bytes(type_.bit_width // 8))])[0]
 
 
 def positions(n: int) -> pa.Array:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from celltable.adapters.arrow_types import scalar
+from celltable.adapters.arrow_types import scalar, zero
 from celltable.domain.validation import ColumnDigests
 
 ALGORITHM = "celltable-columns-crc32-v1"
@@ -65,7 +65,7 @@ class _Column:
         elif pa.types.is_null(t):
             return
         elif arr.null_count:
-            arr = pc.fill_null(arr, scalar(0, t))
+            arr = pc.fill_null(arr, zero(t))
         self.values = zlib.crc32(_buffer(arr, arr.type.bit_width // 8), self.values)
 
     def digest(self) -> bytes:

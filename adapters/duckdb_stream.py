@@ -205,8 +205,7 @@ class _TableStream:
                 except StopIteration:
                     return
             if upper is not None:
-                key = batch.column(self._key)
-                n = pc.sum(pc.less(key, scalar(upper, key.type))).as_py() or 0
+                n = pc.sum(pc.less(batch.column(self._key), scalar(upper, pa.int64()))).as_py() or 0
                 if n < batch.num_rows:  # keys are sorted: the first n rows are below
                     self._rest = batch.slice(n)
                     yield batch.slice(0, n)

@@ -5,7 +5,7 @@ typed by the columns' declarations. Chosen in ``sqlite_reader.py``."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,23 +135,19 @@ def _rows(uri: str, sql: str, batch_rows: int | None = None) -> Iterator[pa.Reco
         import adbc_driver_sqlite
     except ImportError as e:  # pragma: no cover - a broken install
         raise SourceReadError("the package adbc-driver-sqlite is missing; reinstall celltable") from e
-    handles = [adbc_driver_sqlite.connect(uri)]  # database, connection, statement, stream
-    try:
-        handles.append(adbc.AdbcConnection(handles[0]))
-        statement = adbc.AdbcStatement(handles[1])
-        handles.append(statement)
+    with ExitStack() as handles:  # closed in reverse: each before what it came from
+        database = handles.enter_context(closing(adbc_driver_sqlite.connect(uri)))
+        connection = handles.enter_context(closing(adbc.AdbcConnection(database)))
+        statement = handles.enter_context(closing(adbc.AdbcStatement(connection)))
         if batch_rows is not None:
             statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
         statement.set_sql_query(sql)
         stream, _ = statement.execute_query()
+        handles.callback(stream.release)  # a no-op once Arrow has taken it over
         reader = pa.RecordBatchReader.from_stream(stream) \
             if hasattr(stream, "__arrow_c_stream__") \
             else pa.RecordBatchReader._import_from_c(stream.address)  # an ADBC without the stream protocol
-        handles.append(reader)
-        yield reader
-    finally:
-        for handle in reversed(handles):  # each before what it came from
-            handle.close()
+        yield handles.enter_context(closing(reader))
 
 
 def _query(uri: str, sql: str) -> list[tuple[object, ...]]:

@@ -56,6 +56,7 @@ def test_a_conversion_to_parquet_and_its_validation_never_import_pandas(tmp_path
     value, Arrow first asks pandas whether it is one of its objects, importing it (0.25 s and
     40 MB in every process, every worker's too), and ADBC's DB-API module imports pandas and
     polars."""
+    pytest.importorskip("pandas")  # installed (by the test extras), so importing it is possible
     done = subprocess.run(
         [sys.executable, "-c", _CONVERT_VALIDATE_THEN_LIST_MODULES, "1", str(source),
          str(tmp_path / "out"), *extra],

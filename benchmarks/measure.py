@@ -258,7 +258,8 @@ def run_measured(
                 os.killpg(pid, signal.SIGKILL)
             waiter.join()
             break
-        waiter.join(poll_interval)
+        waiter.join(poll_interval if deadline is None
+                    else max(0.0, min(poll_interval, deadline - time.perf_counter())))
     waiter.join()
     wall = (t_end[0] if t_end else time.perf_counter()) - t0
     if "status" in status:

@@ -35,6 +35,19 @@ def check_written_paths(sources: Sequence[str], dest: str, others: Sequence[tupl
                 [WrittenPath(o, resolved(p), p) for o, p in others])
 
 
+def check_download_cache(cache: str, dest: str, local_sources: Sequence[str]) -> None:
+    """Cloud plates are downloaded into ``cache`` as they are listed, before a local ``dest``
+    is prepared: a cache inside DEST (which ``--overwrite`` replaces) or in a local source is
+    refused first, whether ``--local-cache-dir`` or ``CELLTABLE_LOCAL_CACHE_DIR`` set it. (A
+    cloud DEST's destination checks its cache against the sources itself.)
+
+    Raises:
+        DestinationError: It is.
+    """
+    check_written_paths(local_sources, dest,
+                        [("--local-cache-dir (or CELLTABLE_LOCAL_CACHE_DIR)", cache)])
+
+
 def missing_parents(path: Path) -> list[Path]:
     """The folders above ``path`` that do not exist yet, deepest first."""
     return [p for p in path.parents if not p.exists()]

@@ -130,7 +130,11 @@ def _conversion(source_path: str, dest_path: str, opts: ConversionOptions, parsl
 
         parsl_config = load_config_file(os.fspath(parsl_config))
     entries = _manifest(source_path)
-    _check_download_cache(settings.cache_dir, dest_path, (source_path, *entries))
+    if not _is_cloud(dest_path) and any(_is_cloud(p) for p in (source_path, *entries)):
+        from celltable.adapters.safe_paths import check_download_cache
+
+        check_download_cache(settings.cache_dir, dest_path,
+                             [p for p in (source_path, *entries) if p and not _is_cloud(p)])
     clients = _cloud_clients(settings, (source_path, *entries, dest_path), opts.cloud_client,
                              opts.no_sign_request)
     locator, surveyor = _source_adapters(source_path, settings, clients, entries, progress)
@@ -268,23 +272,6 @@ def _arrow_threads(settings: Settings) -> Iterator[None]:
         yield
     finally:
         pa.set_cpu_count(before)
-
-
-def _check_download_cache(cache: str, dest_path: str, sources: tuple[str, ...]) -> None:
-    """Cloud plates are downloaded into the cache as they are listed, before DEST is prepared:
-    a cache inside a local DEST (which ``--overwrite`` replaces) or in a local source is refused
-    first, whether ``--local-cache-dir`` or ``CELLTABLE_LOCAL_CACHE_DIR`` set it. (A cloud
-    DEST's destination checks its cache against the sources itself.)
-
-    Raises:
-        DestinationError: It is.
-    """
-    if _is_cloud(dest_path) or not any(_is_cloud(s) for s in sources):
-        return
-    from celltable.adapters.safe_paths import check_written_paths
-
-    check_written_paths([s for s in sources if s and not _is_cloud(s)], dest_path,
-                        [("--local-cache-dir (or CELLTABLE_LOCAL_CACHE_DIR)", cache)])
 
 
 def _manifest(source_path: str) -> tuple[str, ...]:
